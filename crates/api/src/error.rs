@@ -1,0 +1,164 @@
+//! The error envelope of SPEC §10 and the one table mapping errors to status and code.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::ServiceResponse;
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// Largest accepted request body (SPEC §10).
+pub const MAX_BODY_BYTES: usize = 65_536;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("request body exceeds {MAX_BODY_BYTES} bytes")]
+    PayloadTooLarge,
+    #[error("{method} is not allowed here")]
+    MethodNotAllowed { method: String },
+    /// The sweep failed; the cause was logged where it happened.
+    #[error("federation_heartbeat_sweep_failed: internal error")]
+    SweepFailed,
+    /// `/readyz`: which dependency is down.
+    #[error("not ready: {}", .down.join(", "))]
+    NotReady { down: Vec<&'static str>, details: Value },
+    /// Anything unexpected; the cause was logged where it happened.
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    /// The single status/code table.
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
+            ApiError::MethodNotAllowed { .. } => {
+                (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED")
+            }
+            ApiError::SweepFailed | ApiError::Internal => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR")
+            }
+            ApiError::NotReady { .. } => (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),
+        }
+    }
+
+    fn details(&self) -> Value {
+        match self {
+            ApiError::NotReady { details, .. } => details.clone(),
+            _ => json!({}),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    success: bool,
+    error: String,
+    code: &'a str,
+    details: Value,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (status, code) = self.status_and_code();
+        HttpResponse::build(status).json(Envelope {
+            success: false,
+            error: self.to_string(),
+            code,
+            details: self.details(),
+        })
+    }
+}
+
+/// `{"success":true,"data":…}`
+pub fn ok<T: Serialize>(data: T) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "success": true, "data": data }))
+}
+
+pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let api = match &err {
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            ApiError::PayloadTooLarge
+        }
+        JsonPayloadError::ContentType => {
+            ApiError::BadRequest("Content-Type must be application/json".to_owned())
+        }
+        JsonPayloadError::Deserialize(e) if e.is_data() => {
+            ApiError::BadRequest(format!("invalid request body: {e}"))
+        }
+        JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!(
+            "request body is not valid JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        )),
+        _ => ApiError::BadRequest("request body could not be read".to_owned()),
+    };
+    api.into()
+}
+
+pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::BadRequest(format!("invalid path parameter: {err}")).into()
+}
+
+pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::BadRequest(format!("invalid query string: {err}")).into()
+}
+
+/// Unmatched routes answer with the envelope too.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    ApiError::NotFound(format!("no route for {} {}", req.method(), req.path())).error_response()
+}
+
+/// Turns any error response that is not already an envelope (actix's own 405, 413 from the
+/// payload limit, …) into one, so clients only ever parse one error shape.
+pub fn envelope_bare_errors<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_json = res
+        .response()
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v == HeaderValue::from_static("application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let api = match status {
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed {
+            method: res.request().method().to_string(),
+        },
+        StatusCode::NOT_FOUND => ApiError::NotFound(format!(
+            "no route for {} {}",
+            res.request().method(),
+            res.request().path()
+        )),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+        s if s.is_client_error() => ApiError::BadRequest(
+            s.canonical_reason().unwrap_or("bad request").to_lowercase(),
+        ),
+        _ => ApiError::Internal,
+    };
+    let (req, _) = res.into_parts();
+    let mut response: HttpResponse<BoxBody> = api.error_response();
+    // Keep the original status (e.g. 415); only the body changes.
+    *response.status_mut() = status;
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, response).map_into_right_body(),
+    ))
+}

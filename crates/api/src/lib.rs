@@ -1,0 +1,13 @@
+//! Powernode Federation API server.
+
+pub mod auth;
+pub mod cli;
+pub mod db;
+pub mod error;
+pub mod routes;
+pub mod settings;
+pub mod startup;
+pub mod telemetry;
+
+pub use settings::Settings;
+pub use startup::Application;

@@ -1,0 +1,253 @@
+//! One typed settings struct, loaded once in `main` from an optional TOML file and
+//! `POWERNODE_*` environment variables (the environment wins), then validated.
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use powernode_domain::liveness::DEFAULT_STALE_AFTER_SECS;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// Smallest accepted worker token, in characters.
+pub const MIN_WORKER_TOKEN_LEN: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Environment {
+    Production,
+    Development,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// What the file and environment may hold. Required values are `Option` so that a missing one
+/// gets a message naming its variable rather than serde's "missing field".
+#[derive(Debug, Serialize, Deserialize)]
+struct RawSettings {
+    environment: Environment,
+    http_listen: String,
+    database_url: Option<String>,
+    database_pool_size: u32,
+    database_connect_timeout_secs: u64,
+    redis_url: Option<String>,
+    redis_prefix: String,
+    worker_token: Option<String>,
+    stale_after_secs: u32,
+    shutdown_grace_secs: u64,
+    log_format: LogFormat,
+}
+
+impl Default for RawSettings {
+    fn default() -> Self {
+        RawSettings {
+            environment: Environment::Production,
+            http_listen: "127.0.0.1:3000".to_owned(),
+            database_url: None,
+            database_pool_size: 10,
+            database_connect_timeout_secs: 5,
+            redis_url: None,
+            redis_prefix: "powernode".to_owned(),
+            worker_token: None,
+            stale_after_secs: DEFAULT_STALE_AFTER_SECS,
+            shutdown_grace_secs: 30,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// Validated settings of one API process.
+#[derive(Clone)]
+pub struct Settings {
+    pub environment: Environment,
+    /// `host:port` of the operator and worker API (port 0 picks a free port).
+    pub http_listen: String,
+    pub database_url: SecretString,
+    pub database_pool_size: u32,
+    pub database_connect_timeout: Duration,
+    pub redis_url: SecretString,
+    pub redis_prefix: String,
+    pub worker_token: SecretString,
+    /// An active peer silent for longer than this is degraded by the sweep.
+    pub stale_after_secs: u32,
+    /// How long SIGTERM waits for in-flight requests.
+    pub shutdown_grace: Duration,
+    pub log_format: LogFormat,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("environment", &self.environment)
+            .field("http_listen", &self.http_listen)
+            .field("database_url", &redact_url(self.database_url.expose_secret()))
+            .field("database_pool_size", &self.database_pool_size)
+            .field("redis_url", &redact_url(self.redis_url.expose_secret()))
+            .field("redis_prefix", &self.redis_prefix)
+            .field("worker_token", &"[REDACTED]")
+            .field("stale_after_secs", &self.stale_after_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration could not be read: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Bounds of `stale_after`: below one heartbeat interval every peer would flap.
+const STALE_AFTER_BOUNDS: std::ops::RangeInclusive<u32> = 60..=86_400;
+
+impl Settings {
+    /// Loads `file` (when given) then the `POWERNODE_*` environment, and validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        let mut figment = Figment::from(Serialized::defaults(RawSettings::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let raw: RawSettings = figment
+            .merge(Env::prefixed("POWERNODE_"))
+            .extract()
+            .map_err(Box::new)?;
+        Self::validate(raw)
+    }
+
+    fn validate(raw: RawSettings) -> Result<Self, SettingsError> {
+        let required = |value: Option<String>, var: &str, what: &str| {
+            value.filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+                SettingsError::Invalid(format!("{var} is not set: set it to {what}"))
+            })
+        };
+        let worker_token = required(
+            raw.worker_token,
+            "POWERNODE_WORKER_TOKEN",
+            "a random secret of at least 32 characters, shared with powernode-worker",
+        )?;
+        let token_len = worker_token.chars().count();
+        if token_len < MIN_WORKER_TOKEN_LEN {
+            return Err(SettingsError::Invalid(format!(
+                "POWERNODE_WORKER_TOKEN is too short ({token_len} characters): set it to a random secret of at least {MIN_WORKER_TOKEN_LEN} characters"
+            )));
+        }
+        let database_url = required(
+            raw.database_url,
+            "POWERNODE_DATABASE_URL",
+            "a PostgreSQL URL such as postgres://powernode@127.0.0.1:5432/powernode",
+        )?;
+        let redis_url = required(
+            raw.redis_url,
+            "POWERNODE_REDIS_URL",
+            "a Redis URL such as redis://127.0.0.1:6379/",
+        )?;
+        if !STALE_AFTER_BOUNDS.contains(&raw.stale_after_secs) {
+            return Err(SettingsError::Invalid(format!(
+                "POWERNODE_STALE_AFTER_SECS is {}: set it between {} and {} seconds",
+                raw.stale_after_secs,
+                STALE_AFTER_BOUNDS.start(),
+                STALE_AFTER_BOUNDS.end()
+            )));
+        }
+        if raw.database_pool_size == 0 {
+            return Err(SettingsError::Invalid(
+                "POWERNODE_DATABASE_POOL_SIZE is 0: set it to at least 1".to_owned(),
+            ));
+        }
+        if raw.redis_prefix.is_empty() || raw.redis_prefix.contains(char::is_whitespace) {
+            return Err(SettingsError::Invalid(
+                "POWERNODE_REDIS_PREFIX must be a non-empty word without spaces".to_owned(),
+            ));
+        }
+        Ok(Settings {
+            environment: raw.environment,
+            http_listen: raw.http_listen,
+            database_url: database_url.into(),
+            database_pool_size: raw.database_pool_size,
+            database_connect_timeout: Duration::from_secs(raw.database_connect_timeout_secs.max(1)),
+            redis_url: redis_url.into(),
+            redis_prefix: raw.redis_prefix,
+            worker_token: worker_token.into(),
+            stale_after_secs: raw.stale_after_secs,
+            shutdown_grace: Duration::from_secs(raw.shutdown_grace_secs),
+            log_format: raw.log_format,
+        })
+    }
+}
+
+/// The URL without its password, for logs ("waiting for PostgreSQL at …").
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("REDACTED"));
+            }
+            url.to_string()
+        }
+        Err(_) => "[unparsable URL]".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw() -> RawSettings {
+        RawSettings {
+            database_url: Some("postgres://app:pw@127.0.0.1:5432/app".to_owned()),
+            redis_url: Some("redis://127.0.0.1:6379/".to_owned()),
+            worker_token: Some("x".repeat(32)),
+            ..RawSettings::default()
+        }
+    }
+
+    #[test]
+    fn a_missing_worker_token_names_the_variable() {
+        let err = Settings::validate(RawSettings {
+            worker_token: None,
+            ..raw()
+        })
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "POWERNODE_WORKER_TOKEN is not set: set it to a random secret of at least 32 characters, shared with powernode-worker"
+        );
+    }
+
+    #[test]
+    fn a_short_worker_token_is_refused() {
+        let err = Settings::validate(RawSettings {
+            worker_token: Some("x".repeat(31)),
+            ..raw()
+        })
+        .unwrap_err();
+        assert!(err.to_string().starts_with("POWERNODE_WORKER_TOKEN is too short (31 characters)"));
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let settings = Settings::validate(raw()).unwrap();
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("xxxxxxxx"), "{printed}");
+        assert!(!printed.contains(":pw@"), "{printed}");
+        assert!(printed.contains("REDACTED"));
+    }
+
+    #[test]
+    fn stale_after_is_bounded() {
+        let err = Settings::validate(RawSettings {
+            stale_after_secs: 5,
+            ..raw()
+        })
+        .unwrap_err();
+        assert!(err.to_string().starts_with("POWERNODE_STALE_AFTER_SECS is 5"));
+    }
+}

@@ -1,0 +1,114 @@
+//! Builds and runs the HTTP server; tests boot it on port 0.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::ErrorHandlers;
+use actix_web::{App, HttpServer, web};
+use backon::{ExponentialBuilder, Retryable};
+use secrecy::ExposeSecret;
+use tracing_actix_web::TracingLogger;
+
+use crate::error::{self, MAX_BODY_BYTES};
+use crate::routes;
+use crate::settings::{Settings, redact_url};
+
+/// Shared, read-only state of every worker thread.
+pub struct AppState {
+    pub settings: Settings,
+    pub pool: powernode_store::PgPool,
+    pub redis: redis::Client,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Binds `settings.http_listen` and prepares the server. Does not wait for PostgreSQL:
+    /// the server answers `/readyz` with 503 until it is reachable.
+    pub fn build(settings: Settings) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(&settings.http_listen).map_err(|e| {
+            anyhow::anyhow!("cannot listen on {}: {e} (POWERNODE_HTTP_LISTEN)", settings.http_listen)
+        })?;
+        let port = listener.local_addr()?.port();
+        let pool = powernode_store::pool(
+            settings.database_url.expose_secret(),
+            settings.database_pool_size,
+            settings.database_connect_timeout,
+        );
+        let redis = redis::Client::open(settings.redis_url.expose_secret())
+            .map_err(|e| anyhow::anyhow!("POWERNODE_REDIS_URL is not a valid Redis URL: {e}"))?;
+        let grace = settings.shutdown_grace;
+        let state = web::Data::new(AppState {
+            settings,
+            pool,
+            redis,
+        });
+        let server_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(ErrorHandlers::new().default_handler(error::envelope_bare_errors))
+                .wrap(TracingLogger::default())
+                .app_data(server_state.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(MAX_BODY_BYTES)
+                        .error_handler(error::json_error),
+                )
+                .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
+                .app_data(web::PathConfig::default().error_handler(error::path_error))
+                .app_data(web::QueryConfig::default().error_handler(error::query_error))
+                .configure(routes::configure)
+                .default_service(web::to(error::not_found))
+        })
+        .shutdown_timeout(grace.as_secs())
+        .listen(listener)?
+        .run();
+        actix_web::rt::spawn(announce_database(state));
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM/SIGINT (actix drains in-flight requests for the grace period).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Logs, with backoff, that we are waiting for PostgreSQL until it answers, then whether
+/// migrations are pending; requests keep being served (and `/readyz` says 503) meanwhile.
+async fn announce_database(state: web::Data<AppState>) {
+    let target = redact_url(state.settings.database_url.expose_secret());
+    let check = || {
+        let state = state.clone();
+        async move { crate::db::run(&state.pool, powernode_store::migrate::pending).await }
+    };
+    let pending = check
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(500))
+                .with_max_delay(Duration::from_secs(30))
+                .without_max_times(),
+        )
+        .notify(|e, wait| {
+            tracing::warn!(
+                "waiting for PostgreSQL at {target}: {e}; retrying in {:.1}s",
+                wait.as_secs_f64()
+            );
+        })
+        .await;
+    match pending {
+        Ok(p) if p.is_empty() => tracing::info!("PostgreSQL reachable; schema up to date"),
+        Ok(p) => tracing::warn!(
+            pending = ?p,
+            "PostgreSQL reachable but migrations are pending: run `powernode-api migrate`"
+        ),
+        Err(e) => tracing::error!(error = %e, "PostgreSQL check gave up"),
+    }
+}

@@ -1,0 +1,101 @@
+//! The fleet event catalogue of SPEC §8 (extend it, never rename it).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use strum::{AsRefStr, Display, EnumIter, EnumString, IntoStaticStr};
+
+use crate::peer::PeerStatus;
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    Display,
+    EnumString,
+    EnumIter,
+    AsRefStr,
+    IntoStaticStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    Display,
+    EnumString,
+    EnumIter,
+    AsRefStr,
+    IntoStaticStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum EventSource {
+    FederationHeartbeatSweep,
+    FederationHeartbeat,
+    FederationHandshake,
+    FederationPeer,
+    FederationGrant,
+    AcceptController,
+    InternalCa,
+    Approvals,
+    SdwanManager,
+    Governance,
+}
+
+/// Event kinds. Peer status events render as `federation.peer.<status>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    PeerStatus(PeerStatus),
+    PeerHeartbeatStale,
+    PeerDeleted,
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EventKind::PeerStatus(s) => write!(f, "federation.peer.{s}"),
+            EventKind::PeerHeartbeatStale => f.write_str("federation.peer.heartbeat_stale"),
+            EventKind::PeerDeleted => f.write_str("federation.peer.deleted"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_render_as_the_catalogue_names() {
+        assert_eq!(
+            EventKind::PeerStatus(PeerStatus::Revoked).to_string(),
+            "federation.peer.revoked"
+        );
+        assert_eq!(
+            EventKind::PeerHeartbeatStale.to_string(),
+            "federation.peer.heartbeat_stale"
+        );
+        assert_eq!(EventSource::AcceptController.as_ref(), "accept_controller");
+        assert_eq!(Severity::Medium.as_ref(), "medium");
+    }
+}

@@ -1,0 +1,12 @@
+//! Pure federation rules shared by the API, the store and the worker.
+//!
+//! Nothing here performs I/O or reads a clock: callers pass `now` and configuration in.
+
+pub mod events;
+pub mod liveness;
+pub mod peer;
+pub mod schedule;
+pub mod values;
+
+pub use peer::{Effects, IllegalTransition, PeerEvent, PeerStatus, Transition};
+pub use values::{InstanceUrl, InvalidValue, PeerKind, PeerOrigin, SpawnMode, SpawnRole, UlaPrefix};

@@ -1,0 +1,95 @@
+//! The `fleet_events` table (SPEC §8). Events are written in the caller's transaction.
+
+use diesel::prelude::*;
+use powernode_domain::events::{EventKind, EventSource, Severity};
+use serde_json::Value;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::StoreError;
+use crate::schema::fleet_events;
+
+#[derive(Queryable, Selectable, Debug, Clone, PartialEq)]
+#[diesel(table_name = fleet_events, check_for_backend(diesel::pg::Pg))]
+pub struct FleetEvent {
+    pub id: Uuid,
+    pub kind: String,
+    pub severity: String,
+    pub source: String,
+    pub peer_id: Option<Uuid>,
+    pub payload: Value,
+    pub correlation_id: Option<Uuid>,
+    pub emitted_at: OffsetDateTime,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = fleet_events)]
+struct NewEventRow<'a> {
+    id: Uuid,
+    kind: &'a str,
+    severity: &'a str,
+    source: &'a str,
+    peer_id: Option<Uuid>,
+    payload: &'a Value,
+    correlation_id: Option<Uuid>,
+}
+
+/// An event to record. `payload` must never hold a secret.
+pub struct NewEvent<'a> {
+    pub kind: EventKind,
+    pub severity: Severity,
+    pub source: EventSource,
+    pub peer_id: Option<Uuid>,
+    pub payload: &'a Value,
+    pub correlation_id: Option<Uuid>,
+}
+
+/// Inserts one event stamped with the database clock.
+pub fn insert(conn: &mut PgConnection, event: &NewEvent<'_>) -> Result<FleetEvent, StoreError> {
+    let kind = event.kind.to_string();
+    Ok(diesel::insert_into(fleet_events::table)
+        .values(NewEventRow {
+            id: Uuid::now_v7(),
+            kind: &kind,
+            severity: event.severity.as_ref(),
+            source: event.source.as_ref(),
+            peer_id: event.peer_id,
+            payload: event.payload,
+            correlation_id: event.correlation_id,
+        })
+        .returning(FleetEvent::as_returning())
+        .get_result(conn)?)
+}
+
+/// Filters for the events query; every field is optional.
+#[derive(Debug, Default, Clone)]
+pub struct EventFilter {
+    pub source: Option<String>,
+    pub kind: Option<String>,
+    pub peer_id: Option<Uuid>,
+    pub since: Option<OffsetDateTime>,
+    pub limit: i64,
+}
+
+/// Events matching `filter`, newest first.
+pub fn list(conn: &mut PgConnection, filter: &EventFilter) -> Result<Vec<FleetEvent>, StoreError> {
+    let mut query = fleet_events::table
+        .select(FleetEvent::as_select())
+        .into_boxed();
+    if let Some(source) = &filter.source {
+        query = query.filter(fleet_events::source.eq(source));
+    }
+    if let Some(kind) = &filter.kind {
+        query = query.filter(fleet_events::kind.eq(kind));
+    }
+    if let Some(peer_id) = filter.peer_id {
+        query = query.filter(fleet_events::peer_id.eq(peer_id));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(fleet_events::emitted_at.ge(since));
+    }
+    Ok(query
+        .order((fleet_events::emitted_at.desc(), fleet_events::id.desc()))
+        .limit(filter.limit.max(0))
+        .load(conn)?)
+}

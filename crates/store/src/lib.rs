@@ -1,0 +1,56 @@
+//! PostgreSQL persistence for Powernode Federation.
+
+pub mod events;
+pub mod migrate;
+pub mod peers;
+pub mod schema;
+
+use diesel::PgConnection;
+use diesel::r2d2::{ConnectionManager, Pool};
+
+pub use diesel::Connection;
+
+pub type PgPool = Pool<ConnectionManager<PgConnection>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] diesel::result::Error),
+    #[error("database connection failed: {0}")]
+    Connection(#[from] diesel::ConnectionError),
+    #[error("connection pool: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error("corrupt row in {table}: column {column} holds unknown value {value:?}")]
+    CorruptRow {
+        table: &'static str,
+        column: &'static str,
+        value: String,
+    },
+}
+
+/// Builds the pool without connecting: the API starts (and `/readyz` says why it is not ready)
+/// while PostgreSQL is still coming up.
+pub fn pool(database_url: &str, max_size: u32, connection_timeout: std::time::Duration) -> PgPool {
+    Pool::builder()
+        .max_size(max_size)
+        .connection_timeout(connection_timeout)
+        .build_unchecked(ConnectionManager::new(database_url))
+}
+
+/// One connection outside the pool (migrations, advisory session locks).
+pub fn connect(database_url: &str) -> Result<PgConnection, StoreError> {
+    Ok(PgConnection::establish(database_url)?)
+}
+
+diesel::define_sql_function! {
+    /// PostgreSQL's transaction clock, the only clock thresholds use (SPEC §12).
+    fn now() -> diesel::sql_types::Timestamptz;
+}
+
+/// The database clock, as one query.
+pub fn database_now(conn: &mut PgConnection) -> Result<time::OffsetDateTime, StoreError> {
+    use diesel::RunQueryDsl;
+    Ok(diesel::select(now()).get_result(conn)?)
+}

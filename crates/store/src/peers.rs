@@ -1,0 +1,260 @@
+//! The `peers` table: row structs, conversions to domain types, queries.
+
+use std::fmt;
+
+use diesel::prelude::*;
+use diesel::sql_types::{Double, Text, Uuid as SqlUuid};
+use powernode_domain::peer::{self, PeerEvent, Transition};
+use powernode_domain::{PeerKind, PeerOrigin, PeerStatus, SpawnMode, SpawnRole};
+use serde_json::Value;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::StoreError;
+use crate::schema::peers;
+
+/// Ciphertext that must never be printed, even though it is encrypted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sealed(pub Vec<u8>);
+
+impl fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sealed([REDACTED])")
+    }
+}
+
+/// A `peers` row exactly as stored.
+#[derive(Queryable, Selectable, Clone)]
+#[diesel(table_name = peers, check_for_backend(diesel::pg::Pg))]
+pub struct PeerRow {
+    pub id: Uuid,
+    pub origin: String,
+    pub remote_instance_url: String,
+    pub remote_instance_id: Option<Uuid>,
+    pub remote_ca_pem: Option<String>,
+    pub remote_ca_sha256: Option<String>,
+    pub contract_version_agreed: Option<i32>,
+    pub last_outbound_heartbeat_at: Option<OffsetDateTime>,
+    pub last_outbound_error: Option<String>,
+    pub pending_outbound_key: Option<Vec<u8>>,
+    pub peer_kind: String,
+    pub spawn_role: Option<String>,
+    pub spawn_mode: Option<String>,
+    pub remote_prefix_advertisement: Option<String>,
+    pub endpoints: Value,
+    pub extension_slugs: Value,
+    pub capabilities: Value,
+    pub sync_cursor: Option<Value>,
+    pub metadata: Value,
+    pub status: String,
+    pub signed_at: Option<OffsetDateTime>,
+    pub last_handshake_at: Option<OffsetDateTime>,
+    pub last_heartbeat_at: Option<OffsetDateTime>,
+    pub acceptance_token_digest: Option<String>,
+    pub acceptance_token_expires_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// A peer with its enumerations checked against the domain.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub id: Uuid,
+    pub origin: PeerOrigin,
+    pub remote_instance_url: String,
+    pub remote_instance_id: Option<Uuid>,
+    pub remote_ca_pem: Option<String>,
+    pub remote_ca_sha256: Option<String>,
+    pub contract_version_agreed: Option<i32>,
+    pub last_outbound_heartbeat_at: Option<OffsetDateTime>,
+    pub last_outbound_error: Option<String>,
+    pub pending_outbound_key: Option<Sealed>,
+    pub peer_kind: PeerKind,
+    pub spawn_role: Option<SpawnRole>,
+    pub spawn_mode: Option<SpawnMode>,
+    pub remote_prefix_advertisement: Option<String>,
+    pub endpoints: Value,
+    pub extension_slugs: Value,
+    pub capabilities: Value,
+    pub sync_cursor: Option<Value>,
+    pub metadata: Value,
+    pub status: PeerStatus,
+    pub signed_at: Option<OffsetDateTime>,
+    pub last_handshake_at: Option<OffsetDateTime>,
+    pub last_heartbeat_at: Option<OffsetDateTime>,
+    /// Present only to check a token; never serialised to any surface.
+    pub acceptance_token_digest: Option<String>,
+    pub acceptance_token_expires_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+fn parse_column<T: std::str::FromStr>(column: &'static str, value: &str) -> Result<T, StoreError> {
+    value.parse().map_err(|_| StoreError::CorruptRow {
+        table: "peers",
+        column,
+        value: value.to_owned(),
+    })
+}
+
+fn parse_optional<T: std::str::FromStr>(
+    column: &'static str,
+    value: Option<&str>,
+) -> Result<Option<T>, StoreError> {
+    value.map(|v| parse_column(column, v)).transpose()
+}
+
+impl TryFrom<PeerRow> for Peer {
+    type Error = StoreError;
+
+    fn try_from(row: PeerRow) -> Result<Self, StoreError> {
+        Ok(Peer {
+            origin: parse_column("origin", &row.origin)?,
+            peer_kind: parse_column("peer_kind", &row.peer_kind)?,
+            spawn_role: parse_optional("spawn_role", row.spawn_role.as_deref())?,
+            spawn_mode: parse_optional("spawn_mode", row.spawn_mode.as_deref())?,
+            status: parse_column("status", &row.status)?,
+            id: row.id,
+            remote_instance_url: row.remote_instance_url,
+            remote_instance_id: row.remote_instance_id,
+            remote_ca_pem: row.remote_ca_pem,
+            remote_ca_sha256: row.remote_ca_sha256,
+            contract_version_agreed: row.contract_version_agreed,
+            last_outbound_heartbeat_at: row.last_outbound_heartbeat_at,
+            last_outbound_error: row.last_outbound_error,
+            pending_outbound_key: row.pending_outbound_key.map(Sealed),
+            remote_prefix_advertisement: row.remote_prefix_advertisement,
+            endpoints: row.endpoints,
+            extension_slugs: row.extension_slugs,
+            capabilities: row.capabilities,
+            sync_cursor: row.sync_cursor,
+            metadata: row.metadata,
+            signed_at: row.signed_at,
+            last_handshake_at: row.last_handshake_at,
+            last_heartbeat_at: row.last_heartbeat_at,
+            acceptance_token_digest: row.acceptance_token_digest,
+            acceptance_token_expires_at: row.acceptance_token_expires_at,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+/// Insert struct; typed fields are rendered to their stored text here.
+#[derive(Insertable)]
+#[diesel(table_name = peers)]
+pub struct NewPeer<'a> {
+    pub id: Uuid,
+    pub origin: &'a str,
+    pub remote_instance_url: &'a str,
+    pub peer_kind: &'a str,
+    pub spawn_role: Option<&'a str>,
+    pub spawn_mode: Option<&'a str>,
+    pub remote_prefix_advertisement: Option<&'a str>,
+    pub status: &'a str,
+    pub metadata: Value,
+    pub last_heartbeat_at: Option<OffsetDateTime>,
+    pub acceptance_token_digest: Option<&'a str>,
+    pub acceptance_token_expires_at: Option<OffsetDateTime>,
+}
+
+pub fn insert(conn: &mut PgConnection, new: &NewPeer<'_>) -> Result<Peer, StoreError> {
+    diesel::insert_into(peers::table)
+        .values(new)
+        .returning(PeerRow::as_returning())
+        .get_result(conn)?
+        .try_into()
+}
+
+pub fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<Peer>, StoreError> {
+    peers::table
+        .find(id)
+        .select(PeerRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(Peer::try_from)
+        .transpose()
+}
+
+pub fn list(conn: &mut PgConnection, status: Option<PeerStatus>) -> Result<Vec<Peer>, StoreError> {
+    let mut query = peers::table.select(PeerRow::as_select()).into_boxed();
+    if let Some(status) = status {
+        query = query.filter(peers::status.eq(status.as_str()));
+    }
+    query
+        .order((peers::created_at.asc(), peers::id.asc()))
+        .load(conn)?
+        .into_iter()
+        .map(Peer::try_from)
+        .collect()
+}
+
+/// Result of one heartbeat sweep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepOutcome {
+    pub degraded_ids: Vec<Uuid>,
+    /// The database clock at the sweep's transaction start.
+    pub ran_at: OffsetDateTime,
+}
+
+#[derive(QueryableByName)]
+struct DegradedId {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+}
+
+/// Degrades every active platform peer whose last heartbeat is missing or older than
+/// `stale_after_secs` by the database clock, recording the reason and one event per peer, in one
+/// transaction. It is one set-based statement: a concurrent sweep blocks on the same rows, then
+/// re-checks `status` and skips them, so each peer is degraded once and gets one event.
+pub fn sweep_stale(
+    conn: &mut PgConnection,
+    stale_after_secs: u32,
+    reason: &str,
+) -> Result<SweepOutcome, StoreError> {
+    let from = PeerStatus::Active;
+    let Ok(Transition::Move { to, effects, .. }) = peer::apply(from, PeerEvent::HeartbeatStale)
+    else {
+        unreachable!("SPEC §2: active → degraded is always permitted");
+    };
+    let reason_key = effects.reason_key.unwrap_or(peer::DEGRADED_REASON);
+    conn.transaction(|conn| {
+        let ran_at = crate::database_now(conn)?;
+        let degraded = diesel::sql_query(
+            "WITH degraded AS (
+                 UPDATE peers
+                    SET status = $1,
+                        metadata = metadata || jsonb_build_object($2::text, $3::text),
+                        updated_at = now()
+                  WHERE status = $4
+                    AND peer_kind = $5
+                    AND (last_heartbeat_at IS NULL
+                         OR last_heartbeat_at < now() - make_interval(secs => $6))
+              RETURNING id, last_heartbeat_at
+             ), recorded AS (
+                 INSERT INTO fleet_events (id, kind, severity, source, peer_id, payload, emitted_at)
+                 SELECT gen_random_uuid(), $7, $8, $9, d.id,
+                        jsonb_build_object('from', $4::text, 'to', $1::text, 'reason', $3::text,
+                                           'last_heartbeat_at', d.last_heartbeat_at,
+                                           'stale_after_seconds', $6),
+                        now()
+                   FROM degraded d
+             )
+             SELECT id FROM degraded ORDER BY id",
+        )
+        .bind::<Text, _>(to.as_str())
+        .bind::<Text, _>(reason_key)
+        .bind::<Text, _>(reason)
+        .bind::<Text, _>(from.as_str())
+        .bind::<Text, _>(PeerKind::Platform.as_str())
+        .bind::<Double, _>(f64::from(stale_after_secs))
+        .bind::<Text, _>(effects.event_kind.to_string())
+        .bind::<Text, _>(effects.severity.as_ref())
+        .bind::<Text, _>(effects.event_source.as_ref())
+        .load::<DegradedId>(conn)?;
+        Ok(SweepOutcome {
+            degraded_ids: degraded.into_iter().map(|d| d.id).collect(),
+            ran_at,
+        })
+    })
+}

@@ -1,0 +1,48 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    fleet_events (id) {
+        id -> Uuid,
+        kind -> Text,
+        severity -> Text,
+        source -> Text,
+        peer_id -> Nullable<Uuid>,
+        payload -> Jsonb,
+        correlation_id -> Nullable<Uuid>,
+        emitted_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    peers (id) {
+        id -> Uuid,
+        origin -> Text,
+        remote_instance_url -> Text,
+        remote_instance_id -> Nullable<Uuid>,
+        remote_ca_pem -> Nullable<Text>,
+        remote_ca_sha256 -> Nullable<Text>,
+        contract_version_agreed -> Nullable<Int4>,
+        last_outbound_heartbeat_at -> Nullable<Timestamptz>,
+        last_outbound_error -> Nullable<Text>,
+        pending_outbound_key -> Nullable<Bytea>,
+        peer_kind -> Text,
+        spawn_role -> Nullable<Text>,
+        spawn_mode -> Nullable<Text>,
+        remote_prefix_advertisement -> Nullable<Text>,
+        endpoints -> Jsonb,
+        extension_slugs -> Jsonb,
+        capabilities -> Jsonb,
+        sync_cursor -> Nullable<Jsonb>,
+        metadata -> Jsonb,
+        status -> Text,
+        signed_at -> Nullable<Timestamptz>,
+        last_handshake_at -> Nullable<Timestamptz>,
+        last_heartbeat_at -> Nullable<Timestamptz>,
+        acceptance_token_digest -> Nullable<Text>,
+        acceptance_token_expires_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(fleet_events, peers,);

@@ -1,0 +1,70 @@
+//! `FederationHeartbeatJob`: asks the API to sweep stale peers (SPEC §5). Log lines are exact;
+//! the runbook greps for them.
+
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use serde_json::Value;
+
+use super::{JobFailed, TickJob};
+use crate::api_client::{ApiClient, CallError};
+use crate::schedules::JobKind;
+
+pub const SWEEP_PATH: &str = "/api/v1/system/worker_api/federation/heartbeat_sweep";
+const MAX_ATTEMPTS: usize = 3;
+
+pub async fn run(job: &TickJob, api: &ApiClient) -> Result<(), JobFailed> {
+    let tick = job.tick;
+    let attempt = || async {
+        tracing::info!(tick, "[FederationHeartbeatJob] Starting heartbeat sweep");
+        api.post(SWEEP_PATH).await
+    };
+    let result = attempt
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_secs(1))
+                .with_max_delay(Duration::from_secs(10))
+                .with_max_times(MAX_ATTEMPTS - 1),
+        )
+        .when(CallError::is_retryable)
+        .notify(|e, wait| log_failure(tick, e, Some(wait)))
+        .await;
+    match result {
+        Ok(data) => {
+            let swept = data.get("swept").and_then(Value::as_u64).unwrap_or(0);
+            let degraded = data
+                .get("degraded_ids")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            tracing::info!(
+                tick,
+                "[FederationHeartbeatJob] sweep complete: swept={swept} degraded_ids={degraded}"
+            );
+            Ok(())
+        }
+        Err(e) => {
+            log_failure(tick, &e, None);
+            Err(JobFailed {
+                job: JobKind::FederationHeartbeat.name(),
+                tick,
+                reason: e.to_string(),
+            })
+        }
+    }
+}
+
+fn log_failure(tick: u64, e: &CallError, retry_in: Option<Duration>) {
+    let retry = retry_in.map(|d| format!("{:.1}s", d.as_secs_f64()));
+    match e {
+        CallError::NonSuccess { .. } => tracing::warn!(
+            tick,
+            retry_in = retry.as_deref(),
+            "[FederationHeartbeatJob] sweep API returned non-success: {e}"
+        ),
+        CallError::NoAnswer(_) => tracing::error!(
+            tick,
+            retry_in = retry.as_deref(),
+            "[FederationHeartbeatJob] sweep failed: {e}"
+        ),
+    }
+}

@@ -1,0 +1,30 @@
+//! Jobs, one module each, dispatched from one function.
+
+pub mod federation_heartbeat;
+
+use serde::{Deserialize, Serialize};
+
+use crate::api_client::ApiClient;
+use crate::schedules::JobKind;
+
+/// The payload of every scheduled job: which schedule, which tick (scheduled unix second).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TickJob {
+    pub schedule: String,
+    pub tick: u64,
+}
+
+/// Runs one job; `Err` means the tick failed after its retries.
+pub async fn run(kind: JobKind, job: &TickJob, api: &ApiClient) -> Result<(), JobFailed> {
+    match kind {
+        JobKind::FederationHeartbeat => federation_heartbeat::run(job, api).await,
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{job} failed for tick {tick}: {reason}")]
+pub struct JobFailed {
+    pub job: &'static str,
+    pub tick: u64,
+    pub reason: String,
+}

@@ -1,0 +1,187 @@
+//! Wires schedules to apalis: per schedule, a cron producer that enqueues each tick once (an
+//! idempotency key shared by every worker process) and a Redis consumer that runs the job.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use apalis::prelude::*;
+use apalis_cron::{CronScheduler, Tick};
+use apalis_redis::{Config as RedisConfig, RedisStorage};
+use backon::{ExponentialBuilder, Retryable};
+use powernode_domain::schedule::tick_key;
+use secrecy::ExposeSecret;
+use tokio::sync::Notify;
+
+use crate::api_client::ApiClient;
+use crate::jobs::{self, TickJob};
+use crate::schedules::{self, Schedule};
+use crate::settings::Settings;
+
+/// Idempotency keys outlive any retry of a tick (SPEC §11: TTL 1 h).
+const IDEMPOTENCY_TTL: Duration = Duration::from_secs(3600);
+
+#[derive(Clone)]
+struct Producer {
+    schedule: Arc<Schedule>,
+    storage: RedisStorage<TickJob>,
+}
+
+#[derive(Clone)]
+struct Consumer {
+    schedule: Arc<Schedule>,
+    api: ApiClient,
+}
+
+async fn on_tick(tick: Tick, producer: Data<Producer>) -> Result<(), BoxDynError> {
+    let schedule = &producer.schedule;
+    let ts = tick.get_timestamp();
+    let key = tick_key(&schedule.name, i64::try_from(ts)?);
+    let task = TaskBuilder::new(TickJob {
+        schedule: schedule.name.clone(),
+        tick: ts,
+    })
+    .idempotency_key(&key)
+    .build();
+    let mut storage = producer.storage.clone();
+    storage.push_task(task).await?;
+    tracing::debug!(schedule = %schedule.name, tick = ts, "tick offered to the queue");
+    Ok(())
+}
+
+async fn on_job(job: TickJob, consumer: Data<Consumer>) -> Result<(), BoxDynError> {
+    match jobs::run(consumer.schedule.job, &job, &consumer.api).await {
+        Ok(()) => Ok(()),
+        // Retries already happened inside the job (at most 3 attempts a tick); abort so the
+        // Redis backend does not re-schedule the tick on its own.
+        Err(e) => Err(AbortError::new(e).into()),
+    }
+}
+
+/// Runs every schedule until SIGTERM/SIGINT. Any apalis worker failing (e.g. a registration
+/// refused by Redis) stops the others and returns an error, so the process exits non-zero.
+pub async fn run(settings: Settings, name: &str) -> anyhow::Result<()> {
+    let schedules = schedules::resolve(&settings.schedules)?;
+    let api = ApiClient::new(&settings)?;
+    let redis_url = settings.redis_url.expose_secret().to_owned();
+    let conn = (|| apalis_redis::connect(redis_url.clone()))
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(500))
+                .with_max_delay(Duration::from_secs(10))
+                .with_max_times(15),
+        )
+        .notify(|e, wait| {
+            tracing::warn!("waiting for Redis: {e}; retrying in {:.1}s", wait.as_secs_f64());
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("Redis is unreachable: {e}"))?;
+
+    let pid = std::process::id();
+    let boot = uuid::Uuid::new_v4().simple().to_string();
+    let boot = &boot[..12];
+    let failed = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(Notify::new());
+
+    let mut monitor = Monitor::new().should_restart({
+        let failed = failed.clone();
+        let stop = stop.clone();
+        move |worker, error| {
+            tracing::error!(worker = worker.name(), "apalis worker stopped: {error}");
+            failed.store(true, Ordering::SeqCst);
+            stop.notify_one();
+            false
+        }
+    });
+    for schedule in schedules {
+        let schedule = Arc::new(schedule);
+        let queue = schedule.redis_queue(&settings.redis_prefix);
+        let storage = RedisStorage::<TickJob>::new(conn.clone()).with_config(
+            RedisConfig::default()
+                .queue(&queue)
+                .idempotency_ttl(Some(IDEMPOTENCY_TTL)),
+        );
+        let cron = cron::Schedule::from_str(&schedule.cron)
+            .map_err(|e| anyhow::anyhow!("schedule `{}`: {e}", schedule.name))?;
+        let worker_name = format!("{name}-{}-{pid}-{boot}", schedule.name);
+        let producer = Producer {
+            schedule: schedule.clone(),
+            storage: storage.clone(),
+        };
+        let producer_name = format!("{worker_name}-cron");
+        monitor = monitor.register(move |_restarts| {
+            WorkerBuilder::new(producer_name.as_str())
+                .backend(CronScheduler::new(cron.clone()))
+                .data(producer.clone())
+                .build(on_tick)
+        });
+        let consumes = settings
+            .queues
+            .as_ref()
+            .is_none_or(|qs| qs.contains(&schedule.queue));
+        if consumes {
+            let consumer = Consumer {
+                schedule: schedule.clone(),
+                api: api.clone(),
+            };
+            let poll = settings.poll_interval;
+            monitor = monitor.register(move |_restarts| {
+                WorkerBuilder::new(worker_name.as_str())
+                    .backend(storage.clone().poll_with_interval(poll))
+                    .data(consumer.clone())
+                    .build(on_job)
+            });
+        }
+        tracing::info!(
+            schedule = %schedule.name,
+            job = schedule.job.name(),
+            queue = %queue,
+            interval_secs = schedule.interval_secs,
+            consumes,
+            "schedule registered"
+        );
+    }
+
+    let ctx = monitor.context();
+    let grace = settings.shutdown_grace;
+    let run = monitor.run();
+    tokio::pin!(run);
+    tokio::select! {
+        result = &mut run => return finish(result, &failed),
+        () = shutdown_signal() => tracing::info!("shutdown requested; finishing the running job"),
+        () = stop.notified() => tracing::error!("a worker failed; stopping the others"),
+    }
+    ctx.shutdown()?;
+    match tokio::time::timeout(grace, run).await {
+        Ok(result) => finish(result, &failed),
+        Err(_) => anyhow::bail!("jobs still running after {}s; exiting", grace.as_secs()),
+    }
+}
+
+fn finish(result: Result<(), MonitorError>, failed: &AtomicBool) -> anyhow::Result<()> {
+    result?;
+    if failed.load(Ordering::SeqCst) {
+        anyhow::bail!("a worker failed");
+    }
+    tracing::info!("powernode-worker stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
