@@ -40,7 +40,8 @@ CREATE UNIQUE INDEX peers_remote_instance_id_live
 
 CREATE INDEX peers_status ON peers (status);
 
--- The sweep reads only active peers by heartbeat age; the idle case must stay an index probe.
-CREATE INDEX peers_active_last_heartbeat
-    ON peers (last_heartbeat_at NULLS FIRST)
+-- The sweep reads only active peers by heartbeat age (a missing heartbeat counts as oldest);
+-- the idle case every minute must stay one index range probe, not a table scan.
+CREATE INDEX peers_active_heartbeat_age
+    ON peers ((COALESCE(last_heartbeat_at, '-infinity'::timestamptz)))
     WHERE status = 'active';

@@ -1,0 +1,389 @@
+//! Helpers for end-to-end tests: real PostgreSQL (a database per test), real Redis (a prefix
+//! per test), the real API on port 0 and the real worker binary.
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers fail loudly with a message"
+)]
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use diesel::RunQueryDsl;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use powernode_api::settings::Settings;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use uuid::Uuid;
+
+pub const WORKER_TOKEN: &str = "test-worker-token-0123456789abcdef-0123456789";
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests through `scripts/dev test`, which starts PostgreSQL and Redis")
+    })
+}
+
+/// The cluster's admin URL (database `postgres`).
+pub fn admin_url() -> String {
+    required_env("POWERNODE_TEST_DATABASE_URL")
+}
+
+pub fn redis_url() -> String {
+    required_env("POWERNODE_TEST_REDIS_URL")
+}
+
+fn url_for(db: &str) -> String {
+    let admin = admin_url();
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    format!("{base}/{db}")
+}
+
+/// Template name derived from the migrations' content, so an edited migration gets a new
+/// template instead of a stale one.
+fn template_name() -> String {
+    let mut files: Vec<PathBuf> = Vec::new();
+    let dir = workspace_root().join("migrations");
+    for entry in std::fs::read_dir(&dir).expect("migrations/ readable") {
+        let path = entry.expect("dir entry").path();
+        for f in ["up.sql", "down.sql"] {
+            files.push(path.join(f));
+        }
+    }
+    files.sort();
+    let mut h = DefaultHasher::new();
+    for f in files {
+        f.file_name().hash(&mut h);
+        f.parent().map(|p| p.file_name()).hash(&mut h);
+        std::fs::read(&f).unwrap_or_default().hash(&mut h);
+    }
+    format!("pn_tmpl_{:016x}", h.finish())
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Creates the migrated template once per migration set. nextest runs each test in its own
+/// process, so a PostgreSQL advisory lock (not a `Once`) guards creation.
+fn ensure_template(admin: &mut PgConnection) -> String {
+    let name = template_name();
+    diesel::sql_query("SELECT pg_advisory_lock(4242)")
+        .execute(admin)
+        .expect("advisory lock");
+    let ready: i64 = diesel::sql_query(
+        "SELECT count(*) AS n FROM pg_database d
+          WHERE d.datname = $1 AND shobj_description(d.oid, 'pg_database') = 'ready'",
+    )
+    .bind::<Text, _>(&name)
+    .get_result::<Count>(admin)
+    .expect("template lookup")
+    .n;
+    if ready == 0 {
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(admin)
+            .expect("drop half-built template");
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(admin)
+            .expect("create template");
+        {
+            let mut conn = PgConnection::establish(&url_for(&name)).expect("connect template");
+            powernode_store::migrate::run_pending(&mut conn).expect("migrate template");
+        }
+        diesel::sql_query(format!("COMMENT ON DATABASE {name} IS 'ready'"))
+            .execute(admin)
+            .expect("mark template ready");
+    }
+    diesel::sql_query("SELECT pg_advisory_unlock(4242)")
+        .execute(admin)
+        .expect("advisory unlock");
+    name
+}
+
+/// A fresh, migrated database for one test, dropped when the test ends.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub fn new() -> Self {
+        let mut admin = PgConnection::establish(&admin_url()).expect("connect to test cluster");
+        let template = ensure_template(&mut admin);
+        let name = format!("pn_t_{}", Uuid::new_v4().simple());
+        diesel::sql_query(format!("CREATE DATABASE {name} TEMPLATE {template}"))
+            .execute(&mut admin)
+            .expect("clone template");
+        TestDb {
+            url: url_for(&name),
+            name,
+        }
+    }
+
+    /// An empty database without migrations (for migration tests).
+    pub fn empty() -> Self {
+        let mut admin = PgConnection::establish(&admin_url()).expect("connect to test cluster");
+        let name = format!("pn_e_{}", Uuid::new_v4().simple());
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .expect("create database");
+        TestDb {
+            url: url_for(&name),
+            name,
+        }
+    }
+
+    pub fn conn(&self) -> PgConnection {
+        PgConnection::establish(&self.url).expect("connect to test database")
+    }
+}
+
+impl Default for TestDb {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = PgConnection::establish(&admin_url()) {
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut admin);
+        }
+    }
+}
+
+/// A Redis key prefix no other test uses.
+pub fn redis_prefix() -> String {
+    format!("pntest-{}", Uuid::new_v4().simple())
+}
+
+/// Settings for an API on port 0 against `db`.
+pub fn settings(db: &TestDb) -> Settings {
+    let vars = [
+        ("POWERNODE_DATABASE_URL", db.url.clone()),
+        ("POWERNODE_REDIS_URL", redis_url()),
+        ("POWERNODE_WORKER_TOKEN", WORKER_TOKEN.to_owned()),
+        ("POWERNODE_HTTP_LISTEN", "127.0.0.1:0".to_owned()),
+        ("POWERNODE_ENVIRONMENT", "development".to_owned()),
+    ];
+    settings_from(&vars)
+}
+
+/// Builds settings from explicit variables only (via a TOML file; the process environment is
+/// ignored so a developer's POWERNODE_* variables cannot point a test at a real database).
+pub fn settings_from(vars: &[(&str, String)]) -> Settings {
+    let mut toml = String::new();
+    for (k, v) in vars {
+        let key = k.trim_start_matches("POWERNODE_").to_lowercase();
+        toml.push_str(&format!("{key} = {v:?}\n"));
+    }
+    let path = std::env::temp_dir().join(format!("pn-settings-{}.toml", Uuid::new_v4()));
+    std::fs::write(&path, toml).expect("write settings file");
+    let settings = Settings::load_from(Some(&path), false).expect("valid test settings");
+    let _ = std::fs::remove_file(&path);
+    settings
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn sweep(&self) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/system/worker_api/federation/heartbeat_sweep"))
+            .header("X-Worker-Token", WORKER_TOKEN)
+            .send()
+            .await
+            .expect("sweep request")
+    }
+}
+
+/// Boots the real API in this process on a free port.
+pub async fn spawn_app(settings: Settings) -> TestApp {
+    powernode_api::telemetry::init(settings.log_format);
+    let app = powernode_api::Application::build(settings).expect("build app");
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        client: reqwest::Client::new(),
+    }
+}
+
+/// Where the workspace's binaries were built.
+pub fn bin(name: &str) -> PathBuf {
+    let dir = std::env::var_os("POWERNODE_BIN_DIR").map_or_else(
+        || {
+            // target/debug/deps/<test> → target/debug
+            let exe = std::env::current_exe().expect("current exe");
+            exe.parent()
+                .and_then(Path::parent)
+                .expect("target dir")
+                .to_path_buf()
+        },
+        PathBuf::from,
+    );
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it first (`cargo build --workspace --bins`)",
+        path.display()
+    );
+    path
+}
+
+/// A running `powernode-worker` whose output is collected line by line.
+pub struct WorkerProcess {
+    pub child: tokio::process::Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl WorkerProcess {
+    pub fn spawn(name: &str, api_address: &str, prefix: &str, extra: &[(&str, &str)]) -> Self {
+        let mut cmd = tokio::process::Command::new(bin("powernode-worker"));
+        cmd.arg("--name")
+            .arg(name)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("POWERNODE_API_URL", api_address)
+            .env("POWERNODE_WORKER_TOKEN", WORKER_TOKEN)
+            .env("POWERNODE_REDIS_URL", redis_url())
+            .env("POWERNODE_REDIS_PREFIX", prefix)
+            .env("POWERNODE_WORKER_POLL_INTERVAL_MS", "100")
+            .env(
+                "POWERNODE_SCHEDULES__FEDERATION_HEARTBEAT__INTERVAL_SECS",
+                "1",
+            )
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn powernode-worker");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        collect(stdout, lines.clone());
+        collect(stderr, lines.clone());
+        WorkerProcess { child, lines }
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().expect("lines lock").clone()
+    }
+
+    /// Waits (polling every 50 ms, up to `deadline`) until some line satisfies `pred`.
+    pub async fn wait_for(&self, deadline: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(line) = self.lines().into_iter().find(|l| pred(l)) {
+                return line;
+            }
+            assert!(
+                start.elapsed() < deadline,
+                "no matching worker log line within {deadline:?}; output so far:\n{}",
+                self.lines().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("worker still running");
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {pid} failed");
+    }
+}
+
+fn collect<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+    reader: R,
+    lines: Arc<Mutex<Vec<String>>>,
+) {
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(reader).lines();
+        while let Ok(Some(line)) = reader.next_line().await {
+            if let Ok(mut l) = lines.lock() {
+                l.push(line);
+            }
+        }
+    });
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, failing after `deadline`.
+pub async fn eventually<T>(
+    deadline: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Inserts a platform peer in `status` whose last heartbeat was `age_secs` ago by the
+/// database clock (`None` = never).
+pub fn insert_peer(
+    conn: &mut PgConnection,
+    status: &str,
+    kind: &str,
+    age_secs: Option<i64>,
+) -> Uuid {
+    let id = Uuid::new_v4();
+    let heartbeat = match age_secs {
+        Some(s) => format!("now() - interval '{s} seconds'"),
+        None => "NULL".to_owned(),
+    };
+    let role = if kind == "platform" {
+        "'symmetric'"
+    } else {
+        "NULL"
+    };
+    diesel::sql_query(format!(
+        "INSERT INTO peers (id, origin, remote_instance_url, peer_kind, spawn_role, spawn_mode, status, last_heartbeat_at)
+         VALUES ($1, 'proposed_here', 'https://peer-' || $1 || '.example.com', $2, {role}, 'autonomous_peer', $3, {heartbeat})"
+    ))
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .bind::<Text, _>(kind)
+    .bind::<Text, _>(status)
+    .execute(conn)
+    .expect("insert peer");
+    id
+}

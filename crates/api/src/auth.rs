@@ -63,7 +63,10 @@ mod tests {
 
     #[test]
     fn tokens_compare_by_value_not_length() {
-        assert!(tokens_match("a".repeat(40).as_str(), "a".repeat(40).as_str()));
+        assert!(tokens_match(
+            "a".repeat(40).as_str(),
+            "a".repeat(40).as_str()
+        ));
         assert!(!tokens_match("a", "a".repeat(40).as_str()));
         assert!(!tokens_match("", "x"));
     }

@@ -12,7 +12,11 @@ use crate::settings::{Settings, redact_url};
 use crate::{Application, telemetry};
 
 #[derive(Debug, Parser)]
-#[command(name = "powernode-api", version, about = "Powernode Federation API server")]
+#[command(
+    name = "powernode-api",
+    version,
+    about = "Powernode Federation API server"
+)]
 pub struct Cli {
     /// Optional TOML settings file; POWERNODE_* environment variables override it.
     #[arg(long, global = true, env = "POWERNODE_CONFIG_FILE")]

@@ -30,7 +30,10 @@ pub enum ApiError {
     SweepFailed,
     /// `/readyz`: which dependency is down.
     #[error("not ready: {}", .down.join(", "))]
-    NotReady { down: Vec<&'static str>, details: Value },
+    NotReady {
+        down: Vec<&'static str>,
+        details: Value,
+    },
     /// Anything unexpected; the cause was logged where it happened.
     #[error("internal error")]
     Internal,
@@ -149,9 +152,9 @@ pub fn envelope_bare_errors<B: MessageBody + 'static>(
             res.request().path()
         )),
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-        s if s.is_client_error() => ApiError::BadRequest(
-            s.canonical_reason().unwrap_or("bad request").to_lowercase(),
-        ),
+        s if s.is_client_error() => {
+            ApiError::BadRequest(s.canonical_reason().unwrap_or("bad request").to_lowercase())
+        }
         _ => ApiError::Internal,
     };
     let (req, _) = res.into_parts();

@@ -87,7 +87,10 @@ impl fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("environment", &self.environment)
             .field("http_listen", &self.http_listen)
-            .field("database_url", &redact_url(self.database_url.expose_secret()))
+            .field(
+                "database_url",
+                &redact_url(self.database_url.expose_secret()),
+            )
             .field("database_pool_size", &self.database_pool_size)
             .field("redis_url", &redact_url(self.redis_url.expose_secret()))
             .field("redis_prefix", &self.redis_prefix)
@@ -111,14 +114,20 @@ const STALE_AFTER_BOUNDS: std::ops::RangeInclusive<u32> = 60..=86_400;
 impl Settings {
     /// Loads `file` (when given) then the `POWERNODE_*` environment, and validates.
     pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::load_from(file, true)
+    }
+
+    /// As `load`; `use_env: false` reads only defaults and the file (tests, which share one
+    /// process environment between threads).
+    pub fn load_from(file: Option<&Path>, use_env: bool) -> Result<Self, SettingsError> {
         let mut figment = Figment::from(Serialized::defaults(RawSettings::default()));
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        let raw: RawSettings = figment
-            .merge(Env::prefixed("POWERNODE_"))
-            .extract()
-            .map_err(Box::new)?;
+        if use_env {
+            figment = figment.merge(Env::prefixed("POWERNODE_"));
+        }
+        let raw: RawSettings = figment.extract().map_err(Box::new)?;
         Self::validate(raw)
     }
 
@@ -229,7 +238,10 @@ mod tests {
             ..raw()
         })
         .unwrap_err();
-        assert!(err.to_string().starts_with("POWERNODE_WORKER_TOKEN is too short (31 characters)"));
+        assert!(
+            err.to_string()
+                .starts_with("POWERNODE_WORKER_TOKEN is too short (31 characters)")
+        );
     }
 
     #[test]
@@ -248,6 +260,9 @@ mod tests {
             ..raw()
         })
         .unwrap_err();
-        assert!(err.to_string().starts_with("POWERNODE_STALE_AFTER_SECS is 5"));
+        assert!(
+            err.to_string()
+                .starts_with("POWERNODE_STALE_AFTER_SECS is 5")
+        );
     }
 }

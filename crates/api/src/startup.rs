@@ -31,7 +31,10 @@ impl Application {
     /// the server answers `/readyz` with 503 until it is reachable.
     pub fn build(settings: Settings) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(&settings.http_listen).map_err(|e| {
-            anyhow::anyhow!("cannot listen on {}: {e} (POWERNODE_HTTP_LISTEN)", settings.http_listen)
+            anyhow::anyhow!(
+                "cannot listen on {}: {e} (POWERNODE_HTTP_LISTEN)",
+                settings.http_listen
+            )
         })?;
         let port = listener.local_addr()?.port();
         let pool = powernode_store::pool(
@@ -67,7 +70,7 @@ impl Application {
         .shutdown_timeout(grace.as_secs())
         .listen(listener)?
         .run();
-        actix_web::rt::spawn(announce_database(state));
+        tokio::spawn(announce_database(state));
         Ok(Application { port, server })
     }
 

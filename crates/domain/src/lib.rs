@@ -9,4 +9,6 @@ pub mod schedule;
 pub mod values;
 
 pub use peer::{Effects, IllegalTransition, PeerEvent, PeerStatus, Transition};
-pub use values::{InstanceUrl, InvalidValue, PeerKind, PeerOrigin, SpawnMode, SpawnRole, UlaPrefix};
+pub use values::{
+    InstanceUrl, InvalidValue, PeerKind, PeerOrigin, SpawnMode, SpawnRole, UlaPrefix,
+};

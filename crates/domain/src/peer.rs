@@ -230,7 +230,10 @@ mod tests {
     #[test]
     fn illegal_transition_message_is_the_spec_text() {
         let err = apply(PeerStatus::Revoked, PeerEvent::Resume).unwrap_err();
-        assert_eq!(err.to_string(), "Transition revoked → accepted is not permitted");
+        assert_eq!(
+            err.to_string(),
+            "Transition revoked → accepted is not permitted"
+        );
     }
 
     #[test]
@@ -263,7 +266,10 @@ mod tests {
         else {
             panic!("active must degrade");
         };
-        assert_eq!(effects.event_kind.to_string(), "federation.peer.heartbeat_stale");
+        assert_eq!(
+            effects.event_kind.to_string(),
+            "federation.peer.heartbeat_stale"
+        );
         assert_eq!(effects.event_source.as_ref(), "federation_heartbeat_sweep");
         assert_eq!(effects.severity, Severity::Medium);
         assert_eq!(effects.reason_key, Some(DEGRADED_REASON));

@@ -48,6 +48,9 @@ mod tests {
 
     #[test]
     fn tick_key_names_schedule_and_tick() {
-        assert_eq!(tick_key("federation_heartbeat", 60), "federation_heartbeat:60");
+        assert_eq!(
+            tick_key("federation_heartbeat", 60),
+            "federation_heartbeat:60"
+        );
     }
 }

@@ -53,7 +53,12 @@ text_enum!(
     "parent, child, symmetric"
 );
 text_enum!(
-    SpawnMode { ManagedChild, AutonomousPeer, ClusterMember, OutOfBand },
+    SpawnMode {
+        ManagedChild,
+        AutonomousPeer,
+        ClusterMember,
+        OutOfBand
+    },
     "managed_child, autonomous_peer, cluster_member, out_of_band"
 );
 text_enum!(
@@ -135,7 +140,7 @@ impl UlaPrefix {
         Ok(UlaPrefix { network, len })
     }
 
-    pub fn len(self) -> u8 {
+    pub fn prefix_len(self) -> u8 {
         self.len
     }
 
@@ -164,7 +169,9 @@ mod tests {
         let url = InstanceUrl::parse("https://127.0.0.1:8443//").unwrap();
         assert_eq!(url.as_str(), "https://127.0.0.1:8443");
         assert_eq!(
-            InstanceUrl::parse("http://b.example.com").unwrap_err().to_string(),
+            InstanceUrl::parse("http://b.example.com")
+                .unwrap_err()
+                .to_string(),
             "must be an absolute https URL"
         );
         assert_eq!(
@@ -172,18 +179,26 @@ mod tests {
             "must be an absolute https URL"
         );
         assert_eq!(
-            InstanceUrl::parse("https://u:p@b.example.com").unwrap_err().to_string(),
+            InstanceUrl::parse("https://u:p@b.example.com")
+                .unwrap_err()
+                .to_string(),
             "must not contain credentials"
         );
         assert_eq!(
-            InstanceUrl::parse("https://b.example.com/?x=1").unwrap_err().to_string(),
+            InstanceUrl::parse("https://b.example.com/?x=1")
+                .unwrap_err()
+                .to_string(),
             "must not contain a query or fragment"
         );
     }
 
     #[test]
     fn ula_prefixes_accept_only_48_56_64_under_fd() {
-        for ok in ["fd12:3456:789a::/48", "fd00:1:2:3::/64", "fdff:ffff:ffff:ff00::/56"] {
+        for ok in [
+            "fd12:3456:789a::/48",
+            "fd00:1:2:3::/64",
+            "fdff:ffff:ffff:ff00::/56",
+        ] {
             assert!(UlaPrefix::parse(ok).is_ok(), "{ok}");
         }
         for bad in [
@@ -203,7 +218,9 @@ mod tests {
             );
         }
         assert_eq!(
-            UlaPrefix::parse("fd12:3456:789a:0000::/48").unwrap().to_string(),
+            UlaPrefix::parse("fd12:3456:789a:0000::/48")
+                .unwrap()
+                .to_string(),
             "fd12:3456:789a::/48"
         );
     }

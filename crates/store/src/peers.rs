@@ -203,58 +203,83 @@ struct DegradedId {
     id: Uuid,
 }
 
-/// Degrades every active platform peer whose last heartbeat is missing or older than
-/// `stale_after_secs` by the database clock, recording the reason and one event per peer, in one
-/// transaction. It is one set-based statement: a concurrent sweep blocks on the same rows, then
-/// re-checks `status` and skips them, so each peer is degraded once and gets one event.
-pub fn sweep_stale(
-    conn: &mut PgConnection,
+/// One set-based statement: degrade, record the reason, write one event per degraded peer.
+const SWEEP_SQL: &str = "WITH degraded AS (
+     UPDATE peers
+        SET status = $1,
+            metadata = metadata || jsonb_build_object($2::text, $3::text),
+            updated_at = now()
+      WHERE status = $4
+        AND peer_kind = $5
+        AND COALESCE(last_heartbeat_at, '-infinity'::timestamptz)
+            < now() - make_interval(secs => $6)
+  RETURNING id, last_heartbeat_at
+ ), recorded AS (
+     INSERT INTO fleet_events (id, kind, severity, source, peer_id, payload, emitted_at)
+     SELECT gen_random_uuid(), $7, $8, $9, d.id,
+            jsonb_build_object('from', $4::text, 'to', $1::text, 'reason', $3::text,
+                               'last_heartbeat_at', d.last_heartbeat_at,
+                               'stale_after_seconds', $6),
+            now()
+       FROM degraded d
+ )
+ SELECT id FROM degraded ORDER BY id";
+
+fn sweep_query(
+    prefix: &str,
     stale_after_secs: u32,
     reason: &str,
-) -> Result<SweepOutcome, StoreError> {
+) -> diesel::query_builder::BoxedSqlQuery<'static, diesel::pg::Pg, diesel::query_builder::SqlQuery>
+{
     let from = PeerStatus::Active;
     let Ok(Transition::Move { to, effects, .. }) = peer::apply(from, PeerEvent::HeartbeatStale)
     else {
         unreachable!("SPEC §2: active → degraded is always permitted");
     };
-    let reason_key = effects.reason_key.unwrap_or(peer::DEGRADED_REASON);
-    conn.transaction(|conn| {
-        let ran_at = crate::database_now(conn)?;
-        let degraded = diesel::sql_query(
-            "WITH degraded AS (
-                 UPDATE peers
-                    SET status = $1,
-                        metadata = metadata || jsonb_build_object($2::text, $3::text),
-                        updated_at = now()
-                  WHERE status = $4
-                    AND peer_kind = $5
-                    AND (last_heartbeat_at IS NULL
-                         OR last_heartbeat_at < now() - make_interval(secs => $6))
-              RETURNING id, last_heartbeat_at
-             ), recorded AS (
-                 INSERT INTO fleet_events (id, kind, severity, source, peer_id, payload, emitted_at)
-                 SELECT gen_random_uuid(), $7, $8, $9, d.id,
-                        jsonb_build_object('from', $4::text, 'to', $1::text, 'reason', $3::text,
-                                           'last_heartbeat_at', d.last_heartbeat_at,
-                                           'stale_after_seconds', $6),
-                        now()
-                   FROM degraded d
-             )
-             SELECT id FROM degraded ORDER BY id",
-        )
+    diesel::sql_query(format!("{prefix}{SWEEP_SQL}"))
+        .into_boxed()
         .bind::<Text, _>(to.as_str())
-        .bind::<Text, _>(reason_key)
-        .bind::<Text, _>(reason)
+        .bind::<Text, _>(effects.reason_key.unwrap_or(peer::DEGRADED_REASON))
+        .bind::<Text, _>(reason.to_owned())
         .bind::<Text, _>(from.as_str())
         .bind::<Text, _>(PeerKind::Platform.as_str())
         .bind::<Double, _>(f64::from(stale_after_secs))
         .bind::<Text, _>(effects.event_kind.to_string())
-        .bind::<Text, _>(effects.severity.as_ref())
-        .bind::<Text, _>(effects.event_source.as_ref())
-        .load::<DegradedId>(conn)?;
+        .bind::<Text, _>(effects.severity.as_ref().to_owned())
+        .bind::<Text, _>(effects.event_source.as_ref().to_owned())
+}
+
+/// Degrades every active platform peer whose last heartbeat is missing or older than
+/// `stale_after_secs` by the database clock, recording the reason and one event per peer, in one
+/// transaction. A concurrent sweep blocks on the same rows, then re-checks `status` and skips
+/// them, so each peer is degraded once and gets one event.
+pub fn sweep_stale(
+    conn: &mut PgConnection,
+    stale_after_secs: u32,
+    reason: &str,
+) -> Result<SweepOutcome, StoreError> {
+    conn.transaction(|conn| {
+        let ran_at = crate::database_now(conn)?;
+        let degraded = sweep_query("", stale_after_secs, reason).load::<DegradedId>(conn)?;
         Ok(SweepOutcome {
             degraded_ids: degraded.into_iter().map(|d| d.id).collect(),
             ran_at,
         })
     })
+}
+
+#[derive(QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+    line: String,
+}
+
+/// The planner's plan for the sweep statement (nothing is executed).
+pub fn explain_sweep(conn: &mut PgConnection, stale_after_secs: u32) -> Result<String, StoreError> {
+    let lines = sweep_query("EXPLAIN ", stale_after_secs, "")
+        .load::<PlanLine>(conn)?
+        .into_iter()
+        .map(|p| p.line)
+        .collect::<Vec<_>>();
+    Ok(lines.join("\n"))
 }

@@ -68,7 +68,10 @@ impl ApiClient {
                 Ok(v.get("data").cloned().unwrap_or(Value::Null))
             }
             Some(v) => {
-                let error = v.get("error").and_then(Value::as_str).unwrap_or("no error message");
+                let error = v
+                    .get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("no error message");
                 Err(CallError::NonSuccess {
                     status,
                     detail: format!("HTTP {}: {error}", status.as_u16()),

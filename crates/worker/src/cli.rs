@@ -9,7 +9,11 @@ use crate::schedules;
 use crate::settings::Settings;
 
 #[derive(Debug, Parser)]
-#[command(name = "powernode-worker", version, about = "Powernode Federation worker")]
+#[command(
+    name = "powernode-worker",
+    version,
+    about = "Powernode Federation worker"
+)]
 pub struct Cli {
     /// Stable part of this worker's apalis names (the systemd instance, e.g. `default`).
     #[arg(long, env = "POWERNODE_WORKER_NAME", default_value = "default", value_parser = parse_name)]
@@ -30,7 +34,8 @@ pub enum Command {
 fn parse_name(s: &str) -> Result<String, String> {
     let ok = !s.is_empty()
         && s.len() <= 64
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if ok {
         Ok(s.to_owned())
     } else {

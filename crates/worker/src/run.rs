@@ -73,7 +73,10 @@ pub async fn run(settings: Settings, name: &str) -> anyhow::Result<()> {
                 .with_max_times(15),
         )
         .notify(|e, wait| {
-            tracing::warn!("waiting for Redis: {e}; retrying in {:.1}s", wait.as_secs_f64());
+            tracing::warn!(
+                "waiting for Redis: {e}; retrying in {:.1}s",
+                wait.as_secs_f64()
+            );
         })
         .await
         .map_err(|e| anyhow::anyhow!("Redis is unreachable: {e}"))?;

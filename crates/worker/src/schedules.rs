@@ -27,7 +27,11 @@ impl FromStr for JobKind {
     type Err = ();
 
     fn from_str(s: &str) -> Result<Self, ()> {
-        JobKind::ALL.iter().copied().find(|j| j.name() == s).ok_or(())
+        JobKind::ALL
+            .iter()
+            .copied()
+            .find(|j| j.name() == s)
+            .ok_or(())
     }
 }
 
@@ -92,12 +96,11 @@ pub fn resolve(configs: &BTreeMap<String, ScheduleConfig>) -> Result<Vec<Schedul
                 schedule: name.clone(),
                 job: c.job.clone(),
             })?;
-            let cron = interval_to_cron(c.interval_secs).map_err(|source| {
-                ScheduleError::Interval {
+            let cron =
+                interval_to_cron(c.interval_secs).map_err(|source| ScheduleError::Interval {
                     schedule: name.clone(),
                     source,
-                }
-            })?;
+                })?;
             if c.queue.is_empty() || c.queue.contains([':', ' ']) {
                 return Err(ScheduleError::Queue {
                     schedule: name.clone(),
@@ -151,8 +154,11 @@ mod tests {
         if let Some(s) = c.get_mut("federation_heartbeat") {
             s.interval_secs = 45;
         }
-        assert!(resolve(&c).unwrap_err().to_string().starts_with(
-            "schedule `federation_heartbeat`: interval 45s is not allowed"
-        ));
+        assert!(
+            resolve(&c)
+                .unwrap_err()
+                .to_string()
+                .starts_with("schedule `federation_heartbeat`: interval 45s is not allowed")
+        );
     }
 }

@@ -109,7 +109,8 @@ impl Settings {
             .filter(|t| !t.trim().is_empty())
             .ok_or_else(|| {
                 SettingsError::Invalid(
-                    "POWERNODE_WORKER_TOKEN is not set: set it to the API's worker token".to_owned(),
+                    "POWERNODE_WORKER_TOKEN is not set: set it to the API's worker token"
+                        .to_owned(),
                 )
             })?;
         if worker_token.chars().count() < MIN_WORKER_TOKEN_LEN {

@@ -1,0 +1,327 @@
+//! The API booted on port 0 against real PostgreSQL and Redis.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use powernode_store::events::{self, EventFilter};
+use powernode_store::peers;
+use powernode_tests::{TestDb, WORKER_TOKEN, insert_peer, settings, settings_from, spawn_app};
+use serde_json::{Value, json};
+
+const SWEEP: &str = "/api/v1/system/worker_api/federation/heartbeat_sweep";
+
+async fn body(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}"));
+    (status, json)
+}
+
+#[tokio::test]
+async fn sweep_without_a_token_is_401_worker_token_required() {
+    let db = TestDb::new();
+    let app = spawn_app(settings(&db)).await;
+    let resp = app.client.post(app.url(SWEEP)).send().await.unwrap();
+    assert_eq!(
+        body(resp).await,
+        (
+            401,
+            json!({"success": false, "error": "Worker token required", "code": "UNAUTHORIZED", "details": {}})
+        )
+    );
+}
+
+#[tokio::test]
+async fn sweep_with_a_wrong_token_is_401_invalid_or_inactive() {
+    let db = TestDb::new();
+    let app = spawn_app(settings(&db)).await;
+    for header in [("X-Worker-Token", "nope"), ("Authorization", "Bearer nope")] {
+        let resp = app
+            .client
+            .post(app.url(SWEEP))
+            .header(header.0, header.1)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            body(resp).await,
+            (
+                401,
+                json!({"success": false, "error": "Invalid or inactive worker token", "code": "UNAUTHORIZED", "details": {}})
+            )
+        );
+    }
+}
+
+#[tokio::test]
+async fn sweep_with_the_token_answers_the_exact_body_shape() {
+    let db = TestDb::new();
+    let app = spawn_app(settings(&db)).await;
+    let resp = app
+        .client
+        .post(app.url(SWEEP))
+        .header("Authorization", format!("Bearer {WORKER_TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    let (status, json) = body(resp).await;
+    assert_eq!(status, 200);
+    assert_eq!(json["success"], true);
+    let data = json["data"].as_object().unwrap();
+    let mut keys: Vec<_> = data.keys().cloned().collect();
+    keys.sort();
+    assert_eq!(keys, ["degraded_ids", "ran_at", "swept"]);
+    assert_eq!(data["swept"], 0);
+    assert_eq!(data["degraded_ids"], json!([]));
+    let ran_at = data["ran_at"].as_str().unwrap();
+    time::OffsetDateTime::parse(ran_at, &time::format_description::well_known::Rfc3339).unwrap();
+}
+
+#[tokio::test]
+async fn sweep_degrades_only_active_platform_peers_silent_past_stale_after() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let stale = insert_peer(&mut conn, "active", "platform", Some(6 * 60));
+    let never = insert_peer(&mut conn, "active", "platform", None);
+    let fresh = insert_peer(&mut conn, "active", "platform", Some(4 * 60));
+    let untouched: Vec<_> = [
+        ("enrolled", "platform"),
+        ("degraded", "platform"),
+        ("suspended", "platform"),
+        ("active", "sdwan_only"),
+    ]
+    .into_iter()
+    .map(|(s, k)| (s, insert_peer(&mut conn, s, k, Some(6 * 60))))
+    .collect();
+    let app = spawn_app(settings(&db)).await;
+
+    let (status, json) = body(app.sweep().await).await;
+    assert_eq!(status, 200);
+    assert_eq!(json["data"]["swept"], 2);
+    let mut expected = vec![stale.to_string(), never.to_string()];
+    expected.sort();
+    let mut got: Vec<String> = json["data"]["degraded_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    got.sort();
+    assert_eq!(got, expected);
+
+    for id in [stale, never] {
+        let peer = peers::find(&mut conn, id).unwrap().unwrap();
+        assert_eq!(peer.status.as_str(), "degraded");
+        assert_eq!(
+            peer.metadata["degraded_reason"],
+            "heartbeat stale (>5 minutes)"
+        );
+        let evs = events::list(
+            &mut conn,
+            &EventFilter {
+                peer_id: Some(id),
+                limit: 10,
+                ..EventFilter::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(evs.len(), 1);
+        assert_eq!(evs[0].kind, "federation.peer.heartbeat_stale");
+        assert_eq!(evs[0].severity, "medium");
+        assert_eq!(evs[0].source, "federation_heartbeat_sweep");
+        assert_eq!(evs[0].payload["from"], "active");
+        assert_eq!(evs[0].payload["to"], "degraded");
+        assert_eq!(evs[0].payload["reason"], "heartbeat stale (>5 minutes)");
+    }
+    assert_eq!(
+        peers::find(&mut conn, fresh)
+            .unwrap()
+            .unwrap()
+            .status
+            .as_str(),
+        "active"
+    );
+    for (status, id) in &untouched {
+        let peer = peers::find(&mut conn, *id).unwrap().unwrap();
+        assert_eq!(peer.status.as_str(), *status);
+        assert!(peer.metadata.get("degraded_reason").is_none());
+    }
+
+    let (status, json) = body(app.sweep().await).await;
+    assert_eq!((status, &json["data"]["swept"]), (200, &json!(0)));
+    let all = events::list(
+        &mut conn,
+        &EventFilter {
+            limit: 100,
+            ..EventFilter::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(all.len(), 2, "a second sweep writes nothing");
+}
+
+#[tokio::test]
+async fn the_degraded_reason_is_rendered_from_the_setting() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let id = insert_peer(&mut conn, "active", "platform", Some(61));
+    let mut s = settings(&db);
+    s.stale_after_secs = 60;
+    let app = spawn_app(s).await;
+    let (_, json) = body(app.sweep().await).await;
+    assert_eq!(json["data"]["swept"], 1);
+    let peer = peers::find(&mut conn, id).unwrap().unwrap();
+    assert_eq!(
+        peer.metadata["degraded_reason"],
+        "heartbeat stale (>1 minute)"
+    );
+}
+
+#[tokio::test]
+async fn two_concurrent_sweeps_degrade_each_of_100_peers_once_with_one_event_each() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    diesel::sql_query(
+        "INSERT INTO peers (id, origin, remote_instance_url, peer_kind, spawn_role, status, last_heartbeat_at)
+         SELECT gen_random_uuid(), 'proposed_here', 'https://p' || g || '.example.com', 'platform',
+                'child', 'active', now() - interval '10 minutes'
+           FROM generate_series(1, 100) g",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let app = spawn_app(settings(&db)).await;
+    let (a, b) = tokio::join!(app.sweep(), app.sweep());
+    let (sa, ja) = body(a).await;
+    let (sb, jb) = body(b).await;
+    assert_eq!((sa, sb), (200, 200));
+    let total = ja["data"]["swept"].as_u64().unwrap() + jb["data"]["swept"].as_u64().unwrap();
+    assert_eq!(total, 100);
+    let degraded = peers::list(&mut conn, Some(powernode_domain::PeerStatus::Degraded)).unwrap();
+    assert_eq!(degraded.len(), 100);
+    let evs = events::list(
+        &mut conn,
+        &EventFilter {
+            kind: Some("federation.peer.heartbeat_stale".to_owned()),
+            limit: 1000,
+            ..EventFilter::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(evs.len(), 100);
+    let mut peers_with_events: Vec<_> = evs.iter().filter_map(|e| e.peer_id).collect();
+    peers_with_events.sort();
+    peers_with_events.dedup();
+    assert_eq!(peers_with_events.len(), 100);
+}
+
+#[tokio::test]
+async fn sweep_answers_500_with_the_spec_message_when_the_database_fails() {
+    let db = TestDb::new();
+    let mut s = settings(&db);
+    s.database_url = format!("{}_does_not_exist", db.url).into();
+    s.database_connect_timeout = Duration::from_secs(1);
+    let app = spawn_app(s).await;
+    let (status, json) = body(app.sweep().await).await;
+    assert_eq!(status, 500);
+    assert_eq!(
+        json,
+        json!({"success": false, "error": "federation_heartbeat_sweep_failed: internal error", "code": "INTERNAL_ERROR", "details": {}})
+    );
+}
+
+#[tokio::test]
+async fn healthz_and_readyz_answer_when_both_dependencies_are_up() {
+    let db = TestDb::new();
+    let app = spawn_app(settings(&db)).await;
+    let (status, json) = body(app.client.get(app.url("/healthz")).send().await.unwrap()).await;
+    assert_eq!(
+        (status, json),
+        (200, json!({"success": true, "data": {"status": "ok"}}))
+    );
+    let (status, json) = body(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(
+        json["data"]["checks"],
+        json!({"postgresql": "ok", "redis": "ok"})
+    );
+}
+
+#[tokio::test]
+async fn readyz_is_503_and_names_the_dependency_that_is_down() {
+    let db = TestDb::new();
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s = settings_from(&[
+        ("POWERNODE_DATABASE_URL", db.url.clone()),
+        (
+            "POWERNODE_REDIS_URL",
+            format!("redis://127.0.0.1:{closed_port}/"),
+        ),
+        ("POWERNODE_WORKER_TOKEN", WORKER_TOKEN.to_owned()),
+        ("POWERNODE_HTTP_LISTEN", "127.0.0.1:0".to_owned()),
+    ]);
+    let app = spawn_app(s).await;
+    let (status, json) = body(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
+    assert_eq!(
+        (status, json),
+        (
+            503,
+            json!({"success": false, "error": "not ready: redis", "code": "SERVICE_UNAVAILABLE",
+                   "details": {"postgresql": "ok", "redis": "down"}})
+        )
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_and_wrong_methods_answer_with_the_envelope() {
+    let db = TestDb::new();
+    let app = spawn_app(settings(&db)).await;
+    let (status, json) = body(app.client.get(app.url("/nope")).send().await.unwrap()).await;
+    assert_eq!(
+        (status, json),
+        (
+            404,
+            json!({"success": false, "error": "no route for GET /nope", "code": "NOT_FOUND", "details": {}})
+        )
+    );
+    let (status, json) = body(app.client.get(app.url(SWEEP)).send().await.unwrap()).await;
+    assert_eq!(status, 405);
+    assert_eq!(json["code"], "METHOD_NOT_ALLOWED");
+    assert_eq!(json["success"], false);
+}
+
+#[test]
+fn the_api_refuses_to_start_without_a_worker_token_and_says_which_variable() {
+    let out = std::process::Command::new(powernode_tests::bin("powernode-api"))
+        .arg("serve")
+        .env_clear()
+        .env("POWERNODE_DATABASE_URL", "postgres://127.0.0.1:1/x")
+        .env("POWERNODE_REDIS_URL", "redis://127.0.0.1:1/")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("POWERNODE_WORKER_TOKEN is not set"),
+        "{stderr}"
+    );
+
+    let out = std::process::Command::new(powernode_tests::bin("powernode-api"))
+        .arg("serve")
+        .env_clear()
+        .env("POWERNODE_DATABASE_URL", "postgres://127.0.0.1:1/x")
+        .env("POWERNODE_REDIS_URL", "redis://127.0.0.1:1/")
+        .env("POWERNODE_WORKER_TOKEN", "short")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("POWERNODE_WORKER_TOKEN is too short (5 characters)"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,109 @@
+//! Store tests against the real PostgreSQL, a fresh database per test.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+use diesel::prelude::*;
+use powernode_domain::PeerStatus;
+use powernode_store::{migrate, peers};
+use powernode_tests::{TestDb, insert_peer, workspace_root};
+
+#[test]
+fn migrations_apply_revert_and_reapply_cleanly() {
+    let db = TestDb::empty();
+    let mut conn = db.conn();
+    let applied = migrate::run_pending(&mut conn).unwrap();
+    assert!(applied.len() >= 2, "{applied:?}");
+    assert!(migrate::pending(&mut conn).unwrap().is_empty());
+    migrate::revert_all(&mut conn).unwrap();
+    assert_eq!(migrate::pending(&mut conn).unwrap().len(), applied.len());
+    let reapplied = migrate::run_pending(&mut conn).unwrap();
+    assert_eq!(reapplied, applied);
+}
+
+#[test]
+fn schema_rs_matches_diesel_print_schema() {
+    let db = TestDb::new();
+    let diesel = std::env::var("DIESEL_BIN").unwrap_or_else(|_| {
+        workspace_root()
+            .join(".tools/bin/diesel")
+            .to_string_lossy()
+            .into_owned()
+    });
+    let output = std::process::Command::new(&diesel)
+        .args(["print-schema", "--database-url", &db.url])
+        .current_dir(workspace_root())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {diesel} ({e}): `scripts/dev tools` installs it"));
+    assert!(
+        output.status.success(),
+        "diesel print-schema failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let generated = String::from_utf8(output.stdout).unwrap();
+    let committed =
+        std::fs::read_to_string(workspace_root().join("crates/store/src/schema.rs")).unwrap();
+    assert_eq!(
+        committed, generated,
+        "crates/store/src/schema.rs drifted from the migrations: regenerate it with \
+         `.tools/bin/diesel print-schema > crates/store/src/schema.rs`"
+    );
+}
+
+#[test]
+fn peers_round_trip_into_domain_types() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let id = insert_peer(&mut conn, "active", "platform", Some(10));
+    let peer = peers::find(&mut conn, id).unwrap().unwrap();
+    assert_eq!(peer.status, PeerStatus::Active);
+    assert!(peer.last_heartbeat_at.is_some());
+    assert!(
+        peers::find(&mut conn, uuid::Uuid::new_v4())
+            .unwrap()
+            .is_none()
+    );
+    let active = peers::list(&mut conn, Some(PeerStatus::Active)).unwrap();
+    assert_eq!(active.len(), 1);
+    assert!(
+        peers::list(&mut conn, Some(PeerStatus::Revoked))
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn the_database_refuses_an_unknown_status_or_a_platform_peer_without_role() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let bad_status = diesel::sql_query(
+        "INSERT INTO peers (id, origin, remote_instance_url, peer_kind, spawn_role, status)
+         VALUES (gen_random_uuid(), 'proposed_here', 'https://x.example.com', 'platform', 'parent', 'zombie')",
+    )
+    .execute(&mut conn);
+    assert!(bad_status.is_err());
+    let no_role = diesel::sql_query(
+        "INSERT INTO peers (id, origin, remote_instance_url, peer_kind, status)
+         VALUES (gen_random_uuid(), 'proposed_here', 'https://x.example.com', 'platform', 'proposed')",
+    )
+    .execute(&mut conn);
+    assert!(no_role.is_err());
+}
+
+#[test]
+fn the_idle_sweep_reads_an_index_not_the_table() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    diesel::sql_query(
+        "INSERT INTO peers (id, origin, remote_instance_url, peer_kind, spawn_role, status, last_heartbeat_at)
+         SELECT gen_random_uuid(), 'proposed_here', 'https://p' || g || '.example.com', 'platform',
+                'symmetric', CASE WHEN g % 10 = 0 THEN 'active' ELSE 'revoked' END, now()
+           FROM generate_series(1, 20000) g",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    diesel::sql_query("ANALYZE peers")
+        .execute(&mut conn)
+        .unwrap();
+    let plan = peers::explain_sweep(&mut conn, 300).unwrap();
+    assert!(plan.contains("peers_active_heartbeat_age"), "{plan}");
+    assert!(!plan.contains("Seq Scan on peers"), "{plan}");
+}

@@ -1,0 +1,245 @@
+//! The real worker binary against real Redis and the real API.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use powernode_store::events::{self, EventFilter};
+use powernode_store::peers;
+use powernode_tests::{TestDb, WorkerProcess, bin, insert_peer, redis_prefix, settings, spawn_app};
+
+/// Generous: a loaded CI machine may be slow to start processes; polls are short.
+const DEADLINE: Duration = Duration::from_secs(90);
+
+fn tick_of(line: &str) -> Option<u64> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("tick="))
+        .and_then(|t| t.parse().ok())
+}
+
+#[tokio::test]
+async fn one_worker_tick_degrades_the_stale_peer_and_logs_the_runbook_lines() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let stale = insert_peer(&mut conn, "active", "platform", Some(6 * 60));
+    let app = spawn_app(settings(&db)).await;
+    let worker = WorkerProcess::spawn("default", &app.address, &redis_prefix(), &[]);
+
+    let started = worker
+        .wait_for(DEADLINE, |l| {
+            l.contains("[FederationHeartbeatJob] Starting heartbeat sweep")
+        })
+        .await;
+    let done = worker
+        .wait_for(DEADLINE, |l| {
+            l.contains("[FederationHeartbeatJob] sweep complete: swept=1 degraded_ids=1")
+        })
+        .await;
+    assert_eq!(tick_of(&started), tick_of(&done));
+    let peer = peers::find(&mut conn, stale).unwrap().unwrap();
+    assert_eq!(peer.status.as_str(), "degraded");
+    assert_eq!(
+        peer.metadata["degraded_reason"],
+        "heartbeat stale (>5 minutes)"
+    );
+    let evs = events::list(
+        &mut conn,
+        &EventFilter {
+            source: Some("federation_heartbeat_sweep".to_owned()),
+            limit: 10,
+            ..EventFilter::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(evs.len(), 1);
+    // Logs are plain text when not on a terminal (journald, pipes).
+    assert!(worker.lines().iter().all(|l| !l.contains('\u{1b}')));
+}
+
+#[tokio::test]
+async fn two_workers_on_one_redis_run_each_tick_once() {
+    let db = TestDb::new();
+    let app = spawn_app(settings(&db)).await;
+    let prefix = redis_prefix();
+    let a = WorkerProcess::spawn("default", &app.address, &prefix, &[]);
+    let b = WorkerProcess::spawn("system", &app.address, &prefix, &[]);
+    let completed = |w: &WorkerProcess| -> Vec<u64> {
+        w.lines()
+            .iter()
+            .filter(|l| l.contains("[FederationHeartbeatJob] sweep complete"))
+            .filter_map(|l| tick_of(l))
+            .collect()
+    };
+    // Wait until both processes are up and at least 6 distinct ticks have completed.
+    powernode_tests::eventually(DEADLINE, "6 completed ticks", || {
+        let mut ticks = completed(&a);
+        ticks.extend(completed(&b));
+        ticks.sort_unstable();
+        ticks.dedup();
+        (ticks.len() >= 6).then_some(())
+    })
+    .await;
+    let mut per_tick: BTreeMap<u64, usize> = BTreeMap::new();
+    for w in [&a, &b] {
+        for line in w.lines() {
+            if line.contains("[FederationHeartbeatJob] Starting heartbeat sweep") {
+                *per_tick.entry(tick_of(&line).unwrap()).or_default() += 1;
+            }
+        }
+    }
+    assert!(
+        per_tick.values().all(|n| *n == 1),
+        "a tick ran more than once: {per_tick:?}"
+    );
+    // Both processes ran their cron producers: each logged its schedule registration.
+    for w in [&a, &b] {
+        assert!(w.lines().iter().any(|l| l.contains("schedule registered")));
+    }
+}
+
+#[tokio::test]
+async fn failed_sweeps_log_the_warn_line_and_stop_after_three_attempts() {
+    let db = TestDb::new();
+    let app = spawn_app(settings(&db)).await;
+    let worker = WorkerProcess::spawn(
+        "default",
+        &app.address,
+        &redis_prefix(),
+        &[(
+            "POWERNODE_WORKER_TOKEN",
+            "a-wrong-token-that-is-long-enough-0123456789",
+        )],
+    );
+    let line = worker
+        .wait_for(DEADLINE, |l| {
+            l.contains("[FederationHeartbeatJob] sweep API returned non-success:")
+        })
+        .await;
+    assert!(
+        line.contains("HTTP 401: Invalid or inactive worker token"),
+        "{line}"
+    );
+    assert!(line.contains("WARN"), "{line}");
+    // A 401 is not retried: one attempt for that tick.
+    let tick = tick_of(&line).unwrap();
+    let attempts = worker
+        .lines()
+        .iter()
+        .filter(|l| l.contains("Starting heartbeat sweep") && tick_of(l) == Some(tick))
+        .count();
+    assert_eq!(attempts, 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_api_logs_the_error_line_and_retries_at_most_three_times() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let worker = WorkerProcess::spawn(
+        "default",
+        &format!("http://127.0.0.1:{closed}"),
+        &redis_prefix(),
+        &[],
+    );
+    let first = worker
+        .wait_for(DEADLINE, |l| {
+            l.contains("[FederationHeartbeatJob] sweep failed:")
+        })
+        .await;
+    assert!(first.contains("ERROR"), "{first}");
+    let tick = tick_of(&first).unwrap();
+    // The tick's last failure is logged without a retry delay; count its attempts then.
+    worker
+        .wait_for(DEADLINE, |l| {
+            l.contains("sweep failed:") && tick_of(l) == Some(tick) && !l.contains("retry_in")
+        })
+        .await;
+    let attempts = worker
+        .lines()
+        .iter()
+        .filter(|l| l.contains("Starting heartbeat sweep") && tick_of(l) == Some(tick))
+        .count();
+    assert_eq!(attempts, 3);
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_worker_with_exit_code_0() {
+    let db = TestDb::new();
+    let app = spawn_app(settings(&db)).await;
+    let mut worker = WorkerProcess::spawn("default", &app.address, &redis_prefix(), &[]);
+    worker
+        .wait_for(DEADLINE, |l| l.contains("sweep complete"))
+        .await;
+    worker.signal("TERM");
+    let status = tokio::time::timeout(DEADLINE, worker.child.wait())
+        .await
+        .expect("worker exits after SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{}", worker.lines().join("\n"));
+    worker
+        .wait_for(DEADLINE, |l| l.contains("powernode-worker stopped"))
+        .await;
+}
+
+#[test]
+fn a_schedule_naming_an_unknown_job_stops_the_worker_at_start() {
+    let out = std::process::Command::new(bin("powernode-worker"))
+        .args(["--name", "default"])
+        .env_clear()
+        .env("POWERNODE_WORKER_TOKEN", powernode_tests::WORKER_TOKEN)
+        .env("POWERNODE_REDIS_URL", powernode_tests::redis_url())
+        .env("POWERNODE_SCHEDULES__NIGHTLY__JOB", "NoSuchJob")
+        .env("POWERNODE_SCHEDULES__NIGHTLY__QUEUE", "system")
+        .env("POWERNODE_SCHEDULES__NIGHTLY__INTERVAL_SECS", "60")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(
+            "schedule `nightly` names unknown job `NoSuchJob`; known jobs: FederationHeartbeatJob"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn schedules_prints_each_schedule_with_job_queue_and_interval() {
+    let out = std::process::Command::new(bin("powernode-worker"))
+        .arg("schedules")
+        .env_clear()
+        .env("POWERNODE_WORKER_TOKEN", powernode_tests::WORKER_TOKEN)
+        .env("POWERNODE_REDIS_URL", "redis://127.0.0.1:1/")
+        .env("POWERNODE_REDIS_PREFIX", "pn-a")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("federation_heartbeat "))
+        .unwrap_or_else(|| panic!("{text}"));
+    let cols: Vec<_> = row.split_whitespace().collect();
+    assert_eq!(
+        cols,
+        [
+            "federation_heartbeat",
+            "FederationHeartbeatJob",
+            "system",
+            "60s",
+            "0",
+            "*",
+            "*",
+            "*",
+            "*",
+            "*",
+            "pn-a:system:federation_heartbeat"
+        ]
+    );
+}
