@@ -94,6 +94,13 @@ pub fn ok<T: Serialize>(data: T) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "success": true, "data": data }))
 }
 
+/// The JSON extractor configuration every route uses: 64 KiB limit, envelope errors.
+pub fn json_config() -> actix_web::web::JsonConfig {
+    actix_web::web::JsonConfig::default()
+        .limit(MAX_BODY_BYTES)
+        .error_handler(json_error)
+}
+
 pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     let api = match &err {
         JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
@@ -164,4 +171,69 @@ pub fn envelope_bare_errors<B: MessageBody + 'static>(
     Ok(ErrorHandlerResponse::Response(
         ServiceResponse::new(req, response).map_into_right_body(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::{App, test, web};
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[expect(dead_code, reason = "only deserialised")]
+    struct Probe {
+        name: String,
+    }
+
+    async fn probe(_: web::Json<Probe>) -> HttpResponse {
+        ok("fine")
+    }
+
+    async fn call(body: Vec<u8>, content_type: &str) -> (u16, Value) {
+        let app = test::init_service(
+            App::new()
+                .app_data(json_config())
+                .route("/probe", web::post().to(probe)),
+        )
+        .await;
+        let req = test::TestRequest::post()
+            .uri("/probe")
+            .insert_header(("content-type", content_type))
+            .set_payload(body)
+            .to_request();
+        let resp = test::call_service(&app, req).await;
+        let status = resp.status().as_u16();
+        (status, test::read_body_json(resp).await)
+    }
+
+    #[actix_web::test]
+    async fn json_extractor_errors_use_the_envelope() {
+        let (status, body) = call(br#"{"name":"a","extra":1}"#.to_vec(), "application/json").await;
+        assert_eq!(status, 400);
+        assert_eq!(body["code"], "BAD_REQUEST");
+        assert_eq!(body["success"], false);
+        assert!(body["error"].as_str().unwrap().contains("unknown field `extra`"), "{body}");
+
+        let (status, body) = call(b"{not json".to_vec(), "application/json").await;
+        assert_eq!(status, 400);
+        assert_eq!(body["error"], "request body is not valid JSON (line 1, column 2)");
+
+        let (status, body) = call(br#"{"name":"a"}"#.to_vec(), "text/plain").await;
+        assert_eq!(status, 400);
+        assert_eq!(body["error"], "Content-Type must be application/json");
+    }
+
+    #[actix_web::test]
+    async fn bodies_over_64_kib_are_413_payload_too_large() {
+        let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(MAX_BODY_BYTES));
+        let (status, body) = call(big.into_bytes(), "application/json").await;
+        assert_eq!(status, 413);
+        assert_eq!(
+            body,
+            serde_json::json!({"success": false, "error": "request body exceeds 65536 bytes",
+                               "code": "PAYLOAD_TOO_LARGE", "details": {}})
+        );
+    }
 }

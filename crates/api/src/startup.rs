@@ -56,11 +56,7 @@ impl Application {
                 .wrap(ErrorHandlers::new().default_handler(error::envelope_bare_errors))
                 .wrap(TracingLogger::default())
                 .app_data(server_state.clone())
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(MAX_BODY_BYTES)
-                        .error_handler(error::json_error),
-                )
+                .app_data(error::json_config())
                 .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
                 .app_data(web::PathConfig::default().error_handler(error::path_error))
                 .app_data(web::QueryConfig::default().error_handler(error::query_error))
