@@ -231,7 +231,10 @@ async fn sweep_answers_500_with_the_spec_message_when_the_database_fails() {
     let (status, json) = body(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
     assert_eq!(status, 503);
     assert_eq!(json["error"], "not ready: postgresql");
-    assert_eq!(json["details"], json!({"postgresql": "down", "redis": "ok"}));
+    assert_eq!(
+        json["details"],
+        json!({"postgresql": "down", "redis": "ok"})
+    );
 }
 
 #[tokio::test]

@@ -214,11 +214,20 @@ mod tests {
         assert_eq!(status, 400);
         assert_eq!(body["code"], "BAD_REQUEST");
         assert_eq!(body["success"], false);
-        assert!(body["error"].as_str().unwrap().contains("unknown field `extra`"), "{body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("unknown field `extra`"),
+            "{body}"
+        );
 
         let (status, body) = call(b"{not json".to_vec(), "application/json").await;
         assert_eq!(status, 400);
-        assert_eq!(body["error"], "request body is not valid JSON (line 1, column 2)");
+        assert_eq!(
+            body["error"],
+            "request body is not valid JSON (line 1, column 2)"
+        );
 
         let (status, body) = call(br#"{"name":"a"}"#.to_vec(), "text/plain").await;
         assert_eq!(status, 400);

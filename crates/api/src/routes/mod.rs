@@ -3,7 +3,7 @@
 pub mod health;
 pub mod worker_api;
 
-use actix_web::{HttpRequest, HttpResponse, ResponseError, Resource, web};
+use actix_web::{HttpRequest, HttpResponse, Resource, ResponseError, web};
 
 use crate::error::ApiError;
 
