@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use apalis::prelude::*;
+use apalis_core::backend::Vacuum;
 use apalis_cron::{CronScheduler, Tick};
 use apalis_redis::{Config as RedisConfig, RedisStorage};
 use backon::{ExponentialBuilder, Retryable};
@@ -21,6 +22,8 @@ use crate::settings::Settings;
 
 /// Idempotency keys outlive any retry of a tick (SPEC §11: TTL 1 h).
 const IDEMPOTENCY_TTL: Duration = Duration::from_secs(3600);
+/// Finished tasks stay in Redis until vacuumed; keep this much history per queue.
+const TASK_HISTORY: Duration = Duration::from_secs(3600);
 
 #[derive(Clone)]
 struct Producer {
@@ -47,6 +50,11 @@ async fn on_tick(tick: Tick, producer: Data<Producer>) -> Result<(), BoxDynError
     let mut storage = producer.storage.clone();
     storage.push_task(task).await?;
     tracing::debug!(schedule = %schedule.name, tick = ts, "tick offered to the queue");
+    match storage.vacuum_before(TASK_HISTORY).await {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(schedule = %schedule.name, removed = n, "vacuumed finished tasks"),
+        Err(e) => tracing::warn!(schedule = %schedule.name, "could not vacuum finished tasks: {e}"),
+    }
     Ok(())
 }
 
