@@ -171,9 +171,11 @@ pub async fn run(settings: Settings, name: &str) -> anyhow::Result<()> {
 }
 
 fn finish(result: Result<(), MonitorError>, failed: &AtomicBool) -> anyhow::Result<()> {
-    result?;
-    if failed.load(Ordering::SeqCst) {
-        anyhow::bail!("a worker failed");
+    // Each failure was logged on one line when it happened; keep the exit message one line too.
+    if result.is_err() || failed.load(Ordering::SeqCst) {
+        anyhow::bail!(
+            "an apalis worker failed (see the error above); exiting so the supervisor restarts us"
+        );
     }
     tracing::info!("powernode-worker stopped");
     Ok(())
