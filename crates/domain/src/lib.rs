@@ -2,12 +2,15 @@
 //!
 //! Nothing here performs I/O or reads a clock: callers pass `now` and configuration in.
 
+pub mod auth;
 pub mod events;
 pub mod liveness;
 pub mod peer;
 pub mod schedule;
+pub mod token;
 pub mod values;
 
+pub use auth::Permission;
 pub use peer::{Effects, IllegalTransition, PeerEvent, PeerStatus, Transition};
 pub use values::{
     InstanceUrl, InvalidValue, PeerKind, PeerOrigin, SpawnMode, SpawnRole, UlaPrefix,
