@@ -69,6 +69,8 @@ pub enum EventKind {
     PeerStatus(PeerStatus),
     PeerHeartbeatStale,
     PeerDeleted,
+    /// A proposed peer's acceptance token was replaced (the old one stops working).
+    PeerTokenRegenerated,
 }
 
 impl fmt::Display for EventKind {
@@ -77,6 +79,7 @@ impl fmt::Display for EventKind {
             EventKind::PeerStatus(s) => write!(f, "federation.peer.{s}"),
             EventKind::PeerHeartbeatStale => f.write_str("federation.peer.heartbeat_stale"),
             EventKind::PeerDeleted => f.write_str("federation.peer.deleted"),
+            EventKind::PeerTokenRegenerated => f.write_str("federation.peer.token_regenerated"),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! PostgreSQL persistence for Powernode Federation.
 
 pub mod events;
+pub mod identity;
 pub mod migrate;
+pub mod operators;
 pub mod peers;
 pub mod schema;
 
@@ -47,6 +49,19 @@ pub fn connect(database_url: &str) -> Result<PgConnection, StoreError> {
 diesel::define_sql_function! {
     /// PostgreSQL's transaction clock, the only clock thresholds use (SPEC §12).
     fn now() -> diesel::sql_types::Timestamptz;
+}
+
+/// `now()` for nullable timestamp columns.
+pub(crate) fn now_nullable()
+-> diesel::expression::SqlLiteral<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>> {
+    diesel::dsl::sql("now()")
+}
+
+/// `now() + secs` by the database clock, for nullable timestamp columns.
+pub(crate) fn now_plus_secs(
+    secs: u32,
+) -> diesel::expression::SqlLiteral<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>> {
+    diesel::dsl::sql(&format!("now() + make_interval(secs => {secs})"))
 }
 
 /// The database clock, as one query.

@@ -4,13 +4,16 @@ use std::fmt;
 
 use diesel::prelude::*;
 use diesel::sql_types::{Double, Text, Uuid as SqlUuid};
-use powernode_domain::peer::{self, PeerEvent, Transition};
+use powernode_domain::events::{EventKind, EventSource, Severity};
+use powernode_domain::peer::{self, IllegalTransition, PeerEvent, Transition};
+use powernode_domain::token::{self, StoredToken, TokenRejection, Verified};
 use powernode_domain::{PeerKind, PeerOrigin, PeerStatus, SpawnMode, SpawnRole};
 use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::StoreError;
+use crate::events::{self as fleet, NewEvent};
 use crate::schema::peers;
 
 /// Ciphertext that must never be printed, even though it is encrypted.
@@ -153,11 +156,15 @@ pub struct NewPeer<'a> {
     pub remote_prefix_advertisement: Option<&'a str>,
     pub status: &'a str,
     pub metadata: Value,
+    pub endpoints: Value,
+    pub extension_slugs: Value,
+    pub capabilities: Value,
     pub last_heartbeat_at: Option<OffsetDateTime>,
     pub acceptance_token_digest: Option<&'a str>,
     pub acceptance_token_expires_at: Option<OffsetDateTime>,
 }
 
+/// Inserts a row as is (no event); services use `propose`.
 pub fn insert(conn: &mut PgConnection, new: &NewPeer<'_>) -> Result<Peer, StoreError> {
     diesel::insert_into(peers::table)
         .values(new)
@@ -282,4 +289,275 @@ pub fn explain_sweep(conn: &mut PgConnection, stale_after_secs: u32) -> Result<S
         .map(|p| p.line)
         .collect::<Vec<_>>();
     Ok(lines.join("\n"))
+}
+
+/// Why a peer operation changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerOpError {
+    #[error("peer not found")]
+    NotFound,
+    #[error(transparent)]
+    Illegal(#[from] IllegalTransition),
+    /// The peer's status does not allow the operation (not a state-machine move).
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Rejected(#[from] TokenRejection),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<diesel::result::Error> for PeerOpError {
+    fn from(e: diesel::result::Error) -> Self {
+        PeerOpError::Store(e.into())
+    }
+}
+
+fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Peer, PeerOpError> {
+    peers::table
+        .find(id)
+        .select(PeerRow::as_select())
+        .for_update()
+        .first(conn)
+        .optional()?
+        .ok_or(PeerOpError::NotFound)?
+        .try_into()
+        .map_err(PeerOpError::Store)
+}
+
+/// A proposed peer and the event recording it, in one transaction. The acceptance token's
+/// expiry is `ttl_secs` after the database clock; `digest` is `None` only for drill peers.
+pub fn propose(
+    conn: &mut PgConnection,
+    new: &NewPeer<'_>,
+    token_ttl_secs: Option<u32>,
+    actor: Option<Uuid>,
+) -> Result<Peer, StoreError> {
+    conn.transaction(|conn| {
+        let mut peer = insert(conn, new)?;
+        if let Some(ttl) = token_ttl_secs {
+            let row: PeerRow = diesel::update(peers::table.find(peer.id))
+                .set(peers::acceptance_token_expires_at.eq(crate::now_plus_secs(ttl)))
+                .returning(PeerRow::as_returning())
+                .get_result(conn)?;
+            peer = row.try_into()?;
+        }
+        let payload = serde_json::json!({
+            "to": PeerStatus::Proposed,
+            "operator_id": actor,
+            "remote_instance_url": peer.remote_instance_url,
+            "peer_kind": peer.peer_kind,
+            "drill": new.acceptance_token_digest.is_none(),
+        });
+        fleet::insert(
+            conn,
+            &NewEvent {
+                kind: EventKind::PeerStatus(PeerStatus::Proposed),
+                severity: Severity::Low,
+                source: EventSource::FederationPeer,
+                peer_id: Some(peer.id),
+                payload: &payload,
+                correlation_id: None,
+            },
+        )?;
+        Ok(peer)
+    })
+}
+
+/// Applies `event` through the domain's table: a locked read, a conditional update on the
+/// status read and one event, in one transaction. Illegal → nothing written.
+pub fn transition(
+    conn: &mut PgConnection,
+    id: Uuid,
+    event: PeerEvent,
+    reason: Option<&str>,
+    actor: Option<Uuid>,
+) -> Result<Peer, PeerOpError> {
+    conn.transaction(|conn| {
+        let peer = lock(conn, id)?;
+        apply_locked(conn, &peer, event, reason, actor, serde_json::json!({}))
+    })
+}
+
+/// Persists a transition on a row already locked in this transaction.
+fn apply_locked(
+    conn: &mut PgConnection,
+    peer: &Peer,
+    event: PeerEvent,
+    reason: Option<&str>,
+    actor: Option<Uuid>,
+    extra_payload: Value,
+) -> Result<Peer, PeerOpError> {
+    let (from, to, effects) = match peer::apply(peer.status, event)? {
+        Transition::Move { from, to, effects } => (from, to, effects),
+        Transition::Stay(_) => return Ok(peer.clone()),
+    };
+    let mut metadata = match &peer.metadata {
+        Value::Object(m) => m.clone(),
+        _ => serde_json::Map::new(),
+    };
+    for key in effects.clear_keys {
+        metadata.remove(*key);
+    }
+    if let (Some(key), Some(reason)) = (effects.reason_key, reason) {
+        metadata.insert(key.to_owned(), Value::String(reason.to_owned()));
+    }
+    let target = peers::table
+        .filter(peers::id.eq(peer.id))
+        .filter(peers::status.eq(from.as_str()));
+    let row: Option<PeerRow> = if effects.clear_acceptance_token {
+        diesel::update(target)
+            .set((
+                peers::status.eq(to.as_str()),
+                peers::metadata.eq(Value::Object(metadata)),
+                peers::acceptance_token_digest.eq(None::<String>),
+                peers::acceptance_token_expires_at.eq(None::<OffsetDateTime>),
+                peers::signed_at.eq(crate::now_nullable()),
+                peers::updated_at.eq(crate::now()),
+            ))
+            .returning(PeerRow::as_returning())
+            .get_result(conn)
+            .optional()?
+    } else {
+        diesel::update(target)
+            .set((
+                peers::status.eq(to.as_str()),
+                peers::metadata.eq(Value::Object(metadata)),
+                peers::updated_at.eq(crate::now()),
+            ))
+            .returning(PeerRow::as_returning())
+            .get_result(conn)
+            .optional()?
+    };
+    // The row is locked, so the status cannot have moved; a miss means it vanished.
+    let updated: Peer = row.ok_or(PeerOpError::NotFound)?.try_into()?;
+    let mut payload = serde_json::json!({
+        "from": from,
+        "to": to,
+        "reason": reason,
+        "operator_id": actor,
+    });
+    if let (Value::Object(p), Value::Object(extra)) = (&mut payload, extra_payload) {
+        p.extend(extra);
+    }
+    fleet::insert(
+        conn,
+        &NewEvent {
+            kind: effects.event_kind,
+            severity: effects.severity,
+            source: effects.event_source,
+            peer_id: Some(peer.id),
+            payload: &payload,
+            correlation_id: None,
+        },
+    )?;
+    Ok(updated)
+}
+
+/// A's side of accept: verifies `presented` against the locked row in SPEC §3 order (by the
+/// database clock) and, only if it passes, moves proposed → accepted clearing the digest and
+/// expiry in the same conditional update (single use). A refusal writes nothing.
+pub fn accept_with_token(
+    conn: &mut PgConnection,
+    id: Uuid,
+    presented: Option<&str>,
+    drill_allowed: bool,
+) -> Result<Peer, PeerOpError> {
+    conn.transaction(|conn| {
+        let peer = match lock(conn, id) {
+            Err(PeerOpError::NotFound) => return Err(TokenRejection::NotRecognized.into()),
+            other => other?,
+        };
+        let now = crate::database_now(conn)?;
+        let stored = StoredToken {
+            status: peer.status,
+            digest: peer.acceptance_token_digest.as_deref(),
+            expires_at: peer.acceptance_token_expires_at,
+        };
+        let verified = token::verify(&stored, presented, now, drill_allowed)?;
+        let drill = verified == Verified::Drill;
+        apply_locked(
+            conn,
+            &peer,
+            PeerEvent::Accept,
+            None,
+            None,
+            serde_json::json!({ "drill": drill }),
+        )
+    })
+}
+
+/// Replaces the acceptance token of a `proposed` peer (the old one stops working at once).
+pub fn regenerate_token(
+    conn: &mut PgConnection,
+    id: Uuid,
+    digest: &str,
+    ttl_secs: u32,
+    actor: Option<Uuid>,
+) -> Result<Peer, PeerOpError> {
+    conn.transaction(|conn| {
+        let peer = lock(conn, id)?;
+        if peer.status != PeerStatus::Proposed {
+            return Err(PeerOpError::Conflict(format!(
+                "acceptance token can only be regenerated while proposed (peer is {})",
+                peer.status
+            )));
+        }
+        let row: PeerRow = diesel::update(peers::table.find(id))
+            .set((
+                peers::acceptance_token_digest.eq(digest),
+                peers::acceptance_token_expires_at.eq(crate::now_plus_secs(ttl_secs)),
+                peers::updated_at.eq(crate::now()),
+            ))
+            .returning(PeerRow::as_returning())
+            .get_result(conn)?;
+        let updated: Peer = row.try_into()?;
+        let payload = serde_json::json!({
+            "operator_id": actor,
+            "expires_at": updated.acceptance_token_expires_at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+        });
+        fleet::insert(
+            conn,
+            &NewEvent {
+                kind: EventKind::PeerTokenRegenerated,
+                severity: Severity::Low,
+                source: EventSource::FederationPeer,
+                peer_id: Some(id),
+                payload: &payload,
+                correlation_id: None,
+            },
+        )?;
+        Ok(updated)
+    })
+}
+
+/// Deletes a `proposed` or `revoked` peer and records `federation.peer.deleted`.
+pub fn delete(conn: &mut PgConnection, id: Uuid, actor: Option<Uuid>) -> Result<Peer, PeerOpError> {
+    conn.transaction(|conn| {
+        let peer = lock(conn, id)?;
+        if !matches!(peer.status, PeerStatus::Proposed | PeerStatus::Revoked) {
+            return Err(PeerOpError::Conflict(format!(
+                "only proposed or revoked peers can be deleted (peer is {}); revoke it first",
+                peer.status
+            )));
+        }
+        diesel::delete(peers::table.find(id)).execute(conn)?;
+        let payload = serde_json::json!({
+            "from": peer.status,
+            "operator_id": actor,
+            "remote_instance_url": peer.remote_instance_url,
+        });
+        fleet::insert(
+            conn,
+            &NewEvent {
+                kind: EventKind::PeerDeleted,
+                severity: Severity::Low,
+                source: EventSource::FederationPeer,
+                peer_id: Some(id),
+                payload: &payload,
+                correlation_id: None,
+            },
+        )?;
+        Ok(peer)
+    })
 }

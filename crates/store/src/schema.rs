@@ -14,6 +14,30 @@ diesel::table! {
 }
 
 diesel::table! {
+    instance_identity (singleton) {
+        singleton -> Bool,
+        instance_id -> Uuid,
+        ca_cert_pem -> Text,
+        ca_sha256 -> Text,
+        ca_key_sealed -> Bytea,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    operators (id) {
+        id -> Uuid,
+        name -> Text,
+        token_digest -> Text,
+        permissions -> Array<Nullable<Text>>,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        disabled_at -> Nullable<Timestamptz>,
+        last_used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     peers (id) {
         id -> Uuid,
         origin -> Text,
@@ -45,4 +69,4 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(fleet_events, peers,);
+diesel::allow_tables_to_appear_in_same_query!(fleet_events, instance_identity, operators, peers,);
