@@ -185,11 +185,34 @@ pub fn settings(db: &TestDb) -> Settings {
     settings_from(&vars)
 }
 
+pub const PUBLIC_URL: &str = "https://127.0.0.1:9443";
+
+/// A fresh master key file (64 hex characters, mode 0600) for one test.
+pub fn master_key_file() -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::temp_dir().join(format!("pn-master-{}.key", Uuid::new_v4()));
+    let key: String = (0..32)
+        .map(|i| format!("{:02x}", (i * 37 + 11) % 256))
+        .collect();
+    std::fs::write(&path, key).expect("write master key");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+    path.to_string_lossy().into_owned()
+}
+
 /// Builds settings from explicit variables only (via a TOML file; the process environment is
 /// ignored so a developer's POWERNODE_* variables cannot point a test at a real database).
 pub fn settings_from(vars: &[(&str, String)]) -> Settings {
+    let mut vars = vars.to_vec();
+    for (k, v) in [
+        ("POWERNODE_MASTER_KEY_FILE", master_key_file()),
+        ("POWERNODE_FEDERATION_PUBLIC_URL", PUBLIC_URL.to_owned()),
+    ] {
+        if !vars.iter().any(|(name, _)| *name == k) {
+            vars.push((k, v));
+        }
+    }
     let mut toml = String::new();
-    for (k, v) in vars {
+    for (k, v) in &vars {
         let key = k.trim_start_matches("POWERNODE_").to_lowercase();
         toml.push_str(&format!("{key} = {v:?}\n"));
     }
@@ -209,6 +232,44 @@ pub struct TestApp {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// Sends `method path` with an optional bearer token and JSON body; returns status + JSON.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{status} body is not JSON: {text:?}"));
+        (status, json)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::GET, path, Some(token), None)
+            .await
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        token: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::POST, path, Some(token), Some(body))
+            .await
     }
 
     pub async fn sweep(&self) -> reqwest::Response {
@@ -386,4 +447,111 @@ pub fn insert_peer(
     .execute(conn)
     .expect("insert peer");
     id
+}
+
+/// Creates an enabled operator directly in the database and returns its token.
+pub fn create_operator(
+    conn: &mut PgConnection,
+    name: &str,
+    permissions: &[powernode_domain::Permission],
+) -> String {
+    let token = format!("pnop_test{}", Uuid::new_v4().simple());
+    powernode_store::operators::insert(
+        conn,
+        &powernode_store::operators::NewOperator {
+            name,
+            token_digest: &powernode_domain::token::sha256_hex(token.as_bytes()),
+            permissions,
+            created_by: None,
+        },
+    )
+    .expect("insert operator");
+    token
+}
+
+/// An operator holding every permission.
+pub fn admin_token(conn: &mut PgConnection) -> String {
+    use powernode_domain::Permission::*;
+    create_operator(
+        conn,
+        "admin",
+        &[
+            FederationRead,
+            FederationManage,
+            InfraTasksControl,
+            OperatorsAdmin,
+        ],
+    )
+}
+
+/// A running binary whose stdout and stderr are collected line by line.
+pub struct Process {
+    pub child: tokio::process::Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    pub fn spawn(binary: &str, args: &[&str], env: &[(&str, String)]) -> Self {
+        let mut cmd = tokio::process::Command::new(bin(binary));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {binary}: {e}"));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        collect(child.stdout.take().expect("stdout"), lines.clone());
+        collect(child.stderr.take().expect("stderr"), lines.clone());
+        Process { child, lines }
+    }
+
+    pub fn output(&self) -> String {
+        self.lines.lock().expect("lines lock").join("\n")
+    }
+}
+
+/// A free loopback port (bound then released; the caller binds it right away).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Every text or jsonb cell of every table that contains `needle`, as `table.column`.
+pub fn columns_containing(conn: &mut PgConnection, needle: &str) -> Vec<String> {
+    #[derive(QueryableByName)]
+    struct Col {
+        #[diesel(sql_type = Text)]
+        table_name: String,
+        #[diesel(sql_type = Text)]
+        column_name: String,
+    }
+    let cols: Vec<Col> = diesel::sql_query(
+        "SELECT table_name::text, column_name::text FROM information_schema.columns
+          WHERE table_schema = 'public' AND data_type IN ('text', 'jsonb', 'ARRAY', 'character varying')",
+    )
+    .load(conn)
+    .expect("list columns");
+    let mut hits = Vec::new();
+    for c in cols {
+        let n = diesel::sql_query(format!(
+            "SELECT count(*) AS n FROM {} WHERE strpos({}::text, $1) > 0",
+            c.table_name, c.column_name
+        ))
+        .bind::<Text, _>(needle)
+        .get_result::<Count>(conn)
+        .expect("scan column")
+        .n;
+        if n > 0 {
+            hits.push(format!("{}.{}", c.table_name, c.column_name));
+        }
+    }
+    hits
 }

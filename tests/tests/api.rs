@@ -322,6 +322,14 @@ fn the_api_refuses_to_start_without_a_worker_token_and_says_which_variable() {
         .env_clear()
         .env("POWERNODE_DATABASE_URL", "postgres://127.0.0.1:1/x")
         .env("POWERNODE_REDIS_URL", "redis://127.0.0.1:1/")
+        .env(
+            "POWERNODE_MASTER_KEY_FILE",
+            powernode_tests::master_key_file(),
+        )
+        .env(
+            "POWERNODE_FEDERATION_PUBLIC_URL",
+            powernode_tests::PUBLIC_URL,
+        )
         .env("POWERNODE_WORKER_TOKEN", "short")
         .output()
         .unwrap();

@@ -5,12 +5,24 @@ use std::future::{Ready, ready};
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
-use secrecy::ExposeSecret;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures::future::LocalBoxFuture;
+use powernode_domain::Permission;
+use powernode_domain::token::sha256_hex;
+use powernode_store::operators::Operator;
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::crypto::random_bytes;
+use crate::db;
+use crate::error::{ApiError, internal};
 use crate::startup::AppState;
 
 pub const WORKER_TOKEN_HEADER: &str = "X-Worker-Token";
+
+/// Operator tokens: prefix, then 32 random bytes as unpadded base64url (256 bits).
+pub const OPERATOR_TOKEN_PREFIX: &str = "pnop_";
 
 /// Proof that the request carried the worker token.
 #[derive(Debug)]
@@ -20,6 +32,11 @@ fn presented_token(req: &HttpRequest) -> Option<&str> {
     if let Some(v) = req.headers().get(WORKER_TOKEN_HEADER) {
         return v.to_str().ok().map(str::trim).filter(|t| !t.is_empty());
     }
+    bearer(req)
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer(req: &HttpRequest) -> Option<&str> {
     let auth = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = auth.trim().split_once(' ')?;
     let token = token.trim();
@@ -54,6 +71,57 @@ impl FromRequest for WorkerAuth {
             }
         };
         ready(result)
+    }
+}
+
+/// The authenticated operator of a request. Handlers call `require` for each permission.
+#[derive(Debug, Clone)]
+pub struct OperatorAuth(pub Operator);
+
+impl OperatorAuth {
+    pub fn require(&self, permission: Permission) -> Result<&Operator, ApiError> {
+        if self.0.has(permission) {
+            Ok(&self.0)
+        } else {
+            Err(ApiError::Forbidden {
+                permission: permission.as_str(),
+            })
+        }
+    }
+
+    pub fn id(&self) -> Uuid {
+        self.0.id
+    }
+}
+
+/// Mints an operator token and its digest; the token is shown once and never stored.
+pub fn mint_operator_token() -> Result<(SecretString, String), ApiError> {
+    let bytes = random_bytes::<32>().map_err(|e| internal("operator token", e))?;
+    let token = format!("{OPERATOR_TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+    let digest = sha256_hex(token.as_bytes());
+    Ok((token.into(), digest))
+}
+
+impl FromRequest for OperatorAuth {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = bearer(req).map(str::to_owned);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let state = state.ok_or_else(|| internal("operator auth", "AppState missing"))?;
+            let token = token.ok_or(ApiError::Unauthorized("Operator token required"))?;
+            let digest = sha256_hex(token.as_bytes());
+            let found = db::run(&state.pool, move |conn| {
+                powernode_store::operators::authenticate(conn, &digest)
+            })
+            .await
+            .map_err(|e| internal("operator lookup failed", e))?;
+            found
+                .map(OperatorAuth)
+                .ok_or(ApiError::Unauthorized("Invalid or disabled operator token"))
+        })
     }
 }
 

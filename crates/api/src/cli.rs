@@ -8,6 +8,7 @@ use backon::{BlockingRetryable, ExponentialBuilder};
 use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
 
+use crate::services;
 use crate::settings::{Settings, redact_url};
 use crate::{Application, telemetry};
 
@@ -31,6 +32,25 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations, waiting for PostgreSQL if it is not up yet.
     Migrate,
+    /// Create the first admin operator (all four permissions) and print its token once.
+    Bootstrap {
+        #[arg(long)]
+        name: String,
+        /// Create another admin even though an enabled one exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The internal CA.
+    Ca {
+        #[command(subcommand)]
+        command: CaCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Create this instance's identity and CA unless they exist; print the CA fingerprint.
+    Init,
 }
 
 pub fn main(cli: Cli) -> ExitCode {
@@ -45,6 +65,10 @@ pub fn main(cli: Cli) -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),
         Command::Migrate => migrate(&settings),
+        Command::Bootstrap { name, force } => bootstrap(&settings, &name, force),
+        Command::Ca {
+            command: CaCommand::Init,
+        } => ca_init(settings),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -74,10 +98,57 @@ fn listen_display(listen: &str, port: u16) -> String {
     format!("{host}:{port}")
 }
 
-fn migrate(settings: &Settings) -> anyhow::Result<()> {
+fn bootstrap(settings: &Settings, name: &str, force: bool) -> anyhow::Result<()> {
+    use powernode_domain::Permission;
+    use powernode_store::operators::{self, NewOperator};
+    use strum::IntoEnumIterator;
+
+    let name = services::operators::validate_name(name).map_err(|e| anyhow::anyhow!("--{e}"))?;
+    let mut conn = wait_for_database(settings)?;
+    if operators::enabled_admin_exists(&mut conn)? && !force {
+        anyhow::bail!(
+            "an enabled admin operator already exists; use its token to create operators, or pass --force"
+        );
+    }
+    let (token, digest) = crate::auth::mint_operator_token()
+        .map_err(|e| anyhow::anyhow!("cannot mint a token: {e}"))?;
+    let permissions: Vec<Permission> = Permission::iter().collect();
+    let op = operators::insert(
+        &mut conn,
+        &NewOperator {
+            name: &name,
+            token_digest: &digest,
+            permissions: &permissions,
+            created_by: None,
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("cannot create operator {name:?}: {e}"))?;
+    tracing::info!(operator_id = %op.id, name = %op.name, "admin operator bootstrapped");
+    println!("Created admin operator {:?} ({}).", op.name, op.id);
+    println!("Its token is shown once; store it now (e.g. export POWERNODE_TOKEN=…):");
+    println!("{}", token.expose_secret());
+    Ok(())
+}
+
+fn ca_init(settings: Settings) -> anyhow::Result<()> {
+    drop(wait_for_database(&settings)?);
+    actix_web::rt::System::new().block_on(async move {
+        let pool = powernode_store::pool(
+            settings.database_url.expose_secret(),
+            1,
+            settings.database_connect_timeout,
+        );
+        let identity = crate::ca::ensure_identity(&pool, &settings.master_key).await?;
+        println!("instance_id {}", identity.instance_id);
+        println!("ca_sha256   {}", identity.ca_sha256);
+        Ok(())
+    })
+}
+
+fn wait_for_database(settings: &Settings) -> anyhow::Result<diesel::PgConnection> {
     let url = settings.database_url.expose_secret();
     let target = redact_url(url);
-    let mut conn = (|| powernode_store::connect(url))
+    (|| powernode_store::connect(url))
         .retry(
             ExponentialBuilder::default()
                 .with_min_delay(Duration::from_millis(500))
@@ -91,7 +162,11 @@ fn migrate(settings: &Settings) -> anyhow::Result<()> {
             );
         })
         .call()
-        .map_err(|e| anyhow::anyhow!("PostgreSQL at {target} is unreachable: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("PostgreSQL at {target} is unreachable: {e}"))
+}
+
+fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let mut conn = wait_for_database(settings)?;
     let applied = powernode_store::migrate::run_pending(&mut conn)?;
     if applied.is_empty() {
         tracing::info!("migrations: schema already up to date");

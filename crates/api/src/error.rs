@@ -7,6 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use powernode_domain::token::TokenRejection;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -19,8 +20,21 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// The operator lacks `permission`.
+    #[error("Forbidden")]
+    Forbidden { permission: &'static str },
     #[error("{0}")]
     NotFound(String),
+    #[error(transparent)]
+    IllegalTransition(#[from] powernode_domain::IllegalTransition),
+    #[error("{0}")]
+    Conflict(String),
+    /// `<field> <message>`, with `details.field`.
+    #[error("{field} {message}")]
+    Validation { field: String, message: String },
+    /// Acceptance token refusals of SPEC §3 (401 for an unknown peer, else 422).
+    #[error(transparent)]
+    Token(#[from] powernode_domain::token::TokenRejection),
     #[error("request body exceeds {MAX_BODY_BYTES} bytes")]
     PayloadTooLarge,
     #[error("{method} is not allowed here")]
@@ -45,7 +59,15 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "FORBIDDEN"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            ApiError::IllegalTransition(_) => (StatusCode::CONFLICT, "ILLEGAL_TRANSITION"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
+            ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED"),
+            ApiError::Token(TokenRejection::NotRecognized) => {
+                (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
+            }
+            ApiError::Token(_) => (StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
             ApiError::MethodNotAllowed { .. } => {
                 (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED")
@@ -57,9 +79,20 @@ impl ApiError {
         }
     }
 
+    pub fn validation(field: &str, message: impl Into<String>) -> Self {
+        ApiError::Validation {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+
     fn details(&self) -> Value {
         match self {
             ApiError::NotReady { details, .. } => details.clone(),
+            ApiError::Forbidden { permission } => json!({ "required_permission": permission }),
+            ApiError::Validation { field, .. } => json!({ "field": field }),
+            ApiError::IllegalTransition(e) => json!({ "from": e.from, "to": e.to }),
+            ApiError::Token(_) => json!({ "field": "acceptance_token" }),
             _ => json!({}),
         }
     }
@@ -92,6 +125,17 @@ impl ResponseError for ApiError {
 /// `{"success":true,"data":…}`
 pub fn ok<T: Serialize>(data: T) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "success": true, "data": data }))
+}
+
+/// 201 with the success envelope.
+pub fn created<T: Serialize>(data: T) -> HttpResponse {
+    HttpResponse::Created().json(json!({ "success": true, "data": data }))
+}
+
+/// Logs an unexpected failure with its cause and answers 500 `internal error`.
+pub fn internal(context: &str, cause: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %cause, "{context}");
+    ApiError::Internal
 }
 
 /// The JSON extractor configuration every route uses: 64 KiB limit, envelope errors.
@@ -128,11 +172,6 @@ pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
 
 pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
     ApiError::BadRequest(format!("invalid query string: {err}")).into()
-}
-
-/// Unmatched routes answer with the envelope too.
-pub async fn not_found(req: HttpRequest) -> HttpResponse {
-    ApiError::NotFound(format!("no route for {} {}", req.method(), req.path())).error_response()
 }
 
 /// Turns any error response that is not already an envelope (actix's own 405, 413 from the

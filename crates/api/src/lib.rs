@@ -1,10 +1,13 @@
 //! Powernode Federation API server.
 
 pub mod auth;
+pub mod ca;
 pub mod cli;
+pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod routes;
+pub mod services;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

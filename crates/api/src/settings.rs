@@ -3,13 +3,17 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use powernode_domain::InstanceUrl;
 use powernode_domain::liveness::DEFAULT_STALE_AFTER_SECS;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+
+use crate::crypto::MasterKey;
 
 /// Smallest accepted worker token, in characters.
 pub const MIN_WORKER_TOKEN_LEN: usize = 32;
@@ -43,6 +47,12 @@ struct RawSettings {
     stale_after_secs: u32,
     shutdown_grace_secs: u64,
     log_format: LogFormat,
+    master_key_file: Option<String>,
+    federation_public_url: Option<String>,
+    acceptance_token_ttl_secs: u32,
+    acceptance_token_ttl_min_secs: u32,
+    acceptance_token_ttl_max_secs: u32,
+    allow_drill_mode: bool,
 }
 
 impl Default for RawSettings {
@@ -59,6 +69,12 @@ impl Default for RawSettings {
             stale_after_secs: DEFAULT_STALE_AFTER_SECS,
             shutdown_grace_secs: 30,
             log_format: LogFormat::Text,
+            master_key_file: None,
+            federation_public_url: None,
+            acceptance_token_ttl_secs: 7 * 24 * 3600,
+            acceptance_token_ttl_min_secs: 60,
+            acceptance_token_ttl_max_secs: 30 * 24 * 3600,
+            allow_drill_mode: false,
         }
     }
 }
@@ -80,6 +96,28 @@ pub struct Settings {
     /// How long SIGTERM waits for in-flight requests.
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
+    /// Seals secrets at rest (CA keys); from `POWERNODE_MASTER_KEY_FILE`.
+    pub master_key: Arc<MasterKey>,
+    /// https base URL of this instance's federation listener; tokens carry it.
+    pub federation_public_url: InstanceUrl,
+    /// Acceptance token lifetime: default and the bounds a caller's `ttl_seconds` must meet.
+    pub acceptance_token_ttl: TtlBounds,
+    /// Drill peers (no token); refused at start in production.
+    pub allow_drill_mode: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TtlBounds {
+    pub default_secs: u32,
+    pub min_secs: u32,
+    pub max_secs: u32,
+}
+
+impl Settings {
+    /// Drill mode is honoured only when enabled outside production (SPEC §12).
+    pub fn drill_allowed(&self) -> bool {
+        self.allow_drill_mode && self.environment != Environment::Production
+    }
 }
 
 impl fmt::Debug for Settings {
@@ -96,6 +134,10 @@ impl fmt::Debug for Settings {
             .field("redis_prefix", &self.redis_prefix)
             .field("worker_token", &"[REDACTED]")
             .field("stale_after_secs", &self.stale_after_secs)
+            .field("master_key", &self.master_key)
+            .field("federation_public_url", &self.federation_public_url)
+            .field("acceptance_token_ttl", &self.acceptance_token_ttl)
+            .field("allow_drill_mode", &self.allow_drill_mode)
             .finish_non_exhaustive()
     }
 }
@@ -176,7 +218,41 @@ impl Settings {
                 "POWERNODE_REDIS_PREFIX must be a non-empty word without spaces".to_owned(),
             ));
         }
+        let master_key_file = required(
+            raw.master_key_file,
+            "POWERNODE_MASTER_KEY_FILE",
+            "a file (mode 0600) holding 64 hex characters, e.g. `openssl rand -hex 32 > /etc/powernode/master.key`",
+        )?;
+        let master_key =
+            MasterKey::load(Path::new(&master_key_file)).map_err(SettingsError::Invalid)?;
+        let public_url = required(
+            raw.federation_public_url,
+            "POWERNODE_FEDERATION_PUBLIC_URL",
+            "the https base URL peers use to reach this instance's federation listener",
+        )?;
+        let federation_public_url = InstanceUrl::parse(&public_url)
+            .map_err(|e| SettingsError::Invalid(format!("POWERNODE_FEDERATION_PUBLIC_URL {e}")))?;
+        let ttl = TtlBounds {
+            default_secs: raw.acceptance_token_ttl_secs,
+            min_secs: raw.acceptance_token_ttl_min_secs,
+            max_secs: raw.acceptance_token_ttl_max_secs,
+        };
+        if ttl.min_secs == 0 || ttl.min_secs > ttl.default_secs || ttl.default_secs > ttl.max_secs {
+            return Err(SettingsError::Invalid(format!(
+                "acceptance token TTLs must satisfy 0 < POWERNODE_ACCEPTANCE_TOKEN_TTL_MIN_SECS ({}) <= POWERNODE_ACCEPTANCE_TOKEN_TTL_SECS ({}) <= POWERNODE_ACCEPTANCE_TOKEN_TTL_MAX_SECS ({})",
+                ttl.min_secs, ttl.default_secs, ttl.max_secs
+            )));
+        }
+        if raw.allow_drill_mode && raw.environment == Environment::Production {
+            return Err(SettingsError::Invalid(
+                "POWERNODE_ALLOW_DRILL_MODE is on in production: turn it off, or set POWERNODE_ENVIRONMENT=development on a sandbox".to_owned(),
+            ));
+        }
         Ok(Settings {
+            master_key: Arc::new(master_key),
+            federation_public_url,
+            acceptance_token_ttl: ttl,
+            allow_drill_mode: raw.allow_drill_mode,
             environment: raw.environment,
             http_listen: raw.http_listen,
             database_url: database_url.into(),
@@ -214,8 +290,56 @@ mod tests {
             database_url: Some("postgres://app:pw@127.0.0.1:5432/app".to_owned()),
             redis_url: Some("redis://127.0.0.1:6379/".to_owned()),
             worker_token: Some("x".repeat(32)),
+            master_key_file: Some(master_key_file()),
+            federation_public_url: Some("https://a.example.com:8443/".to_owned()),
             ..RawSettings::default()
         }
+    }
+
+    fn master_key_file() -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("pn-mk-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&path, "ab".repeat(32)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn the_public_url_is_normalised_and_drill_mode_refused_in_production() {
+        let settings = Settings::validate(raw()).unwrap();
+        assert_eq!(
+            settings.federation_public_url.as_str(),
+            "https://a.example.com:8443"
+        );
+        let err = Settings::validate(RawSettings {
+            allow_drill_mode: true,
+            ..raw()
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("POWERNODE_ALLOW_DRILL_MODE is on in production")
+        );
+        let dev = Settings::validate(RawSettings {
+            allow_drill_mode: true,
+            environment: Environment::Development,
+            ..raw()
+        })
+        .unwrap();
+        assert!(dev.drill_allowed());
+    }
+
+    #[test]
+    fn a_missing_master_key_file_names_the_variable() {
+        let err = Settings::validate(RawSettings {
+            master_key_file: None,
+            ..raw()
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("POWERNODE_MASTER_KEY_FILE is not set")
+        );
     }
 
     #[test]

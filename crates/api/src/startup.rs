@@ -9,6 +9,7 @@ use actix_web::{App, HttpServer, web};
 use backon::{ExponentialBuilder, Retryable};
 use secrecy::ExposeSecret;
 use tracing_actix_web::TracingLogger;
+use utoipa_actix_web::AppExt;
 
 use crate::error::{self, MAX_BODY_BYTES};
 use crate::routes;
@@ -50,18 +51,33 @@ impl Application {
             pool,
             redis,
         });
+        // The document comes from the same registration the server uses (built once here).
+        let (_, doc) = App::new()
+            .into_utoipa_app()
+            .configure(routes::configure)
+            .split_for_parts();
+        let doc = routes::openapi::finish(doc);
+        let known = web::Data::new(routes::KnownPaths::new(doc.paths.paths.keys()));
+        let doc = web::Data::new(routes::openapi::OpenApiDocument(
+            doc.to_json()
+                .map_err(|e| anyhow::anyhow!("OpenAPI document: {e}"))?,
+        ));
         let server_state = state.clone();
         let server = HttpServer::new(move || {
-            App::new()
+            let (app, _) = App::new()
                 .wrap(ErrorHandlers::new().default_handler(error::envelope_bare_errors))
                 .wrap(TracingLogger::default())
                 .app_data(server_state.clone())
+                .app_data(doc.clone())
+                .app_data(known.clone())
                 .app_data(error::json_config())
                 .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
                 .app_data(web::PathConfig::default().error_handler(error::path_error))
                 .app_data(web::QueryConfig::default().error_handler(error::query_error))
+                .into_utoipa_app()
                 .configure(routes::configure)
-                .default_service(web::to(error::not_found))
+                .split_for_parts();
+            app.default_service(web::to(routes::unmatched))
         })
         .shutdown_timeout(grace.as_secs())
         .listen(listener)?
@@ -81,7 +97,8 @@ impl Application {
 }
 
 /// Logs, with backoff, that we are waiting for PostgreSQL until it answers, then whether
-/// migrations are pending; requests keep being served (and `/readyz` says 503) meanwhile.
+/// migrations are pending, and creates the instance identity and CA on first start; requests
+/// keep being served (and `/readyz` says 503) meanwhile.
 async fn announce_database(state: web::Data<AppState>) {
     let target = redact_url(state.settings.database_url.expose_secret());
     let check = || {
@@ -103,7 +120,15 @@ async fn announce_database(state: web::Data<AppState>) {
         })
         .await;
     match pending {
-        Ok(p) if p.is_empty() => tracing::info!("PostgreSQL reachable; schema up to date"),
+        Ok(p) if p.is_empty() => {
+            tracing::info!("PostgreSQL reachable; schema up to date");
+            match crate::ca::ensure_identity(&state.pool, &state.settings.master_key).await {
+                Ok(id) => {
+                    tracing::info!(instance_id = %id.instance_id, ca_sha256 = %id.ca_sha256, "instance identity ready")
+                }
+                Err(e) => tracing::error!(error = %e, "instance identity unavailable"),
+            }
+        }
         Ok(p) => tracing::warn!(
             pending = ?p,
             "PostgreSQL reachable but migrations are pending: run `powernode-api migrate`"

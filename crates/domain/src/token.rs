@@ -83,7 +83,8 @@ pub fn parse(token: &str) -> Result<TokenClaims, Malformed> {
     let body = token.trim().strip_prefix(TOKEN_PREFIX).ok_or(Malformed)?;
     let json = URL_SAFE_NO_PAD.decode(body).map_err(|_| Malformed)?;
     let claims: TokenClaims = serde_json::from_slice(&json).map_err(|_| Malformed)?;
-    let hex64 = |s: &str| s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let hex64 =
+        |s: &str| s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     let secret_ok = URL_SAFE_NO_PAD
         .decode(&claims.secret)
         .is_ok_and(|s| s.len() == 32);
@@ -209,7 +210,10 @@ mod tests {
     #[test]
     fn the_right_token_verifies() {
         let (_, m) = minted();
-        assert_eq!(verify(&stored(&m.digest), Some(&m.token), NOW, false), Ok(Verified::Token));
+        assert_eq!(
+            verify(&stored(&m.digest), Some(&m.token), NOW, false),
+            Ok(Verified::Token)
+        );
     }
 
     #[test]
@@ -218,7 +222,9 @@ mod tests {
         let mut s = stored(&m.digest);
         s.status = PeerStatus::Accepted;
         assert_eq!(
-            verify(&s, Some(&m.token), NOW, false).unwrap_err().to_string(),
+            verify(&s, Some(&m.token), NOW, false)
+                .unwrap_err()
+                .to_string(),
             "acceptance_token does not match stored digest"
         );
         let s = stored(&m.digest);
@@ -226,11 +232,16 @@ mod tests {
             verify(&s, None, NOW, false).unwrap_err().to_string(),
             "acceptance_token required (peer has acceptance_token_digest set)"
         );
-        assert_eq!(verify(&s, Some("  "), NOW, false), Err(TokenRejection::Required));
+        assert_eq!(
+            verify(&s, Some("  "), NOW, false),
+            Err(TokenRejection::Required)
+        );
         let mut s = stored(&m.digest);
         s.expires_at = Some(datetime!(2026-11-29 11:00 UTC));
         assert_eq!(
-            verify(&s, Some("wrong"), NOW, false).unwrap_err().to_string(),
+            verify(&s, Some("wrong"), NOW, false)
+                .unwrap_err()
+                .to_string(),
             "acceptance_token has expired (expired_at 2026-11-29T11:00:00Z)"
         );
         let s = stored(&m.digest);

@@ -79,9 +79,23 @@ impl SpawnRole {
 }
 
 /// The https base URL of an instance's federation listener, without trailing slash.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct InstanceUrl(String);
+
+impl TryFrom<String> for InstanceUrl {
+    type Error = InvalidValue;
+
+    fn try_from(s: String) -> Result<Self, InvalidValue> {
+        InstanceUrl::parse(&s)
+    }
+}
+
+impl From<InstanceUrl> for String {
+    fn from(u: InstanceUrl) -> String {
+        u.0
+    }
+}
 
 impl InstanceUrl {
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {

@@ -334,14 +334,19 @@ pub fn propose(
     actor: Option<Uuid>,
 ) -> Result<Peer, StoreError> {
     conn.transaction(|conn| {
-        let mut peer = insert(conn, new)?;
-        if let Some(ttl) = token_ttl_secs {
-            let row: PeerRow = diesel::update(peers::table.find(peer.id))
-                .set(peers::acceptance_token_expires_at.eq(crate::now_plus_secs(ttl)))
-                .returning(PeerRow::as_returning())
-                .get_result(conn)?;
-            peer = row.try_into()?;
-        }
+        let now = crate::database_now(conn)?;
+        let expires_at = token_ttl_secs.map(|ttl| now + time::Duration::seconds(i64::from(ttl)));
+        let peer = insert(
+            conn,
+            &NewPeer {
+                acceptance_token_expires_at: expires_at,
+                metadata: new.metadata.clone(),
+                endpoints: new.endpoints.clone(),
+                extension_slugs: new.extension_slugs.clone(),
+                capabilities: new.capabilities.clone(),
+                ..*new
+            },
+        )?;
         let payload = serde_json::json!({
             "to": PeerStatus::Proposed,
             "operator_id": actor,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
 use serde_json::json;
 
 use crate::db;
@@ -12,11 +12,15 @@ use crate::startup::AppState;
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The process is up and serving.
+#[utoipa::path(tag = "health", responses((status = 200, description = "Serving")))]
+#[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
     ok(json!({ "status": "ok" }))
 }
 
 /// Ready when PostgreSQL and Redis both answer; 503 names the one that does not.
+#[utoipa::path(tag = "health", responses((status = 200, description = "Ready"), (status = 503, description = "`not ready: postgresql|redis`")))]
+#[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let (database, redis) = tokio::join!(check_database(&state), check_redis(&state));
     let mut down = Vec::new();

@@ -1,32 +1,91 @@
-//! Every route, registered in one place.
+//! Every route, registered in one place. Each handler carries `#[utoipa::path]`, and
+//! registration goes through `utoipa_actix_web`, so the OpenAPI document is built from this
+//! very registration and cannot miss a route.
 
+pub mod events;
 pub mod health;
+pub mod openapi;
+pub mod operators;
+pub mod peers;
 pub mod worker_api;
 
-use actix_web::{HttpRequest, HttpResponse, Resource, ResponseError, web};
+use actix_web::dev::ResourceDef;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde::de::DeserializeOwned;
+use utoipa_actix_web::scope;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::error::ApiError;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/healthz").route(web::get().to(health::healthz)))
-        .service(resource("/readyz").route(web::get().to(health::readyz)))
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(health::healthz)
+        .service(health::readyz)
+        .service(openapi::document)
+        .service(scope("/api/v1/system/worker_api").service(worker_api::heartbeat_sweep))
         .service(
-            web::scope("/api/v1/system/worker_api").service(
-                resource("/federation/heartbeat_sweep")
-                    .route(web::post().to(worker_api::heartbeat_sweep)),
-            ),
+            scope("/api/v1/system/federation")
+                .service(peers::propose)
+                .service(peers::list)
+                .service(peers::show)
+                .service(peers::remove)
+                .service(peers::regenerate_token)
+                .service(peers::suspend)
+                .service(peers::resume)
+                .service(peers::revoke),
+        )
+        .service(scope("/api/v1/system/fleet").service(events::list))
+        .service(
+            scope("/api/v1/system/operators")
+                .service(operators::me)
+                .service(operators::create)
+                .service(operators::list)
+                .service(operators::disable),
         );
 }
 
-/// A resource whose unmatched methods answer 405 with the envelope (without this, actix hands
-/// them to the app's 404 default service).
-fn resource(path: &str) -> Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
+/// The path patterns of every registered route (from the OpenAPI document).
+pub struct KnownPaths(Vec<ResourceDef>);
+
+impl KnownPaths {
+    pub fn new<'a>(paths: impl IntoIterator<Item = &'a String>) -> Self {
+        KnownPaths(
+            paths
+                .into_iter()
+                .map(|p| ResourceDef::new(p.as_str()))
+                .collect(),
+        )
+    }
 }
 
-async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    ApiError::MethodNotAllowed {
-        method: req.method().to_string(),
+/// Nothing matched: 405 when the path exists for another method, else 404; both enveloped.
+pub async fn unmatched(req: HttpRequest, known: web::Data<KnownPaths>) -> HttpResponse {
+    let error = if known.0.iter().any(|def| def.is_match(req.path())) {
+        ApiError::MethodNotAllowed {
+            method: req.method().to_string(),
+        }
+    } else {
+        ApiError::NotFound(format!("no route for {} {}", req.method(), req.path()))
+    };
+    error.error_response()
+}
+
+/// A JSON body that may be absent: empty → `T::default()`; otherwise parsed strictly.
+pub fn optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
     }
-    .error_response()
+    if body.len() > crate::error::MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            ApiError::BadRequest(format!("invalid request body: {e}"))
+        } else {
+            ApiError::BadRequest(format!(
+                "request body is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        }
+    })
 }

@@ -1,6 +1,6 @@
 //! Endpoints the worker calls; every state change the worker causes goes through here.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, post, web};
 use powernode_domain::liveness;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -11,7 +11,7 @@ use crate::db;
 use crate::error::{ApiError, ok};
 use crate::startup::AppState;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SweepResponse {
     /// Number of peers degraded (= `degraded_ids.len()`).
     pub swept: usize,
@@ -20,7 +20,17 @@ pub struct SweepResponse {
     pub ran_at: OffsetDateTime,
 }
 
-/// `POST /api/v1/system/worker_api/federation/heartbeat_sweep` (SPEC §5). No body required.
+/// Degrade active peers whose heartbeat is stale (SPEC §5). No body required.
+#[utoipa::path(
+    tag = "worker",
+    responses(
+        (status = 200, body = SweepResponse),
+        (status = 401, description = "`Worker token required` / `Invalid or inactive worker token`"),
+        (status = 500, description = "`federation_heartbeat_sweep_failed: internal error`")
+    ),
+    security(("worker_token" = []))
+)]
+#[post("/federation/heartbeat_sweep")]
 pub async fn heartbeat_sweep(
     _auth: WorkerAuth,
     state: web::Data<AppState>,

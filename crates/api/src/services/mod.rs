@@ -1,0 +1,5 @@
+//! Service functions: load, apply the domain rule, persist and record the event in one
+//! transaction. Handlers call exactly one of these.
+
+pub mod operators;
+pub mod peers;
