@@ -419,6 +419,25 @@ pub async fn eventually<T>(
     }
 }
 
+/// Polls the async `check` every 50 ms until it returns `Some`, failing after `deadline`.
+pub async fn eventually_async<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Inserts a platform peer in `status` whose last heartbeat was `age_secs` ago by the
 /// database clock (`None` = never).
 pub fn insert_peer(

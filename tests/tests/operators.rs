@@ -1,0 +1,435 @@
+//! Operator tokens, permissions, events API, OpenAPI and secrets hygiene (issue #3).
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+use std::time::Duration;
+
+use powernode_domain::Permission;
+use powernode_tests::{
+    PUBLIC_URL, Process, TestDb, WORKER_TOKEN, admin_token, columns_containing, create_operator,
+    free_port, insert_peer, master_key_file, redis_url, settings, spawn_app,
+};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const PEERS: &str = "/api/v1/system/federation/peers";
+const OPERATORS: &str = "/api/v1/system/operators";
+
+#[tokio::test]
+async fn operator_routes_need_a_valid_bearer_token() {
+    let db = TestDb::new();
+    let app = spawn_app(settings(&db)).await;
+    let (status, body) = app.call(Method::GET, PEERS, None, None).await;
+    assert_eq!(
+        (status, body),
+        (
+            401,
+            json!({"success": false, "error": "Operator token required", "code": "UNAUTHORIZED", "details": {}})
+        )
+    );
+    let (status, body) = app.get(PEERS, "pnop_not-a-real-token").await;
+    assert_eq!(
+        (status, body),
+        (
+            401,
+            json!({"success": false, "error": "Invalid or disabled operator token", "code": "UNAUTHORIZED", "details": {}})
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_read_only_operator_can_read_but_not_propose() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let reader = create_operator(&mut conn, "reader", &[Permission::FederationRead]);
+    let app = spawn_app(settings(&db)).await;
+    let (status, _) = app.get(PEERS, &reader).await;
+    assert_eq!(status, 200);
+    let (status, body) = app
+        .post(
+            PEERS,
+            &reader,
+            json!({"remote_instance_url": "https://b.example.com", "spawn_role": "child"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            403,
+            json!({"success": false, "error": "Forbidden", "code": "FORBIDDEN",
+                   "details": {"required_permission": "system.federation.manage"}})
+        )
+    );
+    assert!(
+        powernode_store::peers::list(&mut conn, None)
+            .unwrap()
+            .is_empty()
+    );
+    let id = insert_peer(&mut conn, "active", "platform", Some(1));
+    let (status, _) = app
+        .post(
+            &format!("{PEERS}/{id}/revoke"),
+            &reader,
+            json!({"reason": "x"}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = app.get(OPERATORS, &reader).await;
+    assert_eq!(status, 403);
+    let (status, me) = app.get(&format!("{OPERATORS}/me"), &reader).await;
+    assert_eq!(status, 200);
+    assert_eq!(me["data"]["permissions"], json!(["system.federation.read"]));
+    // A manager without read cannot list: no permission implies another.
+    let manager = create_operator(&mut conn, "manager", &[Permission::FederationManage]);
+    let (status, _) = app.get(PEERS, &manager).await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn admins_create_list_and_disable_operators() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let admin = admin_token(&mut conn);
+    let app = spawn_app(settings(&db)).await;
+    let (status, created) = app
+        .post(
+            OPERATORS,
+            &admin,
+            json!({"name": "alice", "permissions": ["system.federation.read", "system.federation.manage"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let token = created["data"]["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("pnop_"));
+    assert!(token.len() >= 5 + 43, "256 random bits, base64url");
+    let id = created["data"]["operator"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(app.get(PEERS, &token).await.0, 200);
+
+    let (status, dup) = app
+        .post(
+            OPERATORS,
+            &admin,
+            json!({"name": "alice", "permissions": ["system.federation.read"]}),
+        )
+        .await;
+    assert_eq!((status, dup["code"].as_str()), (409, Some("CONFLICT")));
+    let (status, bad) = app
+        .post(
+            OPERATORS,
+            &admin,
+            json!({"name": "bob", "permissions": ["system.everything"]}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(bad["details"]["field"], "permissions");
+
+    let (_, listed) = app.get(OPERATORS, &admin).await;
+    let names: Vec<_> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["admin", "alice"]);
+    assert!(!listed.to_string().contains("digest"));
+
+    let (status, disabled) = app
+        .call(
+            Method::POST,
+            &format!("{OPERATORS}/{id}/disable"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{disabled}");
+    assert!(disabled["data"]["disabled_at"].is_string());
+    let (status, body) = app.get(PEERS, &token).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("Invalid or disabled operator token"))
+    );
+    let (status, _) = app
+        .call(
+            Method::POST,
+            &format!("{OPERATORS}/{id}/disable"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409);
+}
+
+#[tokio::test]
+async fn events_are_filtered_newest_first_and_bad_since_is_400() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let admin = admin_token(&mut conn);
+    let app = spawn_app(settings(&db)).await;
+    let stale = insert_peer(&mut conn, "active", "platform", Some(3600));
+    let (_, p) = app
+        .post(
+            PEERS,
+            &admin,
+            json!({"remote_instance_url": "https://b.example.com", "spawn_role": "child"}),
+        )
+        .await;
+    let proposed = p["data"]["peer"]["id"].as_str().unwrap().to_owned();
+    assert!(app.sweep().await.status().is_success());
+
+    let (status, all) = app.get("/api/v1/system/fleet/events", &admin).await;
+    assert_eq!(status, 200);
+    let kinds: Vec<_> = all["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].clone())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            json!("federation.peer.heartbeat_stale"),
+            json!("federation.peer.proposed")
+        ]
+    );
+
+    let (_, by_source) = app
+        .get(
+            "/api/v1/system/fleet/events?source=federation_heartbeat_sweep",
+            &admin,
+        )
+        .await;
+    assert_eq!(by_source["data"].as_array().unwrap().len(), 1);
+    assert_eq!(by_source["data"][0]["peer_id"], stale.to_string());
+    let (_, by_peer) = app
+        .get(
+            &format!(
+                "/api/v1/system/fleet/events?peer_id={proposed}&kind=federation.peer.proposed"
+            ),
+            &admin,
+        )
+        .await;
+    assert_eq!(by_peer["data"].as_array().unwrap().len(), 1);
+    let (_, limited) = app.get("/api/v1/system/fleet/events?limit=1", &admin).await;
+    assert_eq!(limited["data"].as_array().unwrap().len(), 1);
+    let (_, future) = app
+        .get(
+            "/api/v1/system/fleet/events?since=2999-01-01T00:00:00Z",
+            &admin,
+        )
+        .await;
+    assert_eq!(future["data"], json!([]));
+
+    let (status, bad) = app
+        .get("/api/v1/system/fleet/events?since=yesterday", &admin)
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(bad["code"], "BAD_REQUEST");
+    assert!(
+        bad["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("since must be an ISO 8601 timestamp")
+    );
+    let (status, _) = app.get("/api/v1/system/fleet/events?limit=0", &admin).await;
+    assert_eq!(status, 400);
+    let (status, _) = app
+        .get("/api/v1/system/fleet/events?peer_id=nope", &admin)
+        .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn every_route_is_in_the_openapi_document_and_every_documented_route_answers() {
+    let db = TestDb::new();
+    let app = spawn_app(settings(&db)).await;
+    let resp = app
+        .client
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let doc: Value = resp.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    let expected = [
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+        ("get", "/api/v1/openapi.json"),
+        (
+            "post",
+            "/api/v1/system/worker_api/federation/heartbeat_sweep",
+        ),
+        ("post", "/api/v1/system/federation/peers"),
+        ("get", "/api/v1/system/federation/peers"),
+        ("get", "/api/v1/system/federation/peers/{id}"),
+        ("delete", "/api/v1/system/federation/peers/{id}"),
+        (
+            "post",
+            "/api/v1/system/federation/peers/{id}/acceptance_token",
+        ),
+        ("post", "/api/v1/system/federation/peers/{id}/suspend"),
+        ("post", "/api/v1/system/federation/peers/{id}/resume"),
+        ("post", "/api/v1/system/federation/peers/{id}/revoke"),
+        ("get", "/api/v1/system/fleet/events"),
+        ("post", "/api/v1/system/operators"),
+        ("get", "/api/v1/system/operators"),
+        ("get", "/api/v1/system/operators/me"),
+        ("post", "/api/v1/system/operators/{id}/disable"),
+    ];
+    for (method, path) in expected {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing"
+        );
+    }
+    // The other direction: each documented operation is served (anything but 404/405).
+    let mut operations = 0;
+    for (path, item) in paths {
+        let concrete = path.replace("{id}", "00000000-0000-4000-8000-000000000000");
+        for method in ["get", "post", "delete", "put", "patch"] {
+            if item.get(method).is_none() {
+                continue;
+            }
+            operations += 1;
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let status = app
+                .client
+                .request(m, app.url(&concrete))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert!(
+                status != 404 && status != 405,
+                "{method} {path} is documented but answered {status}"
+            );
+        }
+    }
+    assert_eq!(operations, expected.len());
+}
+
+/// Runs the real API binary with its logs captured, performs every secret-bearing operation,
+/// then checks neither the operator tokens nor the acceptance tokens reached a log line or a
+/// text column.
+#[tokio::test]
+async fn secrets_never_reach_logs_or_plaintext_columns() {
+    let db = TestDb::new();
+    let port = free_port();
+    let env = vec![
+        ("POWERNODE_DATABASE_URL", db.url.clone()),
+        ("POWERNODE_REDIS_URL", redis_url()),
+        ("POWERNODE_WORKER_TOKEN", WORKER_TOKEN.to_owned()),
+        ("POWERNODE_MASTER_KEY_FILE", master_key_file()),
+        ("POWERNODE_FEDERATION_PUBLIC_URL", PUBLIC_URL.to_owned()),
+        ("POWERNODE_HTTP_LISTEN", format!("127.0.0.1:{port}")),
+        ("RUST_LOG", "debug".to_owned()),
+    ];
+    let bootstrap = std::process::Command::new(powernode_tests::bin("powernode-api"))
+        .args(["bootstrap", "--name", "root"])
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    assert!(
+        bootstrap.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bootstrap.stderr)
+    );
+    let stdout = String::from_utf8(bootstrap.stdout).unwrap();
+    let admin = stdout.lines().last().unwrap().trim().to_owned();
+    assert!(admin.starts_with("pnop_"), "{stdout}");
+    // A second bootstrap refuses; --force is the explicit way around.
+    let again = std::process::Command::new(powernode_tests::bin("powernode-api"))
+        .args(["bootstrap", "--name", "root2"])
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("an enabled admin operator already exists")
+            || String::from_utf8_lossy(&again.stderr)
+                .contains("an enabled admin operator already exists")
+    );
+
+    let api = Process::spawn("powernode-api", &["serve"], &env);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    powernode_tests::eventually_async(Duration::from_secs(60), "API ready", || {
+        let client = client.clone();
+        let url = format!("{base}/readyz");
+        async move {
+            client
+                .get(url)
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status() == 200)
+        }
+    })
+    .await;
+    let call = |method: Method, path: String, body: Option<Value>| {
+        let mut req = client
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(&admin);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, created) = call(
+        Method::POST,
+        OPERATORS.to_owned(),
+        Some(json!({"name": "ops", "permissions": ["system.federation.read"]})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let ops_token = created["data"]["token"].as_str().unwrap().to_owned();
+    let (status, proposed) = call(
+        Method::POST,
+        PEERS.to_owned(),
+        Some(json!({"remote_instance_url": "https://b.example.com", "spawn_role": "child"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let first = proposed["data"]["acceptance_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let id = proposed["data"]["peer"]["id"].as_str().unwrap().to_owned();
+    let (status, regen) = call(Method::POST, format!("{PEERS}/{id}/acceptance_token"), None).await;
+    assert_eq!(status, 200);
+    let second = regen["data"]["acceptance_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = call(Method::GET, format!("{PEERS}/{id}"), None).await;
+    assert_eq!(status, 200);
+    let mut conn = db.conn();
+    let uuid: uuid::Uuid = id.parse().unwrap();
+    powernode_store::peers::accept_with_token(&mut conn, uuid, Some(&first), false).unwrap_err();
+    powernode_store::peers::accept_with_token(&mut conn, uuid, Some(&second), false).unwrap();
+
+    let logs = api.output();
+    assert!(
+        logs.contains("peer proposed"),
+        "the API's logs were captured:\n{logs}"
+    );
+    for secret in [&admin, &ops_token, &first, &second] {
+        assert!(!logs.contains(secret.as_str()), "a token reached the logs");
+        assert_eq!(columns_containing(&mut conn, secret), Vec::<String>::new());
+    }
+    // The secret part of the acceptance token on its own does not appear either.
+    let claims = powernode_domain::token::parse(&second).unwrap();
+    assert!(!logs.contains(&claims.secret));
+    assert_eq!(
+        columns_containing(&mut conn, &claims.secret),
+        Vec::<String>::new()
+    );
+}
