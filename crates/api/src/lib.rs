@@ -4,6 +4,7 @@ pub mod auth;
 pub mod ca;
 pub mod cli;
 pub mod crypto;
+pub mod ctl;
 pub mod db;
 pub mod error;
 pub mod routes;

@@ -132,8 +132,11 @@ pub struct Effects {
     pub reason_key: Option<&'static str>,
     /// Metadata keys to remove (e.g. `degraded_reason` when leaving degraded).
     pub clear_keys: &'static [&'static str],
-    /// Single use: the acceptance token digest and expiry are cleared by this transition.
+    /// The acceptance token digest and expiry are cleared: single use on accept; a revoked
+    /// peer keeps no token material.
     pub clear_acceptance_token: bool,
+    /// `signed_at` is stamped (the acceptance token was verified).
+    pub set_signed_at: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,7 +190,8 @@ pub fn apply(from: PeerStatus, event: PeerEvent) -> Result<Transition, IllegalTr
             severity,
             reason_key,
             clear_keys,
-            clear_acceptance_token: event == PeerEvent::Accept,
+            clear_acceptance_token: matches!(event, PeerEvent::Accept | PeerEvent::Revoke),
+            set_signed_at: event == PeerEvent::Accept,
         },
     })
 }
@@ -291,8 +295,13 @@ mod tests {
         else {
             panic!("proposed must accept");
         };
-        assert!(effects.clear_acceptance_token);
+        assert!(effects.clear_acceptance_token && effects.set_signed_at);
         assert_eq!(effects.event_source.as_ref(), "accept_controller");
+        let Ok(Transition::Move { effects, .. }) = apply(PeerStatus::Proposed, PeerEvent::Revoke)
+        else {
+            panic!("proposed must revoke");
+        };
+        assert!(effects.clear_acceptance_token && !effects.set_signed_at);
     }
 
     fn any_event() -> impl Strategy<Value = PeerEvent> {

@@ -410,30 +410,25 @@ fn apply_locked(
     let target = peers::table
         .filter(peers::id.eq(peer.id))
         .filter(peers::status.eq(from.as_str()));
-    let row: Option<PeerRow> = if effects.clear_acceptance_token {
-        diesel::update(target)
-            .set((
-                peers::status.eq(to.as_str()),
-                peers::metadata.eq(Value::Object(metadata)),
-                peers::acceptance_token_digest.eq(None::<String>),
-                peers::acceptance_token_expires_at.eq(None::<OffsetDateTime>),
-                peers::signed_at.eq(crate::now_nullable()),
-                peers::updated_at.eq(crate::now()),
-            ))
-            .returning(PeerRow::as_returning())
-            .get_result(conn)
-            .optional()?
-    } else {
-        diesel::update(target)
-            .set((
-                peers::status.eq(to.as_str()),
-                peers::metadata.eq(Value::Object(metadata)),
-                peers::updated_at.eq(crate::now()),
-            ))
-            .returning(PeerRow::as_returning())
-            .get_result(conn)
-            .optional()?
-    };
+    // One conditional update; optional columns are written only when the effect asks.
+    let row: Option<PeerRow> = diesel::update(target)
+        .set((
+            peers::status.eq(to.as_str()),
+            peers::metadata.eq(Value::Object(metadata)),
+            peers::updated_at.eq(crate::now()),
+            effects.clear_acceptance_token.then(|| {
+                (
+                    peers::acceptance_token_digest.eq(None::<String>),
+                    peers::acceptance_token_expires_at.eq(None::<OffsetDateTime>),
+                )
+            }),
+            effects
+                .set_signed_at
+                .then(|| peers::signed_at.eq(crate::now_nullable())),
+        ))
+        .returning(PeerRow::as_returning())
+        .get_result(conn)
+        .optional()?;
     // The row is locked, so the status cannot have moved; a miss means it vanished.
     let updated: Peer = row.ok_or(PeerOpError::NotFound)?.try_into()?;
     let mut payload = serde_json::json!({

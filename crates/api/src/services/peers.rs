@@ -372,7 +372,8 @@ pub fn derive(peer: &Peer, now: OffsetDateTime, stale_after_secs: u32) -> Derive
         && peer
             .last_heartbeat_at
             .is_none_or(|at| now - at > stale_after);
-    let acceptance_pending = peer.acceptance_token_digest.is_some()
+    let acceptance_pending = peer.status == PeerStatus::Proposed
+        && peer.acceptance_token_digest.is_some()
         && peer.acceptance_token_expires_at.is_some_and(|at| at > now);
     Derived {
         heartbeat_stale,

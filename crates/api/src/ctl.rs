@@ -1,0 +1,592 @@
+//! `powernodectl`: the operator CLI. It talks to the operator API over HTTP with a token from
+//! `POWERNODE_TOKEN` or a config file, prints tables (or `--json`), and exits non-zero with the
+//! API's message when a call fails.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use comfy_table::{Table, presets::NOTHING};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "powernodectl",
+    version,
+    about = "Operate a Powernode Federation instance"
+)]
+pub struct Cli {
+    /// Operator API base URL [env: POWERNODE_API_URL; config `url`; default http://127.0.0.1:3000]
+    #[arg(long, global = true)]
+    pub url: Option<String>,
+    /// TOML file with `url` and `token` [default: ~/.config/powernode/powernodectl.toml]
+    #[arg(long, global = true, env = "POWERNODECTL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Federation peers.
+    #[command(subcommand)]
+    Peer(PeerCommand),
+    /// Fleet events, newest first.
+    Events(EventsArgs),
+    /// Operators and their tokens (needs system.operators.admin).
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+    /// Who the token belongs to and what it may do.
+    Whoami,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PeerCommand {
+    /// List peers.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Everything about one peer, including heartbeat_stale and degraded_reason.
+    Show { id: String },
+    /// Propose a peer; prints its acceptance token once.
+    Propose(ProposeArgs),
+    /// Acceptance tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Suspend a peer (stops reconciliation noise; certificates are kept).
+    Suspend {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Resume a suspended peer (it returns to accepted and re-handshakes).
+    Resume {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Revoke a peer (terminal).
+    Revoke {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Delete a proposed or revoked peer.
+    Delete { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ProposeArgs {
+    /// https base URL of the other instance's federation listener.
+    #[arg(long = "remote-url")]
+    pub remote_url: String,
+    #[arg(long, default_value = "platform")]
+    pub kind: String,
+    /// parent, child or symmetric (required for platform peers).
+    #[arg(long)]
+    pub role: Option<String>,
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// ULA prefix the peer advertises (fd…::/48, /56 or /64).
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Token lifetime, e.g. 1h, 30m, 7d.
+    #[arg(long, value_parser = parse_ttl)]
+    pub ttl: Option<u64>,
+    /// A drill peer without a token (sandbox only).
+    #[arg(long)]
+    pub drill: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Replace a proposed peer's acceptance token (the old one stops working); prints it once.
+    Regenerate {
+        id: String,
+        /// Token lifetime, e.g. 1h, 30m, 7d.
+        #[arg(long, value_parser = parse_ttl)]
+        ttl: Option<u64>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    #[arg(long)]
+    pub source: Option<String>,
+    #[arg(long)]
+    pub kind: Option<String>,
+    #[arg(long)]
+    pub peer: Option<String>,
+    /// ISO 8601 timestamp, e.g. 2026-11-29T00:00:00Z.
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long)]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Create an operator; prints its token once.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Repeat for several: system.federation.read, system.federation.manage,
+        /// system.infra_tasks.control, system.operators.admin.
+        #[arg(long = "permission", required = true)]
+        permissions: Vec<String>,
+    },
+    List,
+    Disable {
+        id: String,
+    },
+}
+
+fn parse_ttl(raw: &str) -> Result<u64, String> {
+    if let Ok(secs) = raw.parse::<u64>() {
+        return Ok(secs);
+    }
+    humantime::parse_duration(raw)
+        .map(|d| d.as_secs())
+        .map_err(|e| format!("{e} (use e.g. 3600, 1h, 30m, 7d)"))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Config {
+    url: String,
+    token: Option<String>,
+}
+
+/// A failed call, printed as one line.
+#[derive(Debug, thiserror::Error)]
+enum CtlError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot reach the API at {url}: {cause}")]
+    Unreachable { url: String, cause: String },
+    #[error("{status} {code}: {error}")]
+    Api {
+        status: u16,
+        code: String,
+        error: String,
+    },
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, CtlError> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method, &url).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let unreachable = |e: reqwest::Error| CtlError::Unreachable {
+            url: self.base.clone(),
+            cause: e.to_string(),
+        };
+        let resp = req.send().await.map_err(unreachable)?;
+        let status = resp.status().as_u16();
+        let json: Value = resp.json().await.map_err(unreachable)?;
+        if json["success"] == Value::Bool(true) {
+            return Ok(json["data"].clone());
+        }
+        Err(CtlError::Api {
+            status,
+            code: json["code"].as_str().unwrap_or("UNKNOWN").to_owned(),
+            error: json["error"].as_str().unwrap_or("no message").to_owned(),
+        })
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<Config, CtlError> {
+    let default_file = std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".config/powernode/powernodectl.toml"));
+    let mut figment = Figment::from(Serialized::defaults(Config {
+        url: "http://127.0.0.1:3000".to_owned(),
+        token: None,
+    }));
+    match (&cli.config, default_file) {
+        (Some(path), _) => figment = figment.merge(Toml::file_exact(path)),
+        (None, Some(path)) => figment = figment.merge(Toml::file(path)),
+        (None, None) => {}
+    }
+    figment = figment
+        .merge(
+            Env::raw()
+                .only(&["POWERNODE_API_URL"])
+                .map(|_| "url".into()),
+        )
+        .merge(
+            Env::raw()
+                .only(&["POWERNODE_TOKEN"])
+                .map(|_| "token".into()),
+        );
+    let mut config: Config = figment
+        .extract()
+        .map_err(|e| CtlError::Usage(format!("configuration: {e}")))?;
+    if let Some(url) = &cli.url {
+        config.url.clone_from(url);
+    }
+    config.url = config.url.trim_end_matches('/').to_owned();
+    Ok(config)
+}
+
+pub fn main(cli: Cli) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("powernodectl: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("powernodectl: {e}");
+            match e {
+                CtlError::Usage(_) => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), CtlError> {
+    let config = load_config(&cli)?;
+    let token = config.token.filter(|t| !t.trim().is_empty()).ok_or_else(|| {
+        CtlError::Usage(
+            "no operator token: set POWERNODE_TOKEN or `token` in ~/.config/powernode/powernodectl.toml"
+                .to_owned(),
+        )
+    })?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| CtlError::Usage(e.to_string()))?;
+    let client = Client {
+        http,
+        base: config.url,
+        token,
+    };
+    let out = Output { json: cli.json };
+    const PEERS: &str = "/api/v1/system/federation/peers";
+    match cli.command {
+        Command::Peer(PeerCommand::List { status }) => {
+            let path = match status {
+                Some(s) => format!("{PEERS}?status={}", urlencode(&s)),
+                None => PEERS.to_owned(),
+            };
+            out.peers(&client.call(Method::GET, &path, None).await?);
+        }
+        Command::Peer(PeerCommand::Show { id }) => {
+            out.peer(
+                &client
+                    .call(Method::GET, &format!("{PEERS}/{id}"), None)
+                    .await?,
+            );
+        }
+        Command::Peer(PeerCommand::Propose(a)) => {
+            let body = json!({
+                "remote_instance_url": a.remote_url,
+                "peer_kind": a.kind,
+                "spawn_role": a.role,
+                "spawn_mode": a.mode,
+                "remote_prefix_advertisement": a.prefix,
+                "ttl_seconds": a.ttl,
+                "drill": a.drill,
+            });
+            out.with_token(&client.call(Method::POST, PEERS, Some(body)).await?);
+        }
+        Command::Peer(PeerCommand::Token(TokenCommand::Regenerate { id, ttl })) => {
+            let path = format!("{PEERS}/{id}/acceptance_token");
+            let body = json!({ "ttl_seconds": ttl });
+            out.with_token(&client.call(Method::POST, &path, Some(body)).await?);
+        }
+        Command::Peer(PeerCommand::Suspend { id, reason }) => {
+            let path = format!("{PEERS}/{id}/suspend");
+            out.peer(
+                &client
+                    .call(Method::POST, &path, Some(json!({ "reason": reason })))
+                    .await?,
+            );
+        }
+        Command::Peer(PeerCommand::Resume { id, reason }) => {
+            let path = format!("{PEERS}/{id}/resume");
+            out.peer(
+                &client
+                    .call(Method::POST, &path, Some(json!({ "reason": reason })))
+                    .await?,
+            );
+        }
+        Command::Peer(PeerCommand::Revoke { id, reason }) => {
+            let path = format!("{PEERS}/{id}/revoke");
+            out.peer(
+                &client
+                    .call(Method::POST, &path, Some(json!({ "reason": reason })))
+                    .await?,
+            );
+        }
+        Command::Peer(PeerCommand::Delete { id }) => {
+            let deleted = client
+                .call(Method::DELETE, &format!("{PEERS}/{id}"), None)
+                .await?;
+            out.done(&deleted, &format!("deleted peer {id}"));
+        }
+        Command::Events(a) => {
+            let mut query = Vec::new();
+            for (k, v) in [
+                ("source", a.source),
+                ("kind", a.kind),
+                ("peer_id", a.peer),
+                ("since", a.since),
+                ("limit", a.limit.map(|l| l.to_string())),
+            ] {
+                if let Some(v) = v {
+                    query.push(format!("{k}={}", urlencode(&v)));
+                }
+            }
+            let path = if query.is_empty() {
+                "/api/v1/system/fleet/events".to_owned()
+            } else {
+                format!("/api/v1/system/fleet/events?{}", query.join("&"))
+            };
+            out.events(&client.call(Method::GET, &path, None).await?);
+        }
+        Command::Operator(OperatorCommand::Create { name, permissions }) => {
+            let body = json!({ "name": name, "permissions": permissions });
+            let created = client
+                .call(Method::POST, "/api/v1/system/operators", Some(body))
+                .await?;
+            out.operator_token(&created);
+        }
+        Command::Operator(OperatorCommand::List) => {
+            out.operators(
+                &client
+                    .call(Method::GET, "/api/v1/system/operators", None)
+                    .await?,
+            );
+        }
+        Command::Operator(OperatorCommand::Disable { id }) => {
+            let path = format!("/api/v1/system/operators/{id}/disable");
+            out.operators(&Value::Array(vec![
+                client.call(Method::POST, &path, None).await?,
+            ]));
+        }
+        Command::Whoami => {
+            out.operators(&Value::Array(vec![
+                client
+                    .call(Method::GET, "/api/v1/system/operators/me", None)
+                    .await?,
+            ]));
+        }
+    }
+    Ok(())
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Renders API data as tables or JSON.
+struct Output {
+    json: bool,
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_style(NOTHING);
+    t.set_header(header.iter().map(|h| h.to_uppercase()));
+    t
+}
+
+impl Output {
+    fn print_json(&self, v: &Value) {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+        );
+    }
+
+    fn peers(&self, data: &Value) {
+        if self.json {
+            return self.print_json(data);
+        }
+        let mut t = table(&[
+            "id",
+            "status",
+            "kind",
+            "role",
+            "remote_instance_url",
+            "last_heartbeat_at",
+            "stale",
+        ]);
+        for p in data.as_array().into_iter().flatten() {
+            t.add_row(
+                [
+                    "id",
+                    "status",
+                    "peer_kind",
+                    "spawn_role",
+                    "remote_instance_url",
+                    "last_heartbeat_at",
+                    "heartbeat_stale",
+                ]
+                .map(|k| text(&p[k])),
+            );
+        }
+        println!("{t}");
+    }
+
+    fn peer(&self, p: &Value) {
+        if self.json {
+            return self.print_json(p);
+        }
+        let keys = [
+            "id",
+            "status",
+            "allowed_transitions",
+            "origin",
+            "remote_instance_url",
+            "remote_instance_id",
+            "peer_kind",
+            "spawn_role",
+            "spawn_mode",
+            "remote_prefix_advertisement",
+            "last_heartbeat_at",
+            "heartbeat_stale",
+            "degraded_reason",
+            "acceptance_pending",
+            "acceptance_token_expires_at",
+            "signed_at",
+            "last_handshake_at",
+            "last_outbound_heartbeat_at",
+            "last_outbound_error",
+            "remote_ca_sha256",
+            "contract_version_agreed",
+            "endpoints",
+            "extension_slugs",
+            "capabilities",
+            "metadata",
+            "created_at",
+            "updated_at",
+        ];
+        let mut t = Table::new();
+        t.load_style(NOTHING);
+        for k in keys {
+            t.add_row([k.to_owned(), text(&p[k])]);
+        }
+        println!("{t}");
+    }
+
+    fn with_token(&self, data: &Value) {
+        if self.json {
+            return self.print_json(data);
+        }
+        self.peer(&data["peer"]);
+        match data["acceptance_token"].as_str() {
+            Some(token) => {
+                println!();
+                println!(
+                    "Acceptance token (shown once; expires {}). Hand it to the other instance's operator over a synchronous channel:",
+                    text(&data["acceptance_token_expires_at"])
+                );
+                println!("{token}");
+            }
+            None => println!("\nDrill peer: no acceptance token."),
+        }
+    }
+
+    fn events(&self, data: &Value) {
+        if self.json {
+            return self.print_json(data);
+        }
+        let mut t = table(&[
+            "emitted_at",
+            "kind",
+            "severity",
+            "source",
+            "peer_id",
+            "payload",
+        ]);
+        for e in data.as_array().into_iter().flatten() {
+            t.add_row(
+                [
+                    "emitted_at",
+                    "kind",
+                    "severity",
+                    "source",
+                    "peer_id",
+                    "payload",
+                ]
+                .map(|k| text(&e[k])),
+            );
+        }
+        println!("{t}");
+    }
+
+    fn operators(&self, data: &Value) {
+        if self.json {
+            return self.print_json(data);
+        }
+        let mut t = table(&["id", "name", "permissions", "disabled_at", "last_used_at"]);
+        for o in data.as_array().into_iter().flatten() {
+            let perms = o["permissions"]
+                .as_array()
+                .map(|a| a.iter().map(text).collect::<Vec<_>>().join(","))
+                .unwrap_or_default();
+            t.add_row([
+                text(&o["id"]),
+                text(&o["name"]),
+                perms,
+                text(&o["disabled_at"]),
+                text(&o["last_used_at"]),
+            ]);
+        }
+        println!("{t}");
+    }
+
+    fn operator_token(&self, data: &Value) {
+        if self.json {
+            return self.print_json(data);
+        }
+        self.operators(&Value::Array(vec![data["operator"].clone()]));
+        println!("\nToken (shown once):");
+        println!("{}", text(&data["token"]));
+    }
+
+    fn done(&self, data: &Value, message: &str) {
+        if self.json {
+            return self.print_json(data);
+        }
+        println!("{message}");
+    }
+}

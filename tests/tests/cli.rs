@@ -1,0 +1,231 @@
+//! `powernodectl`, the real binary, against a real API and PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+use std::process::Output;
+
+use powernode_tests::{TestApp, TestDb, admin_token, bin, settings, spawn_app};
+use serde_json::Value;
+
+async fn ctl(app: &TestApp, token: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = tokio::process::Command::new(bin("powernodectl"));
+    cmd.args(args)
+        .env_clear()
+        .env("POWERNODE_API_URL", &app.address)
+        .env("HOME", std::env::temp_dir());
+    if let Some(t) = token {
+        cmd.env("POWERNODE_TOKEN", t);
+    }
+    cmd.output().await.unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn powernodectl_manages_a_peer_end_to_end() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let admin = admin_token(&mut conn);
+    let app = spawn_app(settings(&db)).await;
+    let t = Some(admin.as_str());
+
+    let out = ctl(
+        &app,
+        t,
+        &[
+            "peer",
+            "propose",
+            "--remote-url",
+            "https://platform-b.example.com",
+            "--role",
+            "parent",
+            "--ttl",
+            "1h",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let token = text.lines().last().unwrap().trim().to_owned();
+    assert!(token.starts_with("pnfa1_"), "{text}");
+    assert!(text.contains("Acceptance token (shown once"));
+
+    let out = ctl(&app, t, &["--json", "peer", "list", "--status", "proposed"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+
+    let out = ctl(&app, t, &["peer", "show", &id]).await;
+    assert!(out.status.success());
+    let shown = stdout(&out);
+    for field in [
+        "heartbeat_stale",
+        "degraded_reason",
+        "last_heartbeat_at",
+        "acceptance_pending",
+    ] {
+        assert!(shown.contains(field), "{field} missing from:\n{shown}");
+    }
+    assert!(!shown.contains(&token));
+
+    let out = ctl(
+        &app,
+        t,
+        &["peer", "token", "regenerate", &id, "--ttl", "30m"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let new_token = stdout(&out).lines().last().unwrap().trim().to_owned();
+    assert!(new_token.starts_with("pnfa1_") && new_token != token);
+
+    // An illegal transition: non-zero exit and the API's message.
+    let out = ctl(
+        &app,
+        t,
+        &["peer", "suspend", &id, "--reason", "maintenance"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim(),
+        "powernodectl: 409 ILLEGAL_TRANSITION: Transition proposed → suspended is not permitted"
+    );
+
+    let out = ctl(
+        &app,
+        t,
+        &["--json", "peer", "revoke", &id, "--reason", "typo in URL"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let revoked: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(revoked["status"], "revoked");
+    assert_eq!(revoked["acceptance_pending"], false);
+    let peer = powernode_store::peers::find(&mut conn, id.parse().unwrap())
+        .unwrap()
+        .unwrap();
+    assert!(
+        peer.acceptance_token_digest.is_none(),
+        "a revoked peer keeps no token digest"
+    );
+
+    let out = ctl(
+        &app,
+        t,
+        &[
+            "--json",
+            "events",
+            "--peer",
+            &id,
+            "--source",
+            "federation_peer",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let events: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let kinds: Vec<_> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "federation.peer.revoked",
+            "federation.peer.token_regenerated",
+            "federation.peer.proposed"
+        ]
+    );
+    let out = ctl(&app, t, &["events", "--since", "last tuesday"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("400 BAD_REQUEST: since must be an ISO 8601 timestamp"));
+
+    let out = ctl(&app, t, &["peer", "delete", &id]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), format!("deleted peer {id}"));
+}
+
+#[tokio::test]
+async fn powernodectl_manages_operators_and_says_what_is_missing() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let admin = admin_token(&mut conn);
+    let app = spawn_app(settings(&db)).await;
+
+    let out = ctl(&app, None, &["peer", "list"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no operator token: set POWERNODE_TOKEN"));
+
+    let out = ctl(
+        &app,
+        Some(&admin),
+        &[
+            "operator",
+            "create",
+            "--name",
+            "viewer",
+            "--permission",
+            "system.federation.read",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let viewer = stdout(&out).lines().last().unwrap().trim().to_owned();
+    assert!(viewer.starts_with("pnop_"));
+
+    let out = ctl(&app, Some(&viewer), &["whoami"]).await;
+    assert!(stdout(&out).contains("viewer"));
+    let out = ctl(
+        &app,
+        Some(&viewer),
+        &[
+            "peer",
+            "propose",
+            "--remote-url",
+            "https://x.example.com",
+            "--role",
+            "child",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim(),
+        "powernodectl: 403 FORBIDDEN: Forbidden"
+    );
+
+    let out = ctl(&app, Some(&admin), &["--json", "operator", "list"]).await;
+    let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let viewer_id = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "viewer")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = ctl(&app, Some(&admin), &["operator", "disable", &viewer_id]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = ctl(&app, Some(&viewer), &["peer", "list"]).await;
+    assert_eq!(
+        stderr(&out).trim(),
+        "powernodectl: 401 UNAUTHORIZED: Invalid or disabled operator token"
+    );
+
+    let out = ctl(
+        &app,
+        Some(&admin),
+        &["--url", "http://127.0.0.1:1", "peer", "list"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cannot reach the API at http://127.0.0.1:1"));
+}
