@@ -317,72 +317,28 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// A running `powernode-worker` whose output is collected line by line.
-pub struct WorkerProcess {
-    pub child: tokio::process::Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
+/// A running `powernode-worker` (a `Process`) on a 1-second schedule.
+pub struct WorkerProcess;
 
 impl WorkerProcess {
-    pub fn spawn(name: &str, api_address: &str, prefix: &str, extra: &[(&str, &str)]) -> Self {
-        let mut cmd = tokio::process::Command::new(bin("powernode-worker"));
-        cmd.arg("--name")
-            .arg(name)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("POWERNODE_API_URL", api_address)
-            .env("POWERNODE_WORKER_TOKEN", WORKER_TOKEN)
-            .env("POWERNODE_REDIS_URL", redis_url())
-            .env("POWERNODE_REDIS_PREFIX", prefix)
-            .env("POWERNODE_WORKER_POLL_INTERVAL_MS", "100")
-            .env(
+    pub fn spawn(name: &str, api_address: &str, prefix: &str, extra: &[(&str, &str)]) -> Process {
+        let mut env: Vec<(&str, String)> = vec![
+            ("POWERNODE_API_URL", api_address.to_owned()),
+            ("POWERNODE_WORKER_TOKEN", WORKER_TOKEN.to_owned()),
+            ("POWERNODE_REDIS_URL", redis_url()),
+            ("POWERNODE_REDIS_PREFIX", prefix.to_owned()),
+            ("POWERNODE_WORKER_POLL_INTERVAL_MS", "100".to_owned()),
+            (
                 "POWERNODE_SCHEDULES__FEDERATION_HEARTBEAT__INTERVAL_SECS",
-                "1",
-            )
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+                "1".to_owned(),
+            ),
+            ("RUST_LOG", "info".to_owned()),
+        ];
         for (k, v) in extra {
-            cmd.env(k, v);
+            env.retain(|(name, _)| name != k);
+            env.push((k, (*v).to_owned()));
         }
-        let mut child = cmd.spawn().expect("spawn powernode-worker");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stdout = child.stdout.take().expect("stdout");
-        let stderr = child.stderr.take().expect("stderr");
-        collect(stdout, lines.clone());
-        collect(stderr, lines.clone());
-        WorkerProcess { child, lines }
-    }
-
-    pub fn lines(&self) -> Vec<String> {
-        self.lines.lock().expect("lines lock").clone()
-    }
-
-    /// Waits (polling every 50 ms, up to `deadline`) until some line satisfies `pred`.
-    pub async fn wait_for(&self, deadline: Duration, pred: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            if let Some(line) = self.lines().into_iter().find(|l| pred(l)) {
-                return line;
-            }
-            assert!(
-                start.elapsed() < deadline,
-                "no matching worker log line within {deadline:?}; output so far:\n{}",
-                self.lines().join("\n")
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    pub fn signal(&self, signal: &str) {
-        let pid = self.child.id().expect("worker still running");
-        let status = std::process::Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(pid.to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{signal} {pid} failed");
+        Process::spawn("powernode-worker", &["--name", name], &env)
     }
 }
 
@@ -531,7 +487,37 @@ impl Process {
     }
 
     pub fn output(&self) -> String {
-        self.lines.lock().expect("lines lock").join("\n")
+        self.lines().join("\n")
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().expect("lines lock").clone()
+    }
+
+    /// Waits (polling every 50 ms, up to `deadline`) until some line satisfies `pred`.
+    pub async fn wait_for(&self, deadline: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(line) = self.lines().into_iter().find(|l| pred(l)) {
+                return line;
+            }
+            assert!(
+                start.elapsed() < deadline,
+                "no matching log line within {deadline:?}; output so far:\n{}",
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("process still running");
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {pid} failed");
     }
 }
 

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use powernode_store::events::{self, EventFilter};
 use powernode_store::peers;
-use powernode_tests::{TestDb, WorkerProcess, bin, insert_peer, redis_prefix, settings, spawn_app};
+use powernode_tests::{
+    Process, TestDb, WorkerProcess, bin, insert_peer, redis_prefix, settings, spawn_app,
+};
 
 /// Generous: a loaded CI machine may be slow to start processes; polls are short.
 const DEADLINE: Duration = Duration::from_secs(90);
@@ -63,7 +65,7 @@ async fn two_workers_on_one_redis_run_each_tick_once() {
     let prefix = redis_prefix();
     let a = WorkerProcess::spawn("default", &app.address, &prefix, &[]);
     let b = WorkerProcess::spawn("system", &app.address, &prefix, &[]);
-    let completed = |w: &WorkerProcess| -> Vec<u64> {
+    let completed = |w: &Process| -> Vec<u64> {
         w.lines()
             .iter()
             .filter(|l| l.contains("[FederationHeartbeatJob] sweep complete"))
