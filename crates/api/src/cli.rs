@@ -40,6 +40,12 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Print the effective configuration (secrets redacted), or with --reference the
+    /// documented variables as markdown.
+    Config {
+        #[arg(long)]
+        reference: bool,
+    },
     /// The internal CA.
     Ca {
         #[command(subcommand)]
@@ -54,6 +60,10 @@ pub enum CaCommand {
 }
 
 pub fn main(cli: Cli) -> ExitCode {
+    // `config` must work on an incomplete configuration: it is how operators find what is wrong.
+    if let Some(Command::Config { reference }) = &cli.command {
+        return print_config(cli.config.as_deref(), *reference);
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -69,6 +79,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Ca {
             command: CaCommand::Init,
         } => ca_init(settings),
+        Command::Config { .. } => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -96,6 +107,34 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
 fn listen_display(listen: &str, port: u16) -> String {
     let host = listen.rsplit_once(':').map_or(listen, |(h, _)| h);
     format!("{host}:{port}")
+}
+
+fn print_config(file: Option<&std::path::Path>, reference: bool) -> ExitCode {
+    if reference {
+        print!(
+            "{}",
+            powernode_domain::config::render_markdown("powernode-api", crate::settings::REFERENCE)
+        );
+        return ExitCode::SUCCESS;
+    }
+    match crate::settings::effective(file) {
+        Ok(values) => {
+            for (var, value) in values {
+                println!("{var}={value}");
+            }
+            match Settings::load(file) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("powernode-api: this configuration will not start: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("powernode-api: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn bootstrap(settings: &Settings, name: &str, force: bool) -> anyhow::Result<()> {

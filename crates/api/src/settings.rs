@@ -9,6 +9,7 @@ use std::time::Duration;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use powernode_domain::InstanceUrl;
+use powernode_domain::config::{self, SettingDoc};
 use powernode_domain::liveness::DEFAULT_STALE_AFTER_SECS;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -150,6 +151,146 @@ pub enum SettingsError {
     Invalid(String),
 }
 
+/// Every API setting, its default and what it does: printed by `powernode-api config`,
+/// rendered into `docs/configuration.md`, checked against `RawSettings` by a test.
+pub const REFERENCE: &[SettingDoc] = &[
+    SettingDoc {
+        key: "environment",
+        default: Some("production"),
+        doc: "`production` or `development`; drill mode and plaintext fallbacks are refused in production",
+        secret: false,
+    },
+    SettingDoc {
+        key: "http_listen",
+        default: Some("127.0.0.1:3000"),
+        doc: "address of the operator and worker API (and `/metrics`)",
+        secret: false,
+    },
+    SettingDoc {
+        key: "database_url",
+        default: None,
+        doc: "PostgreSQL URL (the password is redacted in logs and `config`)",
+        secret: false,
+    },
+    SettingDoc {
+        key: "database_pool_size",
+        default: Some("10"),
+        doc: "PostgreSQL connections per API process",
+        secret: false,
+    },
+    SettingDoc {
+        key: "database_connect_timeout_secs",
+        default: Some("5"),
+        doc: "how long a request waits for a pooled connection",
+        secret: false,
+    },
+    SettingDoc {
+        key: "redis_url",
+        default: None,
+        doc: "Redis URL; `/readyz` pings it",
+        secret: false,
+    },
+    SettingDoc {
+        key: "redis_prefix",
+        default: Some("powernode"),
+        doc: "per-instance key prefix shared with the worker (two instances may share one Redis)",
+        secret: false,
+    },
+    SettingDoc {
+        key: "worker_token",
+        default: None,
+        doc: "secret of at least 32 characters that the worker sends as `X-Worker-Token`",
+        secret: true,
+    },
+    SettingDoc {
+        key: "stale_after_secs",
+        default: Some("300"),
+        doc: "the sweep degrades active peers silent for longer (60–86400)",
+        secret: false,
+    },
+    SettingDoc {
+        key: "shutdown_grace_secs",
+        default: Some("30"),
+        doc: "SIGTERM: how long in-flight requests may take to finish",
+        secret: false,
+    },
+    SettingDoc {
+        key: "log_format",
+        default: Some("text"),
+        doc: "`text` (one line per event, no colour codes unless on a terminal) or `json`; filter with `RUST_LOG`",
+        secret: false,
+    },
+    SettingDoc {
+        key: "master_key_file",
+        default: None,
+        doc: "file (mode 0600) holding 64 hex characters; seals the CA key and other secrets at rest",
+        secret: false,
+    },
+    SettingDoc {
+        key: "federation_public_url",
+        default: None,
+        doc: "https base URL peers use for this instance's federation listener; carried in acceptance tokens",
+        secret: false,
+    },
+    SettingDoc {
+        key: "acceptance_token_ttl_secs",
+        default: Some("604800"),
+        doc: "default acceptance token lifetime (7 days)",
+        secret: false,
+    },
+    SettingDoc {
+        key: "acceptance_token_ttl_min_secs",
+        default: Some("60"),
+        doc: "smallest `ttl_seconds` a caller may ask for",
+        secret: false,
+    },
+    SettingDoc {
+        key: "acceptance_token_ttl_max_secs",
+        default: Some("2592000"),
+        doc: "largest `ttl_seconds` a caller may ask for (30 days)",
+        secret: false,
+    },
+    SettingDoc {
+        key: "allow_drill_mode",
+        default: Some("false"),
+        doc: "allow drill peers (no acceptance token); refused at start in production",
+        secret: false,
+    },
+];
+
+/// The serialised defaults, for the reference drift check.
+pub fn defaults_json() -> serde_json::Value {
+    serde_json::to_value(RawSettings::default()).unwrap_or_default()
+}
+
+/// The effective configuration (file + environment), one `VAR=value` per setting, with
+/// secrets and URL passwords redacted. Values are shown even when validation would fail, so an
+/// operator can see what is wrong.
+pub fn effective(file: Option<&Path>) -> Result<Vec<(String, String)>, SettingsError> {
+    let mut figment = Figment::from(Serialized::defaults(RawSettings::default()));
+    if let Some(file) = file {
+        figment = figment.merge(Toml::file_exact(file));
+    }
+    let raw: RawSettings = figment
+        .merge(Env::prefixed("POWERNODE_"))
+        .extract()
+        .map_err(Box::new)?;
+    let values = serde_json::to_value(raw).unwrap_or_default();
+    Ok(REFERENCE
+        .iter()
+        .map(|d| {
+            let value = values.get(d.key).and_then(config::render_value);
+            let shown = match value {
+                None => "(not set)".to_owned(),
+                Some(_) if d.secret => "[REDACTED]".to_owned(),
+                Some(v) if d.key.ends_with("_url") => redact_url(&v),
+                Some(v) => v,
+            };
+            (d.var(), shown)
+        })
+        .collect())
+}
+
 /// Bounds of `stale_after`: below one heartbeat interval every peer would flap.
 const STALE_AFTER_BOUNDS: std::ops::RangeInclusive<u32> = 60..=86_400;
 
@@ -271,6 +412,7 @@ impl Settings {
 /// The URL without its password, for logs ("waiting for PostgreSQL at …").
 pub fn redact_url(raw: &str) -> String {
     match url::Url::parse(raw) {
+        Ok(_) if !raw.contains('@') => raw.to_owned(),
         Ok(mut url) => {
             if url.password().is_some() {
                 let _ = url.set_password(Some("REDACTED"));

@@ -3,6 +3,7 @@
 //! Nothing here performs I/O or reads a clock: callers pass `now` and configuration in.
 
 pub mod auth;
+pub mod config;
 pub mod events;
 pub mod liveness;
 pub mod peer;

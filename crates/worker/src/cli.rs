@@ -29,6 +29,11 @@ pub struct Cli {
 pub enum Command {
     /// Print each schedule with its job, queue and interval, then exit.
     Schedules,
+    /// Print the documented variables as markdown (`--reference`).
+    Config {
+        #[arg(long)]
+        reference: bool,
+    },
 }
 
 fn parse_name(s: &str) -> Result<String, String> {
@@ -44,6 +49,28 @@ fn parse_name(s: &str) -> Result<String, String> {
 }
 
 pub fn main(cli: Cli) -> ExitCode {
+    if let Some(Command::Config { reference }) = &cli.command {
+        if *reference {
+            print!(
+                "{}",
+                powernode_domain::config::render_markdown(
+                    "powernode-worker",
+                    crate::settings::REFERENCE
+                )
+            );
+            return ExitCode::SUCCESS;
+        }
+        return match Settings::load(cli.config.as_deref()) {
+            Ok(s) => {
+                println!("{s:#?}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("powernode-worker: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {

@@ -11,6 +11,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+use powernode_domain::config::SettingDoc;
+
 use crate::schedules::{ScheduleConfig, default_schedules};
 
 pub const MIN_WORKER_TOKEN_LEN: usize = 32;
@@ -32,6 +34,7 @@ struct RawSettings {
     worker_queues: String,
     worker_poll_interval_ms: u64,
     worker_shutdown_grace_secs: u64,
+    worker_metrics_listen: String,
     api_timeout_secs: u64,
     log_format: LogFormat,
     schedules: BTreeMap<String, ScheduleConfig>,
@@ -47,11 +50,103 @@ impl Default for RawSettings {
             worker_queues: String::new(),
             worker_poll_interval_ms: 500,
             worker_shutdown_grace_secs: 30,
+            worker_metrics_listen: "127.0.0.1:9464".to_owned(),
             api_timeout_secs: 30,
             log_format: LogFormat::Text,
             schedules: default_schedules(),
         }
     }
+}
+
+/// Every worker setting, its default and what it does (see `powernode-api`'s for the format).
+pub const REFERENCE: &[SettingDoc] = &[
+    SettingDoc {
+        key: "api_url",
+        default: Some("http://127.0.0.1:3000"),
+        doc: "base URL of the API's operator/worker listener",
+        secret: false,
+    },
+    SettingDoc {
+        key: "worker_token",
+        default: None,
+        doc: "the API's worker token (≥ 32 characters)",
+        secret: true,
+    },
+    SettingDoc {
+        key: "redis_url",
+        default: None,
+        doc: "Redis URL (job queue)",
+        secret: false,
+    },
+    SettingDoc {
+        key: "redis_prefix",
+        default: Some("powernode"),
+        doc: "per-instance key prefix; queues are `<prefix>:<queue>:<schedule>`",
+        secret: false,
+    },
+    SettingDoc {
+        key: "worker_queues",
+        default: Some(""),
+        doc: "comma list of queues this process consumes; empty = all (cron producers always run)",
+        secret: false,
+    },
+    SettingDoc {
+        key: "worker_poll_interval_ms",
+        default: Some("500"),
+        doc: "how often consumers poll Redis for tasks",
+        secret: false,
+    },
+    SettingDoc {
+        key: "worker_shutdown_grace_secs",
+        default: Some("30"),
+        doc: "SIGTERM: how long the running job may take to finish",
+        secret: false,
+    },
+    SettingDoc {
+        key: "worker_metrics_listen",
+        default: Some("127.0.0.1:9464"),
+        doc: "local address of the worker's Prometheus `/metrics`; empty disables it",
+        secret: false,
+    },
+    SettingDoc {
+        key: "api_timeout_secs",
+        default: Some("30"),
+        doc: "HTTP timeout of calls to the API's worker endpoints",
+        secret: false,
+    },
+    SettingDoc {
+        key: "log_format",
+        default: Some("text"),
+        doc: "`text` or `json`; filter with `RUST_LOG`",
+        secret: false,
+    },
+    SettingDoc {
+        key: "schedules__<name>__interval_secs",
+        default: Some("60"),
+        doc: "a schedule's interval: seconds dividing 60, or multiples of 60 dividing 3600 (`powernode-worker schedules` lists them)",
+        secret: false,
+    },
+    SettingDoc {
+        key: "schedules__<name>__job",
+        default: Some("see `schedules`"),
+        doc: "a schedule's job; an unknown job stops the worker at start",
+        secret: false,
+    },
+    SettingDoc {
+        key: "schedules__<name>__queue",
+        default: Some("system"),
+        doc: "a schedule's queue",
+        secret: false,
+    },
+];
+
+/// The serialised defaults without the schedule table (documented by pattern).
+pub fn defaults_json() -> serde_json::Value {
+    let mut v = serde_json::to_value(RawSettings::default()).unwrap_or_default();
+    if let Some(map) = v.as_object_mut() {
+        map.remove("schedules");
+    }
+    v
 }
 
 #[derive(Clone)]
@@ -65,6 +160,8 @@ pub struct Settings {
     pub queues: Option<Vec<String>>,
     pub poll_interval: Duration,
     pub shutdown_grace: Duration,
+    /// Where the worker serves `/metrics`; `None` = disabled.
+    pub metrics_listen: Option<String>,
     pub api_timeout: Duration,
     pub log_format: LogFormat,
     pub schedules: BTreeMap<String, ScheduleConfig>,
@@ -148,6 +245,8 @@ impl Settings {
             queues: (!queues.is_empty()).then_some(queues),
             poll_interval: Duration::from_millis(raw.worker_poll_interval_ms.max(50)),
             shutdown_grace: Duration::from_secs(raw.worker_shutdown_grace_secs),
+            metrics_listen: Some(raw.worker_metrics_listen.trim().to_owned())
+                .filter(|l| !l.is_empty()),
             api_timeout: Duration::from_secs(raw.api_timeout_secs.max(1)),
             log_format: raw.log_format,
             schedules: raw.schedules,

@@ -1,0 +1,115 @@
+//! The configuration reference: one table per process, rendered into `docs/configuration.md`
+//! and checked against each process's settings struct so the two cannot drift.
+
+use serde_json::Value;
+
+/// One documented `POWERNODE_*` variable.
+#[derive(Debug, Clone, Copy)]
+pub struct SettingDoc {
+    /// Settings field (`database_url`); the variable is `POWERNODE_` + upper case.
+    pub key: &'static str,
+    /// Default as rendered in the document; `None` = required.
+    pub default: Option<&'static str>,
+    pub doc: &'static str,
+    /// Printed as `[REDACTED]` by `config`.
+    pub secret: bool,
+}
+
+impl SettingDoc {
+    pub fn var(&self) -> String {
+        format!("POWERNODE_{}", self.key.to_uppercase())
+    }
+}
+
+/// A markdown table of `docs`.
+pub fn render_markdown(title: &str, docs: &[SettingDoc]) -> String {
+    let mut out = format!("## {title}\n\n| variable | default | meaning |\n|---|---|---|\n");
+    for d in docs {
+        let default = d
+            .default
+            .map_or("— (required)".to_owned(), |v| format!("`{v}`"));
+        out.push_str(&format!("| `{}` | {default} | {} |\n", d.var(), d.doc));
+    }
+    out
+}
+
+/// Renders a default value the way the reference writes it.
+pub fn render_value(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// Differences between the serialised defaults of a settings struct and its reference:
+/// undocumented keys, documented keys that do not exist, and defaults that disagree.
+pub fn drift(defaults: &Value, docs: &[SettingDoc], skip: &[&str]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some(map) = defaults.as_object() else {
+        return vec!["settings defaults are not an object".to_owned()];
+    };
+    for (key, value) in map {
+        if skip.contains(&key.as_str()) {
+            continue;
+        }
+        match docs.iter().find(|d| d.key == key) {
+            None => problems.push(format!("{key} is not documented")),
+            Some(d) if d.default.map(str::to_owned) != render_value(value) => {
+                problems.push(format!(
+                    "{key}: documented default {:?}, code default {:?}",
+                    d.default,
+                    render_value(value)
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    for d in docs {
+        if !map.contains_key(d.key) && !skip.contains(&d.key) {
+            problems.push(format!("{} is documented but not a setting", d.key));
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const DOCS: &[SettingDoc] = &[
+        SettingDoc {
+            key: "a",
+            default: Some("1"),
+            doc: "A",
+            secret: false,
+        },
+        SettingDoc {
+            key: "b",
+            default: None,
+            doc: "B",
+            secret: true,
+        },
+    ];
+
+    #[test]
+    fn drift_names_missing_extra_and_wrong_defaults() {
+        assert!(drift(&json!({"a": 1, "b": null}), DOCS, &[]).is_empty());
+        assert_eq!(
+            drift(&json!({"a": 2, "c": true}), DOCS, &[]),
+            [
+                "a: documented default Some(\"1\"), code default Some(\"2\")",
+                "c is not documented",
+                "b is documented but not a setting"
+            ]
+        );
+    }
+
+    #[test]
+    fn markdown_names_the_variables() {
+        let md = render_markdown("API", DOCS);
+        assert!(md.contains("| `POWERNODE_A` | `1` | A |"));
+        assert!(md.contains("| `POWERNODE_B` | — (required) | B |"));
+    }
+}
