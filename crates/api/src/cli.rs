@@ -45,6 +45,9 @@ pub enum Command {
     Config {
         #[arg(long)]
         reference: bool,
+        /// Print this API's section of an EnvironmentFile example.
+        #[arg(long)]
+        env_example: bool,
     },
     /// The internal CA.
     Ca {
@@ -61,7 +64,22 @@ pub enum CaCommand {
 
 pub fn main(cli: Cli) -> ExitCode {
     // `config` must work on an incomplete configuration: it is how operators find what is wrong.
-    if let Some(Command::Config { reference }) = &cli.command {
+    if let Some(Command::Config {
+        reference,
+        env_example,
+    }) = &cli.command
+    {
+        if *env_example {
+            print!(
+                "{}",
+                powernode_domain::config::render_env(
+                    "powernode-api",
+                    crate::settings::REFERENCE,
+                    &[]
+                )
+            );
+            return ExitCode::SUCCESS;
+        }
         return print_config(cli.config.as_deref(), *reference);
     }
     let settings = match Settings::load(cli.config.as_deref()) {

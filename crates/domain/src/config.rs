@@ -33,6 +33,21 @@ pub fn render_markdown(title: &str, docs: &[SettingDoc]) -> String {
     out
 }
 
+/// An `EnvironmentFile` section: required variables as `VAR=` to fill in, optional ones
+/// commented out with their default. Keys in `skip` (already written by an earlier section of
+/// the same file) are left out so that one file serves every process.
+pub fn render_env(title: &str, docs: &[SettingDoc], skip: &[&str]) -> String {
+    let mut out = format!("# ---- {title} ----\n");
+    for d in docs.iter().filter(|d| !skip.contains(&d.key)) {
+        let plain = d.doc.replace('`', "");
+        match d.default {
+            None => out.push_str(&format!("# {plain} (required)\n{}=\n", d.var())),
+            Some(v) => out.push_str(&format!("# {plain} (default: {v})\n#{}={v}\n", d.var())),
+        }
+    }
+    out
+}
+
 /// Renders a default value the way the reference writes it.
 pub fn render_value(v: &Value) -> Option<String> {
     match v {

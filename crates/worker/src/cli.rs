@@ -33,6 +33,9 @@ pub enum Command {
     Config {
         #[arg(long)]
         reference: bool,
+        /// Print this worker's section of an EnvironmentFile example.
+        #[arg(long)]
+        env_example: bool,
     },
 }
 
@@ -49,7 +52,22 @@ fn parse_name(s: &str) -> Result<String, String> {
 }
 
 pub fn main(cli: Cli) -> ExitCode {
-    if let Some(Command::Config { reference }) = &cli.command {
+    if let Some(Command::Config {
+        reference,
+        env_example,
+    }) = &cli.command
+    {
+        if *env_example {
+            print!(
+                "{}",
+                powernode_domain::config::render_env(
+                    "powernode-worker (shares the variables above with the API)",
+                    crate::settings::REFERENCE,
+                    crate::settings::SHARED_WITH_API
+                )
+            );
+            return ExitCode::SUCCESS;
+        }
         if *reference {
             print!(
                 "{}",

@@ -140,6 +140,10 @@ pub const REFERENCE: &[SettingDoc] = &[
     },
 ];
 
+/// Variables the worker reads under the same name and meaning as the API; an environment file
+/// shared by both lists them once (in the API's section).
+pub const SHARED_WITH_API: &[&str] = &["worker_token", "redis_url", "redis_prefix", "log_format"];
+
 /// The serialised defaults without the schedule table (documented by pattern).
 pub fn defaults_json() -> serde_json::Value {
     let mut v = serde_json::to_value(RawSettings::default()).unwrap_or_default();
