@@ -257,6 +257,9 @@ async fn every_route_is_in_the_openapi_document_and_every_documented_route_answe
     let expected = [
         ("get", "/healthz"),
         ("get", "/readyz"),
+        ("get", "/metrics"),
+        ("post", "/api/v1/system/worker_api/report"),
+        ("get", "/api/v1/system/worker/status"),
         ("get", "/api/v1/openapi.json"),
         (
             "post",

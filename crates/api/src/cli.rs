@@ -214,7 +214,8 @@ fn wait_for_database(settings: &Settings) -> anyhow::Result<diesel::PgConnection
         )
         .notify(|e, wait| {
             tracing::warn!(
-                "waiting for PostgreSQL at {target}: {e}; retrying in {:.1}s",
+                "waiting for PostgreSQL at {target}: {}; retrying in {:.1}s",
+                crate::error::one_line(e),
                 wait.as_secs_f64()
             );
         })

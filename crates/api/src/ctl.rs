@@ -46,6 +46,15 @@ pub enum Command {
     Operator(OperatorCommand),
     /// Who the token belongs to and what it may do.
     Whoami,
+    /// Worker schedules as the workers report them.
+    #[command(subcommand)]
+    Worker(WorkerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkerCommand {
+    /// Last success and failure of each schedule (reported by the workers after every tick).
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -393,6 +402,13 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
                 client.call(Method::POST, &path, None).await?,
             ]));
         }
+        Command::Worker(WorkerCommand::Status) => {
+            out.worker_status(
+                &client
+                    .call(Method::GET, "/api/v1/system/worker/status", None)
+                    .await?,
+            );
+        }
         Command::Whoami => {
             out.operators(&Value::Array(vec![
                 client
@@ -581,6 +597,28 @@ impl Output {
         self.operators(&Value::Array(vec![data["operator"].clone()]));
         println!("\nToken (shown once):");
         println!("{}", text(&data["token"]));
+    }
+
+    fn worker_status(&self, data: &Value) {
+        if self.json {
+            return self.print_json(data);
+        }
+        let keys = [
+            "schedule",
+            "job",
+            "last_outcome",
+            "last_success_at",
+            "last_failure_at",
+            "last_error",
+            "runs",
+            "failures",
+            "last_worker",
+        ];
+        let mut t = table(&keys);
+        for s in data.as_array().into_iter().flatten() {
+            t.add_row(keys.map(|k| text(&s[k])));
+        }
+        println!("{t}");
     }
 
     fn done(&self, data: &Value, message: &str) {

@@ -132,9 +132,18 @@ pub fn created<T: Serialize>(data: T) -> HttpResponse {
     HttpResponse::Created().json(json!({ "success": true, "data": data }))
 }
 
+/// An error as one log line: libpq and friends end messages with newlines, which would split
+/// one event over several journal lines.
+pub fn one_line(e: &impl std::fmt::Display) -> String {
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Logs an unexpected failure with its cause and answers 500 `internal error`.
 pub fn internal(context: &str, cause: impl std::fmt::Display) -> ApiError {
-    tracing::error!(error = %cause, "{context}");
+    tracing::error!(error = %one_line(&cause), "{context}");
     ApiError::Internal
 }
 

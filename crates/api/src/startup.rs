@@ -18,6 +18,7 @@ use crate::settings::{Settings, redact_url};
 /// Shared, read-only state of every worker thread.
 pub struct AppState {
     pub settings: Settings,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub pool: powernode_store::PgPool,
     pub redis: redis::Client,
 }
@@ -47,6 +48,7 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("POWERNODE_REDIS_URL is not a valid Redis URL: {e}"))?;
         let grace = settings.shutdown_grace;
         let state = web::Data::new(AppState {
+            metrics: crate::observability::install()?,
             settings,
             pool,
             redis,
@@ -114,7 +116,8 @@ async fn announce_database(state: web::Data<AppState>) {
         )
         .notify(|e, wait| {
             tracing::warn!(
-                "waiting for PostgreSQL at {target}: {e}; retrying in {:.1}s",
+                "waiting for PostgreSQL at {target}: {}; retrying in {:.1}s",
+                crate::error::one_line(e),
                 wait.as_secs_f64()
             );
         })

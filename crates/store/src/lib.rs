@@ -6,6 +6,7 @@ pub mod migrate;
 pub mod operators;
 pub mod peers;
 pub mod schema;
+pub mod worker_status;
 
 use diesel::PgConnection;
 use diesel::r2d2::{ConnectionManager, Pool};

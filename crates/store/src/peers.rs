@@ -291,6 +291,22 @@ pub fn explain_sweep(conn: &mut PgConnection, stale_after_secs: u32) -> Result<S
     Ok(lines.join("\n"))
 }
 
+/// A peer after a transition, with the status it left (for metrics and logs). Derefs to the
+/// peer.
+#[derive(Debug, Clone)]
+pub struct Moved {
+    pub from: PeerStatus,
+    pub peer: Peer,
+}
+
+impl std::ops::Deref for Moved {
+    type Target = Peer;
+
+    fn deref(&self) -> &Peer {
+        &self.peer
+    }
+}
+
 /// Why a peer operation changed nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum PeerOpError {
@@ -377,7 +393,7 @@ pub fn transition(
     event: PeerEvent,
     reason: Option<&str>,
     actor: Option<Uuid>,
-) -> Result<Peer, PeerOpError> {
+) -> Result<Moved, PeerOpError> {
     conn.transaction(|conn| {
         let peer = lock(conn, id)?;
         apply_locked(conn, &peer, event, reason, actor, serde_json::json!({}))
@@ -392,10 +408,15 @@ fn apply_locked(
     reason: Option<&str>,
     actor: Option<Uuid>,
     extra_payload: Value,
-) -> Result<Peer, PeerOpError> {
+) -> Result<Moved, PeerOpError> {
     let (from, to, effects) = match peer::apply(peer.status, event)? {
         Transition::Move { from, to, effects } => (from, to, effects),
-        Transition::Stay(_) => return Ok(peer.clone()),
+        Transition::Stay(status) => {
+            return Ok(Moved {
+                from: status,
+                peer: peer.clone(),
+            });
+        }
     };
     let mut metadata = match &peer.metadata {
         Value::Object(m) => m.clone(),
@@ -451,7 +472,10 @@ fn apply_locked(
             correlation_id: None,
         },
     )?;
-    Ok(updated)
+    Ok(Moved {
+        from,
+        peer: updated,
+    })
 }
 
 /// A's side of accept: verifies `presented` against the locked row in SPEC §3 order (by the
@@ -462,7 +486,7 @@ pub fn accept_with_token(
     id: Uuid,
     presented: Option<&str>,
     drill_allowed: bool,
-) -> Result<Peer, PeerOpError> {
+) -> Result<Moved, PeerOpError> {
     conn.transaction(|conn| {
         let peer = match lock(conn, id) {
             Err(PeerOpError::NotFound) => return Err(TokenRejection::NotRecognized.into()),
@@ -560,4 +584,46 @@ pub fn delete(conn: &mut PgConnection, id: Uuid, actor: Option<Uuid>) -> Result<
         )?;
         Ok(peer)
     })
+}
+
+#[derive(QueryableByName)]
+struct StatusCount {
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Number of peers in each status (statuses without peers are absent).
+pub fn count_by_status(conn: &mut PgConnection) -> Result<Vec<(PeerStatus, i64)>, StoreError> {
+    diesel::sql_query("SELECT status, count(*) AS n FROM peers GROUP BY status")
+        .load::<StatusCount>(conn)?
+        .into_iter()
+        .map(|c| Ok((parse_column("status", &c.status)?, c.n)))
+        .collect()
+}
+
+#[derive(QueryableByName)]
+struct HeartbeatAge {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Double)]
+    age: f64,
+}
+
+/// Seconds since the last heartbeat of the `limit` longest-silent peers that should be sending
+/// them (enrolled, active, degraded), by the database clock.
+pub fn heartbeat_ages(conn: &mut PgConnection, limit: i64) -> Result<Vec<(Uuid, f64)>, StoreError> {
+    Ok(diesel::sql_query(
+        "SELECT id, EXTRACT(EPOCH FROM now() - last_heartbeat_at)::float8 AS age
+           FROM peers
+          WHERE status IN ('enrolled', 'active', 'degraded') AND last_heartbeat_at IS NOT NULL
+          ORDER BY last_heartbeat_at ASC
+          LIMIT $1",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(limit)
+    .load::<HeartbeatAge>(conn)?
+    .into_iter()
+    .map(|h| (h.id, h.age))
+    .collect())
 }

@@ -69,4 +69,26 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(fleet_events, instance_identity, operators, peers,);
+diesel::table! {
+    worker_schedule_status (schedule) {
+        schedule -> Text,
+        job -> Text,
+        last_outcome -> Text,
+        last_tick -> Int8,
+        last_worker -> Text,
+        last_success_at -> Nullable<Timestamptz>,
+        last_failure_at -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        runs -> Int8,
+        failures -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    fleet_events,
+    instance_identity,
+    operators,
+    peers,
+    worker_schedule_status,
+);

@@ -49,11 +49,24 @@ impl ApiClient {
 
     /// POSTs `path` (no body, as the runbook's curl) and returns the envelope's `data`.
     pub async fn post(&self, path: &str) -> Result<Value, CallError> {
+        self.send(path, None).await
+    }
+
+    /// POSTs `body` as JSON to `path`.
+    pub async fn post_json(&self, path: &str, body: &Value) -> Result<Value, CallError> {
+        self.send(path, Some(body)).await
+    }
+
+    async fn send(&self, path: &str, body: Option<&Value>) -> Result<Value, CallError> {
         let url = format!("{}{path}", self.base);
-        let response = self
+        let mut request = self
             .http
             .post(&url)
-            .header("X-Worker-Token", self.token.expose_secret())
+            .header("X-Worker-Token", self.token.expose_secret());
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
             .send()
             .await
             .map_err(|e| CallError::NoAnswer(describe(&e)))?;

@@ -4,6 +4,7 @@
 pub mod api_client;
 pub mod cli;
 pub mod jobs;
+pub mod metrics;
 pub mod run;
 pub mod schedules;
 pub mod settings;

@@ -58,8 +58,23 @@ async fn on_tick(tick: Tick, producer: Data<Producer>) -> Result<(), BoxDynError
     Ok(())
 }
 
-async fn on_job(job: TickJob, consumer: Data<Consumer>) -> Result<(), BoxDynError> {
-    match jobs::run(consumer.schedule.job, &job, &consumer.api).await {
+async fn on_job(
+    job: TickJob,
+    consumer: Data<Consumer>,
+    worker: WorkerContext,
+) -> Result<(), BoxDynError> {
+    let kind = consumer.schedule.job;
+    let result = jobs::run(kind, &job, &consumer.api).await;
+    crate::metrics::job(&job.schedule, kind.name(), result.is_ok());
+    report(
+        &consumer.api,
+        &job,
+        kind.name(),
+        worker.name(),
+        result.as_ref().err(),
+    )
+    .await;
+    match result {
         Ok(()) => Ok(()),
         // Retries already happened inside the job (at most 3 attempts a tick); abort so the
         // Redis backend does not re-schedule the tick on its own.
@@ -67,11 +82,40 @@ async fn on_job(job: TickJob, consumer: Data<Consumer>) -> Result<(), BoxDynErro
     }
 }
 
+/// Tells the API how the tick went (`powernodectl worker status`, the API's `/metrics`). A
+/// failed report is logged and counted, never retried: the next tick reports again.
+async fn report(
+    api: &ApiClient,
+    job: &TickJob,
+    job_name: &str,
+    worker: &str,
+    error: Option<&jobs::JobFailed>,
+) {
+    let body = serde_json::json!({
+        "schedule": job.schedule,
+        "job": job_name,
+        "tick": job.tick,
+        "outcome": if error.is_none() { "succeeded" } else { "failed" },
+        "worker": worker,
+        "error": error.map(|e| e.reason.clone()),
+    });
+    if let Err(e) = api.post_json(REPORT_PATH, &body).await {
+        crate::metrics::report_failed();
+        tracing::warn!(schedule = %job.schedule, tick = job.tick, "could not report the job outcome to the API: {e}");
+    }
+}
+
+const REPORT_PATH: &str = "/api/v1/system/worker_api/report";
+
 /// Runs every schedule until SIGTERM/SIGINT. Any apalis worker failing (e.g. a registration
 /// refused by Redis) stops the others and returns an error, so the process exits non-zero.
 pub async fn run(settings: Settings, name: &str) -> anyhow::Result<()> {
     let schedules = schedules::resolve(&settings.schedules)?;
     let api = ApiClient::new(&settings)?;
+    if let Some(listen) = &settings.metrics_listen {
+        crate::metrics::serve(listen, &schedules)?;
+        tracing::info!("worker metrics on http://{listen}/metrics");
+    }
     let redis_url = settings.redis_url.expose_secret().to_owned();
     let conn = (|| apalis_redis::connect(redis_url.clone()))
         .retry(

@@ -48,7 +48,7 @@ async fn check_database(state: &AppState) -> bool {
     match result {
         Ok(Ok(_)) => true,
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, "readiness: PostgreSQL check failed");
+            tracing::warn!(error = %crate::error::one_line(&e), "readiness: PostgreSQL check failed");
             false
         }
         Err(_) => {

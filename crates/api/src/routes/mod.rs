@@ -4,6 +4,7 @@
 
 pub mod events;
 pub mod health;
+pub mod metrics;
 pub mod openapi;
 pub mod operators;
 pub mod peers;
@@ -20,8 +21,14 @@ use crate::error::ApiError;
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(health::healthz)
         .service(health::readyz)
+        .service(metrics::metrics)
         .service(openapi::document)
-        .service(scope("/api/v1/system/worker_api").service(worker_api::heartbeat_sweep))
+        .service(
+            scope("/api/v1/system/worker_api")
+                .service(worker_api::heartbeat_sweep)
+                .service(worker_api::report),
+        )
+        .service(scope("/api/v1/system/worker").service(worker_api::status))
         .service(
             scope("/api/v1/system/federation")
                 .service(peers::propose)

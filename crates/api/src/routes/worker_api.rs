@@ -1,6 +1,6 @@
 //! Endpoints the worker calls; every state change the worker causes goes through here.
 
-use actix_web::{HttpResponse, post, web};
+use actix_web::{HttpResponse, get, post, web};
 use powernode_domain::liveness;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -9,7 +9,10 @@ use uuid::Uuid;
 use crate::auth::WorkerAuth;
 use crate::db;
 use crate::error::{ApiError, ok};
+use crate::observability;
 use crate::startup::AppState;
+use powernode_domain::PeerStatus;
+use powernode_store::worker_status::{self, JobReport, ScheduleStatus};
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct SweepResponse {
@@ -37,14 +40,19 @@ pub async fn heartbeat_sweep(
 ) -> Result<HttpResponse, ApiError> {
     let stale_after = state.settings.stale_after_secs;
     let reason = liveness::degraded_reason(stale_after);
+    let started = std::time::Instant::now();
     let outcome = db::run(&state.pool, move |conn| {
         powernode_store::peers::sweep_stale(conn, stale_after, &reason)
     })
     .await
     .map_err(|e| {
-        tracing::error!(error = %e, "federation_heartbeat_sweep_failed");
+        observability::sweep("failed", started.elapsed(), 0);
+        tracing::error!(error = %crate::error::one_line(&e), "federation_heartbeat_sweep_failed");
         ApiError::SweepFailed
     })?;
+    let degraded = outcome.degraded_ids.len();
+    observability::sweep("succeeded", started.elapsed(), degraded);
+    observability::transition(PeerStatus::Active, PeerStatus::Degraded, degraded as u64);
     if outcome.degraded_ids.is_empty() {
         tracing::debug!("heartbeat sweep: no stale peers");
     } else {
@@ -59,4 +67,152 @@ pub async fn heartbeat_sweep(
         degraded_ids: outcome.degraded_ids,
         ran_at: outcome.ran_at,
     }))
+}
+
+/// One job outcome, sent by the worker after every tick it ran.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobReportRequest {
+    /// Schedule name, e.g. `federation_heartbeat`.
+    pub schedule: String,
+    /// Job name, e.g. `FederationHeartbeatJob`.
+    pub job: String,
+    /// Scheduled unix second of the tick.
+    pub tick: i64,
+    /// `succeeded` or `failed`.
+    pub outcome: String,
+    /// The reporting worker's name (`<name>-<schedule>-<pid>-<boot id>`).
+    pub worker: String,
+    pub attempts: Option<u32>,
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ScheduleStatusView {
+    pub schedule: String,
+    pub job: String,
+    pub last_outcome: String,
+    pub last_tick: i64,
+    pub last_worker: String,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_success_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_failure_at: Option<OffsetDateTime>,
+    pub last_error: Option<String>,
+    pub runs: i64,
+    pub failures: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<ScheduleStatus> for ScheduleStatusView {
+    fn from(s: ScheduleStatus) -> Self {
+        ScheduleStatusView {
+            schedule: s.schedule,
+            job: s.job,
+            last_outcome: s.last_outcome,
+            last_tick: s.last_tick,
+            last_worker: s.last_worker,
+            last_success_at: s.last_success_at,
+            last_failure_at: s.last_failure_at,
+            last_error: s.last_error,
+            runs: s.runs,
+            failures: s.failures,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+fn short(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.trim().is_empty() || value.chars().count() > max {
+        return Err(ApiError::validation(
+            field,
+            format!("must be 1-{max} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Record a job outcome reported by a worker (feeds `worker status` and `/metrics`).
+#[utoipa::path(
+    tag = "worker",
+    request_body = JobReportRequest,
+    responses((status = 200, body = ScheduleStatusView), (status = 401), (status = 422)),
+    security(("worker_token" = []))
+)]
+#[post("/report")]
+pub async fn report(
+    _auth: WorkerAuth,
+    state: web::Data<AppState>,
+    body: web::Json<JobReportRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let r = body.into_inner();
+    let succeeded = match r.outcome.as_str() {
+        "succeeded" => true,
+        "failed" => false,
+        _ => {
+            return Err(ApiError::validation(
+                "outcome",
+                "must be succeeded or failed",
+            ));
+        }
+    };
+    if !r
+        .schedule
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(ApiError::validation(
+            "schedule",
+            "must be lower-case letters, digits and _",
+        ));
+    }
+    short("schedule", &r.schedule, 64)?;
+    short("job", &r.job, 64)?;
+    short("worker", &r.worker, 200)?;
+    let error = r.error.map(|e| e.chars().take(2000).collect::<String>());
+    let stored = db::run(&state.pool, move |conn| {
+        worker_status::record(
+            conn,
+            &JobReport {
+                schedule: &r.schedule,
+                job: &r.job,
+                succeeded,
+                tick: r.tick,
+                worker: &r.worker,
+                error: error.as_deref(),
+            },
+        )
+    })
+    .await
+    .map_err(|e| crate::error::internal("worker report failed", e))?;
+    let at = stored.updated_at.unix_timestamp() as f64;
+    observability::worker_job(
+        &stored.schedule,
+        &stored.job,
+        if succeeded { "succeeded" } else { "failed" },
+        at,
+    );
+    Ok(ok(ScheduleStatusView::from(stored)))
+}
+
+/// Last success and failure of each worker schedule, as reported by the workers.
+#[utoipa::path(
+    tag = "worker",
+    responses((status = 200, body = Vec<ScheduleStatusView>), (status = 401), (status = 403)),
+    security(("operator_token" = []))
+)]
+#[get("/status")]
+pub async fn status(
+    auth: crate::auth::OperatorAuth,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(powernode_domain::Permission::FederationRead)?;
+    let all = db::run(&state.pool, worker_status::list)
+        .await
+        .map_err(|e| crate::error::internal("worker status failed", e))?;
+    Ok(ok(all
+        .into_iter()
+        .map(ScheduleStatusView::from)
+        .collect::<Vec<_>>()))
 }

@@ -4,7 +4,7 @@
 //! into serialisable `*Command` values when the request is made and executed separately, so the
 //! gate can store a command and run it later without these functions changing.
 
-use powernode_domain::token::{self, MintedToken};
+use powernode_domain::token::{self, MintedToken, TokenRejection};
 use powernode_domain::{
     InstanceUrl, PeerEvent, PeerKind, PeerStatus, SpawnMode, SpawnRole, UlaPrefix,
 };
@@ -19,6 +19,7 @@ use crate::ca;
 use crate::crypto::random_bytes;
 use crate::db;
 use crate::error::{ApiError, internal};
+use crate::observability;
 use crate::settings::Settings;
 use crate::startup::AppState;
 
@@ -272,8 +273,9 @@ pub async fn transition(
     .await
     .map_err(|e| internal("peer transition failed", e))?
     .map_err(|e| op_error(e, id))?;
-    tracing::info!(peer_id = %id, status = %peer.status, operator_id = %actor, "peer {event}");
-    Ok(peer)
+    observability::transition(peer.from, peer.status, 1);
+    tracing::info!(peer_id = %id, from = %peer.from, status = %peer.status, operator_id = %actor, "peer {event}");
+    Ok(peer.peer)
 }
 
 /// A validated revocation, ready to execute now or after approval.
@@ -343,7 +345,7 @@ pub async fn accept_with_token(
     presented: Option<SecretString>,
 ) -> Result<Peer, ApiError> {
     let drill_allowed = state.settings.drill_allowed();
-    db::run(&state.pool, move |conn| {
+    let result = db::run(&state.pool, move |conn| {
         Ok(peers::accept_with_token(
             conn,
             id,
@@ -352,8 +354,18 @@ pub async fn accept_with_token(
         ))
     })
     .await
-    .map_err(|e| internal("accept failed", e))?
-    .map_err(|e| op_error(e, id))
+    .map_err(|e| internal("accept failed", e))?;
+    observability::token_check(match &result {
+        Ok(_) => "accepted",
+        Err(PeerOpError::Rejected(TokenRejection::NotRecognized)) => "not_recognized",
+        Err(PeerOpError::Rejected(TokenRejection::Mismatch)) => "mismatch",
+        Err(PeerOpError::Rejected(TokenRejection::Required)) => "required",
+        Err(PeerOpError::Rejected(TokenRejection::Expired(_))) => "expired",
+        Err(_) => "error",
+    });
+    let moved = result.map_err(|e| op_error(e, id))?;
+    observability::transition(moved.from, moved.status, 1);
+    Ok(moved.peer)
 }
 
 /// Facts derived at read time by the database clock.

@@ -27,7 +27,10 @@ pub async fn run(job: &TickJob, api: &ApiClient) -> Result<(), JobFailed> {
                 .with_max_times(MAX_ATTEMPTS - 1),
         )
         .when(CallError::is_retryable)
-        .notify(|e, wait| log_failure(tick, e, Some(wait)))
+        .notify(|e, wait| {
+            crate::metrics::retried(&job.schedule);
+            log_failure(tick, e, Some(wait));
+        })
         .await;
     match result {
         Ok(data) => {
