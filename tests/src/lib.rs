@@ -333,6 +333,11 @@ impl WorkerProcess {
                 "1".to_owned(),
             ),
             ("RUST_LOG", "info".to_owned()),
+            // Each worker its own metrics port: two workers cannot share one.
+            (
+                "POWERNODE_WORKER_METRICS_LISTEN",
+                format!("127.0.0.1:{}", free_port()),
+            ),
         ];
         for (k, v) in extra {
             env.retain(|(name, _)| name != k);
