@@ -565,3 +565,20 @@ pub fn columns_containing(conn: &mut PgConnection, needle: &str) -> Vec<String> 
     }
     hits
 }
+
+/// Waits until some session of `db` is blocked on a lock (a request held up by a row lock the
+/// test owns): the deterministic way to know a slow request is in flight.
+pub async fn wait_for_lock_waiter(db: &TestDb, deadline: Duration) {
+    let mut watcher = db.conn();
+    eventually(deadline, "a session waiting on a lock", || {
+        let n = diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_stat_activity
+              WHERE wait_event_type = 'Lock' AND datname = current_database()",
+        )
+        .get_result::<Count>(&mut watcher)
+        .expect("pg_stat_activity")
+        .n;
+        (n > 0).then_some(())
+    })
+    .await;
+}

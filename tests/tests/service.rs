@@ -143,22 +143,7 @@ async fn sigterm_during_a_slow_request_still_answers_it_and_exits_0() {
         }
     });
     // The sweep is in flight once PostgreSQL shows it waiting on our lock.
-    #[derive(QueryableByName)]
-    struct Waiting {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let mut watcher = db.conn();
-    eventually_async(DEADLINE, "the sweep waiting on the row lock", || {
-        let n = diesel::sql_query(
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
-        )
-        .get_result::<Waiting>(&mut watcher)
-        .unwrap()
-        .n;
-        async move { (n > 0).then_some(()) }
-    })
-    .await;
+    powernode_tests::wait_for_lock_waiter(&db, DEADLINE).await;
 
     api.signal("TERM");
     // It stops accepting new connections while the request is still running.
@@ -259,4 +244,39 @@ async fn an_api_started_before_postgresql_waits_then_becomes_ready() {
     .await;
     api.wait_for(DEADLINE, |l| l.contains("PostgreSQL reachable"))
         .await;
+}
+
+/// SIGTERM while a job is running: the worker lets it finish (bounded), then exits 0.
+#[tokio::test]
+async fn sigterm_lets_the_running_job_finish_then_the_worker_exits_0() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let stale = insert_peer(&mut conn, "active", "platform", Some(900));
+    let app = spawn_app(settings(&db)).await;
+    let mut locker = db.conn();
+    diesel::sql_query("BEGIN").execute(&mut locker).unwrap();
+    diesel::sql_query("SELECT id FROM peers WHERE id = $1 FOR UPDATE")
+        .bind::<diesel::sql_types::Uuid, _>(stale)
+        .execute(&mut locker)
+        .unwrap();
+    let mut worker = WorkerProcess::spawn("default", &app.address, &redis_prefix(), &[]);
+    worker
+        .wait_for(DEADLINE, |l| l.contains("Starting heartbeat sweep"))
+        .await;
+    powernode_tests::wait_for_lock_waiter(&db, DEADLINE).await;
+    worker.signal("TERM");
+    worker
+        .wait_for(DEADLINE, |l| l.contains("shutdown requested"))
+        .await;
+    diesel::sql_query("COMMIT").execute(&mut locker).unwrap();
+    worker
+        .wait_for(DEADLINE, |l| {
+            l.contains("sweep complete: swept=1 degraded_ids=1")
+        })
+        .await;
+    let exit = tokio::time::timeout(DEADLINE, worker.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(exit.code(), Some(0), "{}", worker.output());
 }
