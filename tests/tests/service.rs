@@ -280,3 +280,28 @@ async fn sigterm_lets_the_running_job_finish_then_the_worker_exits_0() {
         .unwrap();
     assert_eq!(exit.code(), Some(0), "{}", worker.output());
 }
+
+#[tokio::test]
+async fn json_logs_are_one_json_object_per_line() {
+    let db = TestDb::new();
+    let port = free_port();
+    let mut env = api_env(&db.url, port);
+    env.push(("POWERNODE_LOG_FORMAT", "json".to_owned()));
+    let api = Process::spawn("powernode-api", &["serve"], &env);
+    let line = api
+        .wait_for(DEADLINE, |l| l.contains("powernode-api listening on"))
+        .await;
+    let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(event["level"], "INFO");
+    assert!(
+        event["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("powernode-api listening on")
+    );
+    api.wait_for(DEADLINE, |l| l.contains("schema up to date"))
+        .await;
+    for l in api.lines() {
+        serde_json::from_str::<serde_json::Value>(&l).unwrap_or_else(|_| panic!("not JSON: {l}"));
+    }
+}
