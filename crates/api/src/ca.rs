@@ -94,3 +94,253 @@ pub async fn ensure_identity(
     }
     Ok(stored)
 }
+
+/// SPEC §4 CSR refusals; `Display` is the exact message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CsrError {
+    #[error("malformed CSR PEM: {0}")]
+    Malformed(String),
+    #[error("CSR signature invalid")]
+    Signature,
+    #[error("CSR key type not allowed: {0}")]
+    KeyType(String),
+}
+
+/// Largest CSR PEM accepted.
+pub const MAX_CSR_PEM: usize = 16 * 1024;
+/// Default lifetime of certificates issued to peers.
+pub const CLIENT_CERT_DAYS: i64 = 90;
+
+/// A certificate we issued.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub pem: String,
+    pub serial_hex: String,
+    pub subject: String,
+    pub fingerprint_sha256: String,
+    pub not_before: time::OffsetDateTime,
+    pub not_after: time::OffsetDateTime,
+}
+
+/// The CA with its key opened, for issuing. Never logged, never kept beyond a request.
+pub struct OpenCa {
+    cert: X509,
+    key: PKey<Private>,
+}
+
+fn asn1(t: time::OffsetDateTime) -> Result<Asn1Time, openssl::error::ErrorStack> {
+    Asn1Time::from_unix(t.unix_timestamp())
+}
+
+fn random_serial() -> Result<(Asn1Integer, String), CaError> {
+    let mut bytes = random_bytes::<16>()?;
+    bytes[0] &= 0x7f; // positive, 128 bits of which 127 random
+    let bn = BigNum::from_slice(&bytes)?;
+    Ok((bn.to_asn1_integer()?, hex::encode(bytes)))
+}
+
+/// Checks the key type of a CSR (or certificate) public key against SPEC §4.
+pub fn allowed_key(pkey: &PKey<openssl::pkey::Public>) -> Result<(), CsrError> {
+    use openssl::pkey::Id;
+    match pkey.id() {
+        Id::EC => {
+            let ec = pkey
+                .ec_key()
+                .map_err(|e| CsrError::Malformed(e.to_string()))?;
+            let curve = ec.group().curve_name();
+            match curve {
+                Some(Nid::X9_62_PRIME256V1 | Nid::SECP384R1) => Ok(()),
+                Some(nid) => Err(CsrError::KeyType(format!(
+                    "EC {}",
+                    nid.short_name().unwrap_or("unknown curve")
+                ))),
+                None => Err(CsrError::KeyType("EC explicit curve".to_owned())),
+            }
+        }
+        Id::RSA if pkey.bits() >= 2048 => Ok(()),
+        Id::RSA => Err(CsrError::KeyType(format!("RSA-{}", pkey.bits()))),
+        Id::ED25519 => Ok(()),
+        Id::DSA => Err(CsrError::KeyType("DSA".to_owned())),
+        other => Err(CsrError::KeyType(format!("{other:?}"))),
+    }
+}
+
+impl OpenCa {
+    pub fn open(identity: &InstanceIdentity, key: &MasterKey) -> Result<Self, CaError> {
+        use secrecy::ExposeSecret;
+        let cert = X509::from_pem(identity.ca_cert_pem.as_bytes())?;
+        let pem = key.open(CA_KEY_CONTEXT, &identity.ca_key_sealed)?;
+        let key = PKey::private_key_from_pem(pem.expose_secret())?;
+        Ok(OpenCa { cert, key })
+    }
+
+    pub fn cert(&self) -> &X509 {
+        &self.cert
+    }
+
+    /// Issues a client certificate from a peer's CSR under every SPEC §4 rule: the CSR's key
+    /// type and signature are checked, its subject and extensions ignored; the certificate is
+    /// `CN=fed:<peer_id>`, URI SAN `powernode://instance/<remote_instance_id>`, CA:FALSE,
+    /// digitalSignature, clientAuth, 128-bit random serial, notBefore = now − 30 s.
+    pub fn sign_client_csr(
+        &self,
+        csr_pem: &str,
+        peer_id: Uuid,
+        remote_instance_id: Uuid,
+        now: time::OffsetDateTime,
+        lifetime_days: i64,
+    ) -> Result<Issued, CsrError> {
+        use openssl::x509::X509Req;
+        use openssl::x509::extension::{
+            AuthorityKeyIdentifier, ExtendedKeyUsage, SubjectAlternativeName,
+        };
+        if csr_pem.len() > MAX_CSR_PEM {
+            return Err(CsrError::Malformed(format!(
+                "larger than {MAX_CSR_PEM} bytes"
+            )));
+        }
+        let req = X509Req::from_pem(csr_pem.as_bytes())
+            .map_err(|_| CsrError::Malformed("not a PEM certificate request".to_owned()))?;
+        let public = req
+            .public_key()
+            .map_err(|_| CsrError::Malformed("unreadable public key".to_owned()))?;
+        allowed_key(&public)?;
+        if !req.verify(&public).unwrap_or(false) {
+            return Err(CsrError::Signature);
+        }
+        let internal =
+            |e: openssl::error::ErrorStack| CsrError::Malformed(format!("issuance failed: {e}"));
+        let subject = format!("CN=fed:{peer_id}");
+        let build = || -> Result<Issued, openssl::error::ErrorStack> {
+            let mut name = X509NameBuilder::new()?;
+            name.append_entry_by_nid(Nid::COMMONNAME, &format!("fed:{peer_id}"))?;
+            let name = name.build();
+            let mut serial_bytes = [0u8; 16];
+            openssl::rand::rand_bytes(&mut serial_bytes)?;
+            serial_bytes[0] &= 0x7f;
+            let serial = BigNum::from_slice(&serial_bytes)?.to_asn1_integer()?;
+            let not_before = now - time::Duration::seconds(30);
+            let not_after = now + time::Duration::days(lifetime_days);
+            let mut b = X509::builder()?;
+            b.set_version(2)?;
+            b.set_serial_number(&serial)?;
+            b.set_subject_name(&name)?;
+            b.set_issuer_name(self.cert.subject_name())?;
+            b.set_pubkey(&public)?;
+            let (nb, na) = (asn1(not_before)?, asn1(not_after)?);
+            b.set_not_before(&nb)?;
+            b.set_not_after(&na)?;
+            b.append_extension(BasicConstraints::new().critical().build()?)?;
+            b.append_extension(KeyUsage::new().critical().digital_signature().build()?)?;
+            b.append_extension(ExtendedKeyUsage::new().client_auth().build()?)?;
+            let san = SubjectAlternativeName::new()
+                .uri(&format!("powernode://instance/{remote_instance_id}"))
+                .build(&b.x509v3_context(Some(&self.cert), None))?;
+            b.append_extension(san)?;
+            let ski =
+                SubjectKeyIdentifier::new().build(&b.x509v3_context(Some(&self.cert), None))?;
+            b.append_extension(ski)?;
+            let aki = AuthorityKeyIdentifier::new()
+                .keyid(false)
+                .build(&b.x509v3_context(Some(&self.cert), None))?;
+            b.append_extension(aki)?;
+            b.sign(&self.key, MessageDigest::sha256())?;
+            let cert = b.build();
+            Ok(Issued {
+                pem: String::from_utf8_lossy(&cert.to_pem()?).into_owned(),
+                serial_hex: hex::encode(serial_bytes),
+                subject: subject.clone(),
+                fingerprint_sha256: hex::encode(cert.digest(MessageDigest::sha256())?),
+                not_before,
+                not_after,
+            })
+        };
+        build().map_err(internal)
+    }
+
+    /// The federation listener's server certificate for `host` (DNS name or IP), with a fresh
+    /// EC P-256 key: (issued, sealed PKCS#8 key).
+    pub fn issue_server(
+        &self,
+        host: &str,
+        now: time::OffsetDateTime,
+        lifetime_days: i64,
+        master: &MasterKey,
+    ) -> Result<(Issued, Vec<u8>), CaError> {
+        use openssl::x509::extension::{
+            AuthorityKeyIdentifier, ExtendedKeyUsage, SubjectAlternativeName,
+        };
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+        let key: PKey<Private> = PKey::from_ec_key(EcKey::generate(&group)?)?;
+        let mut name = X509NameBuilder::new()?;
+        name.append_entry_by_nid(Nid::COMMONNAME, host)?;
+        let name = name.build();
+        let (serial, serial_hex) = random_serial()?;
+        let not_before = now - time::Duration::seconds(30);
+        let not_after = now + time::Duration::days(lifetime_days);
+        let mut b = X509::builder()?;
+        b.set_version(2)?;
+        b.set_serial_number(&serial)?;
+        b.set_subject_name(&name)?;
+        b.set_issuer_name(self.cert.subject_name())?;
+        b.set_pubkey(&key)?;
+        let (nb, na) = (asn1(not_before)?, asn1(not_after)?);
+        b.set_not_before(&nb)?;
+        b.set_not_after(&na)?;
+        b.append_extension(BasicConstraints::new().critical().build()?)?;
+        b.append_extension(
+            KeyUsage::new()
+                .critical()
+                .digital_signature()
+                .key_encipherment()
+                .build()?,
+        )?;
+        b.append_extension(ExtendedKeyUsage::new().server_auth().build()?)?;
+        let mut san = SubjectAlternativeName::new();
+        if host.parse::<std::net::IpAddr>().is_ok() {
+            san.ip(host);
+        } else {
+            san.dns(host);
+        }
+        let san = san.build(&b.x509v3_context(Some(&self.cert), None))?;
+        b.append_extension(san)?;
+        let aki = AuthorityKeyIdentifier::new()
+            .keyid(false)
+            .build(&b.x509v3_context(Some(&self.cert), None))?;
+        b.append_extension(aki)?;
+        b.sign(&self.key, MessageDigest::sha256())?;
+        let cert = b.build();
+        let sealed = master.seal(SERVER_KEY_CONTEXT, &key.private_key_to_pem_pkcs8()?)?;
+        Ok((
+            Issued {
+                pem: String::from_utf8_lossy(&cert.to_pem()?).into_owned(),
+                serial_hex,
+                subject: format!("CN={host}"),
+                fingerprint_sha256: hex::encode(cert.digest(MessageDigest::sha256())?),
+                not_before,
+                not_after,
+            },
+            sealed,
+        ))
+    }
+}
+
+/// Additional authenticated data of sealed listener keys and of sealed outbound client keys.
+pub const SERVER_KEY_CONTEXT: &[u8] = b"powernode:listener-key:v1";
+pub const CLIENT_KEY_CONTEXT: &[u8] = b"powernode:client-key:v1";
+
+/// A fresh EC P-256 key and a CSR for it (the issuer replaces the subject).
+pub fn key_and_csr() -> Result<(PKey<Private>, String), CaError> {
+    use openssl::x509::X509ReqBuilder;
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+    let key: PKey<Private> = PKey::from_ec_key(EcKey::generate(&group)?)?;
+    let mut name = X509NameBuilder::new()?;
+    name.append_entry_by_nid(Nid::COMMONNAME, "powernode federation client")?;
+    let name = name.build();
+    let mut req = X509ReqBuilder::new()?;
+    req.set_subject_name(&name)?;
+    req.set_pubkey(&key)?;
+    req.sign(&key, MessageDigest::sha256())?;
+    let pem = String::from_utf8_lossy(&req.build().to_pem()?).into_owned();
+    Ok((key, pem))
+}

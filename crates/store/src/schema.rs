@@ -38,6 +38,24 @@ diesel::table! {
 }
 
 diesel::table! {
+    peer_certificates (id) {
+        id -> Uuid,
+        peer_id -> Uuid,
+        direction -> Text,
+        serial -> Text,
+        subject -> Text,
+        fingerprint_sha256 -> Nullable<Text>,
+        cert_pem -> Nullable<Text>,
+        key_sealed -> Nullable<Bytea>,
+        not_before -> Nullable<Timestamptz>,
+        not_after -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+        revocation_reason -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     peers (id) {
         id -> Uuid,
         origin -> Text,
@@ -70,6 +88,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    server_certificates (id) {
+        id -> Uuid,
+        hosts -> Text,
+        cert_pem -> Text,
+        key_sealed -> Bytea,
+        not_before -> Timestamptz,
+        not_after -> Timestamptz,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     worker_schedule_status (schedule) {
         schedule -> Text,
         job -> Text,
@@ -85,10 +115,14 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(peer_certificates -> peers (peer_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     fleet_events,
     instance_identity,
     operators,
+    peer_certificates,
     peers,
+    server_certificates,
     worker_schedule_status,
 );

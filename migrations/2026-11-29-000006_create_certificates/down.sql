@@ -1,0 +1,2 @@
+DROP TABLE server_certificates;
+DROP TABLE peer_certificates;
