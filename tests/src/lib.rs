@@ -181,6 +181,7 @@ pub fn settings(db: &TestDb) -> Settings {
         ("POWERNODE_WORKER_TOKEN", WORKER_TOKEN.to_owned()),
         ("POWERNODE_HTTP_LISTEN", "127.0.0.1:0".to_owned()),
         ("POWERNODE_ENVIRONMENT", "development".to_owned()),
+        ("POWERNODE_FEDERATION_LISTEN", "127.0.0.1:0".to_owned()),
     ];
     settings_from(&vars)
 }
@@ -206,6 +207,7 @@ pub fn settings_from(vars: &[(&str, String)]) -> Settings {
     for (k, v) in [
         ("POWERNODE_MASTER_KEY_FILE", master_key_file()),
         ("POWERNODE_FEDERATION_PUBLIC_URL", PUBLIC_URL.to_owned()),
+        ("POWERNODE_FEDERATION_LISTEN", "127.0.0.1:0".to_owned()),
     ] {
         if !vars.iter().any(|(name, _)| *name == k) {
             vars.push((k, v));

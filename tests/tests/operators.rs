@@ -328,6 +328,7 @@ async fn secrets_never_reach_logs_or_plaintext_columns() {
         ("POWERNODE_MASTER_KEY_FILE", master_key_file()),
         ("POWERNODE_FEDERATION_PUBLIC_URL", PUBLIC_URL.to_owned()),
         ("POWERNODE_HTTP_LISTEN", format!("127.0.0.1:{port}")),
+        ("POWERNODE_FEDERATION_LISTEN", "127.0.0.1:0".to_owned()),
         ("RUST_LOG", "debug".to_owned()),
     ];
     let bootstrap = std::process::Command::new(powernode_tests::bin("powernode-api"))

@@ -39,6 +39,9 @@ pub enum Command {
     /// Federation peers.
     #[command(subcommand)]
     Peer(PeerCommand),
+    /// Federation with other instances.
+    #[command(subcommand)]
+    Federation(FederationCommand),
     /// Fleet events, newest first.
     Events(EventsArgs),
     /// Operators and their tokens (needs system.operators.admin).
@@ -49,6 +52,12 @@ pub enum Command {
     /// Worker schedules as the workers report them.
     #[command(subcommand)]
     Worker(WorkerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FederationCommand {
+    /// Accept another instance's acceptance token (pins its CA, exchanges certificates).
+    Accept { token: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -401,6 +410,14 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
             out.operators(&Value::Array(vec![
                 client.call(Method::POST, &path, None).await?,
             ]));
+        }
+        Command::Federation(FederationCommand::Accept { token }) => {
+            let body = json!({ "acceptance_token": token });
+            out.peer(
+                &client
+                    .call(Method::POST, &format!("{PEERS}/accept"), Some(body))
+                    .await?,
+            );
         }
         Command::Worker(WorkerCommand::Status) => {
             out.worker_status(

@@ -20,6 +20,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// 401 with a computed message (mTLS chain: `FederationPeer is not in a reachable status …`).
+    #[error("{0}")]
+    UnauthorizedPeer(String),
     /// The operator lacks `permission`.
     #[error("Forbidden")]
     Forbidden { permission: &'static str },
@@ -32,6 +35,19 @@ pub enum ApiError {
     /// `<field> <message>`, with `details.field`.
     #[error("{field} {message}")]
     Validation { field: String, message: String },
+    /// 422 whose whole message is fixed by the SPEC (accept, CSR, handshake refusals).
+    #[error("{error}")]
+    Unprocessable { field: String, error: String },
+    /// A peer did not answer (502).
+    #[error("{0}")]
+    PeerUnreachable(String),
+    /// A peer's own error passed through unchanged (status, code, message).
+    #[error("{error}")]
+    Remote {
+        status: u16,
+        code: String,
+        error: String,
+    },
     /// Acceptance token refusals of SPEC §3 (401 for an unknown peer, else 422).
     #[error(transparent)]
     Token(#[from] powernode_domain::token::TokenRejection),
@@ -58,12 +74,19 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
-            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            ApiError::Unauthorized(_) | ApiError::UnauthorizedPeer(_) => {
+                (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
+            }
             ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "FORBIDDEN"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             ApiError::IllegalTransition(_) => (StatusCode::CONFLICT, "ILLEGAL_TRANSITION"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),
             ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED"),
+            ApiError::Unprocessable { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED")
+            }
+            ApiError::PeerUnreachable(_) => (StatusCode::BAD_GATEWAY, "PEER_UNREACHABLE"),
+            ApiError::Remote { .. } => (StatusCode::BAD_GATEWAY, "PEER_UNREACHABLE"),
             ApiError::Token(TokenRejection::NotRecognized) => {
                 (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
             }
@@ -79,6 +102,14 @@ impl ApiError {
         }
     }
 
+    /// The same refusal with a SPEC-fixed whole message instead of `<field> <message>`.
+    pub fn with_message(self, error: String) -> Self {
+        match self {
+            ApiError::Validation { field, .. } => ApiError::Unprocessable { field, error },
+            other => other,
+        }
+    }
+
     pub fn validation(field: &str, message: impl Into<String>) -> Self {
         ApiError::Validation {
             field: field.to_owned(),
@@ -90,7 +121,9 @@ impl ApiError {
         match self {
             ApiError::NotReady { details, .. } => details.clone(),
             ApiError::Forbidden { permission } => json!({ "required_permission": permission }),
-            ApiError::Validation { field, .. } => json!({ "field": field }),
+            ApiError::Validation { field, .. } | ApiError::Unprocessable { field, .. } => {
+                json!({ "field": field })
+            }
             ApiError::IllegalTransition(e) => json!({ "from": e.from, "to": e.to }),
             ApiError::Token(_) => json!({ "field": "acceptance_token" }),
             _ => json!({}),
@@ -108,10 +141,29 @@ struct Envelope<'a> {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.status_and_code().0
+        match self {
+            ApiError::Remote { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
+            }
+            _ => self.status_and_code().0,
+        }
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let ApiError::Remote {
+            status,
+            code,
+            error,
+        } = self
+        {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY);
+            return HttpResponse::build(status).json(Envelope {
+                success: false,
+                error: error.clone(),
+                code,
+                details: json!({ "from": "peer" }),
+            });
+        }
         let (status, code) = self.status_and_code();
         HttpResponse::build(status).json(Envelope {
             success: false,

@@ -7,6 +7,7 @@ pub mod crypto;
 pub mod ctl;
 pub mod db;
 pub mod error;
+pub mod federation;
 pub mod observability;
 pub mod routes;
 pub mod services;

@@ -54,6 +54,7 @@ struct RawSettings {
     acceptance_token_ttl_min_secs: u32,
     acceptance_token_ttl_max_secs: u32,
     allow_drill_mode: bool,
+    federation_listen: String,
 }
 
 impl Default for RawSettings {
@@ -76,6 +77,7 @@ impl Default for RawSettings {
             acceptance_token_ttl_min_secs: 60,
             acceptance_token_ttl_max_secs: 30 * 24 * 3600,
             allow_drill_mode: false,
+            federation_listen: "127.0.0.1:3443".to_owned(),
         }
     }
 }
@@ -105,6 +107,8 @@ pub struct Settings {
     pub acceptance_token_ttl: TtlBounds,
     /// Drill peers (no token); refused at start in production.
     pub allow_drill_mode: bool,
+    /// `host:port` of the federation (mTLS) listener; port 0 picks a free port.
+    pub federation_listen: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -394,6 +398,7 @@ impl Settings {
             federation_public_url,
             acceptance_token_ttl: ttl,
             allow_drill_mode: raw.allow_drill_mode,
+            federation_listen: raw.federation_listen,
             environment: raw.environment,
             http_listen: raw.http_listen,
             database_url: database_url.into(),

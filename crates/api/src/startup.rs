@@ -25,7 +25,9 @@ pub struct AppState {
 
 pub struct Application {
     port: u16,
+    federation_port: u16,
     server: Server,
+    federation: tokio::sync::watch::Receiver<Option<actix_web::dev::ServerHandle>>,
 }
 
 impl Application {
@@ -39,6 +41,16 @@ impl Application {
             )
         })?;
         let port = listener.local_addr()?.port();
+        // Bound now so a taken port fails at start; served once the CA and the listener
+        // certificate are available (PostgreSQL may still be coming up).
+        let federation_listener = TcpListener::bind(&settings.federation_listen).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {}: {e} (POWERNODE_FEDERATION_LISTEN)",
+                settings.federation_listen
+            )
+        })?;
+        let federation_port = federation_listener.local_addr()?.port();
+        let (federation_tx, federation) = tokio::sync::watch::channel(None);
         let pool = powernode_store::pool(
             settings.database_url.expose_secret(),
             settings.database_pool_size,
@@ -84,24 +96,44 @@ impl Application {
         .shutdown_timeout(grace.as_secs())
         .listen(listener)?
         .run();
-        tokio::spawn(announce_database(state));
-        Ok(Application { port, server })
+        tokio::spawn(async move {
+            if announce_database(state.clone()).await {
+                crate::federation::serve(state, federation_listener, federation_tx).await;
+            }
+        });
+        Ok(Application {
+            port,
+            federation_port,
+            server,
+            federation,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// Serves until SIGTERM/SIGINT (actix drains in-flight requests for the grace period).
+    /// The federation (mTLS) listener's port; it answers once the CA is ready.
+    pub fn federation_port(&self) -> u16 {
+        self.federation_port
+    }
+
+    /// Serves until SIGTERM/SIGINT (actix drains in-flight requests for the grace period),
+    /// then drains the federation listener too.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        let handle = self.federation.borrow().clone();
+        if let Some(handle) = handle {
+            handle.stop(true).await;
+        }
+        result
     }
 }
 
 /// Logs, with backoff, that we are waiting for PostgreSQL until it answers, then whether
 /// migrations are pending, and creates the instance identity and CA on first start; requests
 /// keep being served (and `/readyz` says 503) meanwhile.
-async fn announce_database(state: web::Data<AppState>) {
+async fn announce_database(state: web::Data<AppState>) -> bool {
     let target = redact_url(state.settings.database_url.expose_secret());
     let check = || {
         let state = state.clone();
@@ -127,7 +159,8 @@ async fn announce_database(state: web::Data<AppState>) {
             tracing::info!("PostgreSQL reachable; schema up to date");
             match crate::ca::ensure_identity(&state.pool, &state.settings.master_key).await {
                 Ok(id) => {
-                    tracing::info!(instance_id = %id.instance_id, ca_sha256 = %id.ca_sha256, "instance identity ready")
+                    tracing::info!(instance_id = %id.instance_id, ca_sha256 = %id.ca_sha256, "instance identity ready");
+                    return true;
                 }
                 Err(e) => tracing::error!(error = %e, "instance identity unavailable"),
             }
@@ -138,4 +171,5 @@ async fn announce_database(state: web::Data<AppState>) {
         ),
         Err(e) => tracing::error!(error = %e, "PostgreSQL check gave up"),
     }
+    false
 }

@@ -71,6 +71,10 @@ pub enum EventKind {
     PeerDeleted,
     /// A proposed peer's acceptance token was replaced (the old one stops working).
     PeerTokenRegenerated,
+    /// `federation.certificate.issued`, `.renewed`, `.revoked` (source `internal_ca`).
+    CertificateIssued,
+    CertificateRenewed,
+    CertificateRevoked,
 }
 
 impl fmt::Display for EventKind {
@@ -80,6 +84,9 @@ impl fmt::Display for EventKind {
             EventKind::PeerHeartbeatStale => f.write_str("federation.peer.heartbeat_stale"),
             EventKind::PeerDeleted => f.write_str("federation.peer.deleted"),
             EventKind::PeerTokenRegenerated => f.write_str("federation.peer.token_regenerated"),
+            EventKind::CertificateIssued => f.write_str("federation.certificate.issued"),
+            EventKind::CertificateRenewed => f.write_str("federation.certificate.renewed"),
+            EventKind::CertificateRevoked => f.write_str("federation.certificate.revoked"),
         }
     }
 }

@@ -38,6 +38,8 @@ pub enum StoreError {
 /// while PostgreSQL is still coming up.
 pub fn pool(database_url: &str, max_size: u32, connection_timeout: std::time::Duration) -> PgPool {
     Pool::builder()
+        // r2d2 would log every failed connect itself (multi-line); callers log once, on one line.
+        .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
         .max_size(max_size)
         .connection_timeout(connection_timeout)
         .build_unchecked(ConnectionManager::new(database_url))

@@ -452,6 +452,24 @@ fn apply_locked(
         .optional()?;
     // The row is locked, so the status cannot have moved; a miss means it vanished.
     let updated: Peer = row.ok_or(PeerOpError::NotFound)?.try_into()?;
+    // SPEC §4: revocation revokes the peer's certificates in the same transaction.
+    if to == PeerStatus::Revoked {
+        let n = crate::certificates::revoke_for_peer(conn, peer.id, "peer revoked")?;
+        if n > 0 {
+            let payload = serde_json::json!({ "reason": "peer revoked", "certificates": n });
+            fleet::insert(
+                conn,
+                &NewEvent {
+                    kind: EventKind::CertificateRevoked,
+                    severity: Severity::Medium,
+                    source: EventSource::InternalCa,
+                    peer_id: Some(peer.id),
+                    payload: &payload,
+                    correlation_id: None,
+                },
+            )?;
+        }
+    }
     let mut payload = serde_json::json!({
         "from": from,
         "to": to,
@@ -487,28 +505,233 @@ pub fn accept_with_token(
     presented: Option<&str>,
     drill_allowed: bool,
 ) -> Result<Moved, PeerOpError> {
+    accept_with(conn, id, presented, drill_allowed, |_, _, _| {
+        Ok(Value::Null)
+    })
+}
+
+/// `accept_with_token` with the caller's further checks and writes (`extra`, given the locked
+/// row and the database clock) inside the same transaction, after the token checks and before
+/// the transition; its error rolls everything back. Its `Value` joins the event payload.
+pub fn accept_with<E, F>(
+    conn: &mut PgConnection,
+    id: Uuid,
+    presented: Option<&str>,
+    drill_allowed: bool,
+    extra: F,
+) -> Result<Moved, E>
+where
+    E: From<PeerOpError> + From<diesel::result::Error>,
+    F: FnOnce(&mut PgConnection, &Peer, OffsetDateTime) -> Result<Value, E>,
+{
     conn.transaction(|conn| {
         let peer = match lock(conn, id) {
-            Err(PeerOpError::NotFound) => return Err(TokenRejection::NotRecognized.into()),
+            Err(PeerOpError::NotFound) => {
+                return Err(PeerOpError::from(TokenRejection::NotRecognized).into());
+            }
             other => other?,
         };
-        let now = crate::database_now(conn)?;
+        let now = crate::database_now(conn).map_err(PeerOpError::from)?;
         let stored = StoredToken {
             status: peer.status,
             digest: peer.acceptance_token_digest.as_deref(),
             expires_at: peer.acceptance_token_expires_at,
         };
-        let verified = token::verify(&stored, presented, now, drill_allowed)?;
-        let drill = verified == Verified::Drill;
-        apply_locked(
+        let verified =
+            token::verify(&stored, presented, now, drill_allowed).map_err(PeerOpError::from)?;
+        let extra_payload = extra(conn, &peer, now)?;
+        let mut payload = serde_json::json!({ "drill": verified == Verified::Drill });
+        if let (Value::Object(p), Value::Object(e)) = (&mut payload, extra_payload) {
+            p.extend(e);
+        }
+        Ok(apply_locked(
             conn,
             &peer,
             PeerEvent::Accept,
             None,
             None,
-            serde_json::json!({ "drill": drill }),
-        )
+            payload,
+        )?)
     })
+}
+
+/// What the other side told us at accept or handshake.
+pub struct RemoteFacts<'a> {
+    pub remote_instance_id: Option<Uuid>,
+    pub remote_ca_pem: Option<&'a str>,
+    pub remote_ca_sha256: Option<&'a str>,
+    pub contract_version_agreed: Option<i32>,
+    pub capabilities: Option<Value>,
+    pub extension_slugs: Option<Value>,
+    pub endpoints: Option<Value>,
+    pub pending_outbound_key: Option<Option<&'a [u8]>>,
+}
+
+/// Updates the columns of `facts` that are `Some` (call inside the caller's transaction).
+pub fn set_remote_facts(
+    conn: &mut PgConnection,
+    id: Uuid,
+    f: &RemoteFacts<'_>,
+) -> Result<(), StoreError> {
+    diesel::update(peers::table.find(id))
+        .set((
+            f.remote_instance_id
+                .map(|v| peers::remote_instance_id.eq(v)),
+            f.remote_ca_pem.map(|v| peers::remote_ca_pem.eq(v)),
+            f.remote_ca_sha256.map(|v| peers::remote_ca_sha256.eq(v)),
+            f.contract_version_agreed
+                .map(|v| peers::contract_version_agreed.eq(v)),
+            f.capabilities.clone().map(|v| peers::capabilities.eq(v)),
+            f.extension_slugs
+                .clone()
+                .map(|v| peers::extension_slugs.eq(v)),
+            f.endpoints.clone().map(|v| peers::endpoints.eq(v)),
+            f.pending_outbound_key
+                .map(|v| peers::pending_outbound_key.eq(v)),
+            peers::updated_at.eq(crate::now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Whether a non-revoked peer other than `except` is bound to `instance_id`.
+pub fn instance_bound_elsewhere(
+    conn: &mut PgConnection,
+    instance_id: Uuid,
+    except: Uuid,
+) -> Result<bool, StoreError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        peers::table
+            .filter(peers::remote_instance_id.eq(instance_id))
+            .filter(peers::status.ne(PeerStatus::Revoked.as_str()))
+            .filter(peers::id.ne(except)),
+    ))
+    .get_result(conn)?)
+}
+
+/// B's own row for A, recorded directly as `accepted` with the accept event (source
+/// `accept_controller`), inside the caller's transaction.
+pub fn insert_accepted_here(
+    conn: &mut PgConnection,
+    new: &NewPeer<'_>,
+    facts: &RemoteFacts<'_>,
+) -> Result<Peer, StoreError> {
+    let peer = insert(conn, new)?;
+    set_remote_facts(conn, peer.id, facts)?;
+    diesel::update(peers::table.find(peer.id))
+        .set(peers::signed_at.eq(crate::now_nullable()))
+        .execute(conn)?;
+    let payload = serde_json::json!({
+        "to": PeerStatus::Accepted,
+        "origin": PeerOrigin::AcceptedHere,
+        "remote_instance_url": peer.remote_instance_url,
+    });
+    fleet::insert(
+        conn,
+        &NewEvent {
+            kind: EventKind::PeerStatus(PeerStatus::Accepted),
+            severity: Severity::Low,
+            source: EventSource::AcceptController,
+            peer_id: Some(peer.id),
+            payload: &payload,
+            correlation_id: None,
+        },
+    )?;
+    find(conn, peer.id)?.ok_or(StoreError::Database(diesel::result::Error::NotFound))
+}
+
+/// Completes a handshake on a locked row: accepted → enrolled (event `federation_handshake`)
+/// and the handshake/heartbeat times; a peer already past it changes nothing.
+pub fn handshake_locked(conn: &mut PgConnection, peer: &Peer) -> Result<Moved, PeerOpError> {
+    if peer.status != PeerStatus::Accepted {
+        return Ok(Moved {
+            from: peer.status,
+            peer: peer.clone(),
+        });
+    }
+    let moved = apply_locked(conn, peer, PeerEvent::Handshake, None, None, Value::Null)?;
+    let row: PeerRow = diesel::update(peers::table.find(peer.id))
+        .set((
+            peers::last_handshake_at.eq(crate::now_nullable()),
+            peers::last_heartbeat_at.eq(crate::now_nullable()),
+        ))
+        .returning(PeerRow::as_returning())
+        .get_result(conn)?;
+    Ok(Moved {
+        from: moved.from,
+        peer: row.try_into()?,
+    })
+}
+
+/// Locks a peer row for the caller's transaction.
+pub fn lock_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Peer, PeerOpError> {
+    lock(conn, id)
+}
+
+/// An authenticated inbound heartbeat: stores what the peer advertised, sets
+/// `last_heartbeat_at`, and moves enrolled/degraded → active (routine heartbeats: no event).
+pub fn record_heartbeat(
+    conn: &mut PgConnection,
+    id: Uuid,
+    facts: &RemoteFacts<'_>,
+    sync_cursor: Option<Value>,
+) -> Result<Moved, PeerOpError> {
+    conn.transaction(|conn| {
+        let peer = lock(conn, id)?;
+        set_remote_facts(conn, id, facts)?;
+        diesel::update(peers::table.find(id))
+            .set((
+                peers::last_heartbeat_at.eq(crate::now_nullable()),
+                sync_cursor.map(|c| peers::sync_cursor.eq(c)),
+            ))
+            .execute(conn)?;
+        let peer = lock(conn, peer.id)?;
+        apply_locked(conn, &peer, PeerEvent::Heartbeat, None, None, Value::Null)
+    })
+}
+
+/// Records the outcome of one of our outbound calls (never changes a status).
+pub fn record_outbound(
+    conn: &mut PgConnection,
+    id: Uuid,
+    error: Option<&str>,
+) -> Result<(), StoreError> {
+    diesel::update(peers::table.find(id))
+        .set((
+            peers::last_outbound_heartbeat_at.eq(crate::now_nullable()),
+            peers::last_outbound_error.eq(error),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Claims the rows this instance must contact, skipping rows another replica holds
+/// (`FOR UPDATE SKIP LOCKED`); the caller keeps the transaction open for the call.
+pub fn claim(
+    conn: &mut PgConnection,
+    statuses: &[PeerStatus],
+    origin: Option<PeerOrigin>,
+) -> Result<Vec<Peer>, StoreError> {
+    let names: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+    // Locking clauses cannot be boxed: both origins or one, as two plain queries.
+    let origins: Vec<&str> = match origin {
+        Some(o) => vec![o.as_str()],
+        None => vec![
+            PeerOrigin::ProposedHere.as_str(),
+            PeerOrigin::AcceptedHere.as_str(),
+        ],
+    };
+    peers::table
+        .filter(peers::status.eq_any(names))
+        .filter(peers::peer_kind.eq(PeerKind::Platform.as_str()))
+        .filter(peers::origin.eq_any(origins))
+        .select(PeerRow::as_select())
+        .for_update()
+        .skip_locked()
+        .load(conn)?
+        .into_iter()
+        .map(Peer::try_from)
+        .collect()
 }
 
 /// Replaces the acceptance token of a `proposed` peer (the old one stops working at once).

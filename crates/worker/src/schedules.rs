@@ -11,14 +11,19 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobKind {
     FederationHeartbeat,
+    FederationPeerHeartbeat,
 }
 
 impl JobKind {
-    pub const ALL: &'static [JobKind] = &[JobKind::FederationHeartbeat];
+    pub const ALL: &'static [JobKind] = &[
+        JobKind::FederationHeartbeat,
+        JobKind::FederationPeerHeartbeat,
+    ];
 
     pub const fn name(self) -> &'static str {
         match self {
             JobKind::FederationHeartbeat => "FederationHeartbeatJob",
+            JobKind::FederationPeerHeartbeat => "FederationPeerHeartbeatJob",
         }
     }
 }
@@ -45,14 +50,21 @@ pub struct ScheduleConfig {
 
 /// SPEC §11's schedules that this build implements.
 pub fn default_schedules() -> BTreeMap<String, ScheduleConfig> {
-    BTreeMap::from([(
-        "federation_heartbeat".to_owned(),
-        ScheduleConfig {
-            job: JobKind::FederationHeartbeat.name().to_owned(),
-            queue: "system".to_owned(),
-            interval_secs: 60,
-        },
-    )])
+    let every_minute = |job: JobKind| ScheduleConfig {
+        job: job.name().to_owned(),
+        queue: "system".to_owned(),
+        interval_secs: 60,
+    };
+    BTreeMap::from([
+        (
+            "federation_heartbeat".to_owned(),
+            every_minute(JobKind::FederationHeartbeat),
+        ),
+        (
+            "federation_peer_heartbeat".to_owned(),
+            every_minute(JobKind::FederationPeerHeartbeat),
+        ),
+    ])
 }
 
 /// A schedule ready to run.
@@ -124,7 +136,9 @@ mod tests {
     #[test]
     fn defaults_resolve_to_the_heartbeat_sweep_every_minute() {
         let s = resolve(&default_schedules()).unwrap();
-        assert_eq!(s.len(), 1);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[1].name, "federation_peer_heartbeat");
+        assert_eq!(s[1].job, JobKind::FederationPeerHeartbeat);
         assert_eq!(s[0].name, "federation_heartbeat");
         assert_eq!(s[0].job, JobKind::FederationHeartbeat);
         assert_eq!(s[0].cron, "0 * * * * *");
@@ -144,7 +158,7 @@ mod tests {
         );
         assert_eq!(
             resolve(&c).unwrap_err().to_string(),
-            "schedule `nightly` names unknown job `NoSuchJob`; known jobs: FederationHeartbeatJob"
+            "schedule `nightly` names unknown job `NoSuchJob`; known jobs: FederationHeartbeatJob, FederationPeerHeartbeatJob"
         );
     }
 

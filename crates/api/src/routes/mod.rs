@@ -26,11 +26,13 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(
             scope("/api/v1/system/worker_api")
                 .service(worker_api::heartbeat_sweep)
+                .service(worker_api::peer_heartbeats)
                 .service(worker_api::report),
         )
         .service(scope("/api/v1/system/worker").service(worker_api::status))
         .service(
             scope("/api/v1/system/federation")
+                .service(peers::accept)
                 .service(peers::propose)
                 .service(peers::list)
                 .service(peers::show)

@@ -337,3 +337,38 @@ pub async fn remove(
     let peer = service::delete(&state, *id, auth.id()).await?;
     Ok(ok(view(&state, peer).await?))
 }
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptRequest {
+    /// The `pnfa1_…` token the other instance's operator handed over.
+    pub acceptance_token: String,
+}
+
+impl std::fmt::Debug for AcceptRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AcceptRequest { acceptance_token: [REDACTED] }")
+    }
+}
+
+/// Accept another instance's acceptance token (B's side): pins its CA by the token's
+/// fingerprint, exchanges certificates, records the peer as `accepted`.
+#[utoipa::path(
+    tag = "peers",
+    request_body = AcceptRequest,
+    responses((status = 201, body = PeerView),
+              (status = 422, description = "`acceptance_token malformed`, `CA fingerprint mismatch: …`, or the peer's own 4xx passed through"),
+              (status = 502, description = "PEER_UNREACHABLE"), (status = 401), (status = 403)),
+    security(("operator_token" = []))
+)]
+#[post("/peers/accept")]
+pub async fn accept(
+    auth: OperatorAuth,
+    state: web::Data<AppState>,
+    body: web::Json<AcceptRequest>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::FederationManage)?;
+    let token = secrecy::SecretString::from(body.into_inner().acceptance_token);
+    let peer = crate::services::federation::accept_remote(&state, token, auth.id()).await?;
+    Ok(created(view(&state, peer).await?))
+}

@@ -216,3 +216,22 @@ pub async fn status(
         .map(ScheduleStatusView::from)
         .collect::<Vec<_>>()))
 }
+
+/// PeerClient pass (SPEC §5): pending handshakes, then heartbeats to every enrolled, active or
+/// degraded peer over mTLS. Answers `{sent, failed: [{peer_id, error}], ran_at}`.
+#[utoipa::path(
+    tag = "worker",
+    responses((status = 200, description = "`{sent, failed, ran_at}`"), (status = 401)),
+    security(("worker_token" = []))
+)]
+#[post("/federation/peer_heartbeats")]
+pub async fn peer_heartbeats(
+    _auth: WorkerAuth,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let run = crate::services::federation::run_peer_heartbeats(&state).await?;
+    for f in &run.failed {
+        tracing::warn!(peer_id = %f["peer_id"], "[PeerClient] call failed: {}", f["error"].as_str().unwrap_or_default());
+    }
+    Ok(ok(run))
+}

@@ -1,5 +1,6 @@
 //! Service functions: load, apply the domain rule, persist and record the event in one
 //! transaction. Handlers call exactly one of these.
 
+pub mod federation;
 pub mod operators;
 pub mod peers;

@@ -1,6 +1,7 @@
 //! Jobs, one module each, dispatched from one function.
 
 pub mod federation_heartbeat;
+pub mod federation_peer_heartbeat;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +19,7 @@ pub struct TickJob {
 pub async fn run(kind: JobKind, job: &TickJob, api: &ApiClient) -> Result<(), JobFailed> {
     match kind {
         JobKind::FederationHeartbeat => federation_heartbeat::run(job, api).await,
+        JobKind::FederationPeerHeartbeat => federation_peer_heartbeat::run(job, api).await,
     }
 }
 

@@ -1,0 +1,178 @@
+//! The federation listener (SPEC §4): a second actix-web server with OpenSSL TLS. Its server
+//! certificate comes from our CA (SANs = the host of `POWERNODE_FEDERATION_PUBLIC_URL`); client
+//! certificates are verified against our CA only and are optional at the TLS layer, so `ca` and
+//! `accept` work without one; `PeerAuth` enforces them everywhere else.
+
+pub mod auth;
+pub mod routes;
+
+use std::any::Any;
+use std::net::TcpListener;
+
+use actix_web::dev::{Extensions, ServerHandle};
+use actix_web::middleware::ErrorHandlers;
+use actix_web::{App, HttpServer, web};
+use openssl::hash::MessageDigest;
+use openssl::pkey::PKey;
+use openssl::ssl::{SslAcceptor, SslMethod, SslVerifyMode};
+use openssl::x509::X509;
+use openssl::x509::store::X509StoreBuilder;
+use powernode_store::certificates;
+use secrecy::ExposeSecret;
+use tracing_actix_web::TracingLogger;
+
+use crate::ca::{self, OpenCa, SERVER_KEY_CONTEXT};
+use crate::db;
+use crate::error;
+use crate::startup::AppState;
+
+/// Lifetime of the listener's server certificate; re-issued at start once 75 % has passed.
+const SERVER_CERT_DAYS: i64 = 365;
+
+/// What the TLS layer learned about the client certificate, per connection.
+#[derive(Debug, Clone)]
+pub struct PeerCert {
+    pub fingerprint_sha256: String,
+}
+
+fn on_connect(conn: &dyn Any, ext: &mut Extensions) {
+    type Tls = actix_tls::accept::openssl::TlsStream<actix_web::rt::net::TcpStream>;
+    if let Some(tls) = conn.downcast_ref::<Tls>() {
+        if let Some(cert) = tls.ssl().peer_certificate()
+            && let Ok(digest) = cert.digest(MessageDigest::sha256())
+        {
+            ext.insert(PeerCert {
+                fingerprint_sha256: hex::encode(digest),
+            });
+        }
+    } else {
+        tracing::warn!("federation listener: connection is not an OpenSSL stream");
+    }
+}
+
+/// The host the listener certificate must name.
+pub fn public_host(state: &AppState) -> String {
+    url::Url::parse(state.settings.federation_public_url.as_str())
+        .ok()
+        .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()))
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// Our current server certificate for `host`, issuing one when missing or past 75 % of its
+/// lifetime. Returns (certificate PEM, sealed key).
+async fn server_certificate(
+    state: &AppState,
+    open: &OpenCa,
+    host: &str,
+) -> anyhow::Result<(String, Vec<u8>)> {
+    let h = host.to_owned();
+    let (existing, now) = db::run(&state.pool, move |conn| {
+        Ok((
+            certificates::server_certificate(conn, &h)?,
+            powernode_store::database_now(conn)?,
+        ))
+    })
+    .await?;
+    if let Some(c) = existing {
+        let lifetime = c.not_after - c.not_before;
+        if now < c.not_before + lifetime * 0.75 {
+            return Ok((c.cert_pem, c.key_sealed));
+        }
+        tracing::info!(host, not_after = %c.not_after, "listener certificate past 75 % of its lifetime; re-issuing");
+    }
+    let (issued, sealed) =
+        open.issue_server(host, now, SERVER_CERT_DAYS, &state.settings.master_key)?;
+    let h = host.to_owned();
+    let (pem, key) = (issued.pem.clone(), sealed.clone());
+    db::run(&state.pool, move |conn| {
+        certificates::insert_server_certificate(
+            conn,
+            &h,
+            &pem,
+            &key,
+            issued.not_before,
+            issued.not_after,
+        )
+    })
+    .await?;
+    tracing::info!(host, serial = %issued.serial_hex, "listener certificate issued by the internal CA");
+    Ok((issued.pem, sealed))
+}
+
+/// Builds the TLS acceptor: our server certificate, client certificates verified against our
+/// CA only (no system roots), optional at the handshake.
+fn acceptor(
+    ca_cert: &X509,
+    cert_pem: &str,
+    key_pem: &[u8],
+) -> anyhow::Result<openssl::ssl::SslAcceptorBuilder> {
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls())?;
+    let cert = X509::from_pem(cert_pem.as_bytes())?;
+    b.set_certificate(&cert)?;
+    b.add_extra_chain_cert(ca_cert.clone())?;
+    let key = PKey::private_key_from_pem(key_pem)?;
+    b.set_private_key(&key)?;
+    b.check_private_key()?;
+    let mut store = X509StoreBuilder::new()?;
+    store.add_cert(ca_cert.clone())?;
+    b.set_verify_cert_store(store.build())?;
+    let mut names = openssl::stack::Stack::new()?;
+    names.push(ca_cert.subject_name().to_owned()?)?;
+    b.set_client_ca_list(names);
+    b.set_verify(SslVerifyMode::PEER);
+    Ok(b)
+}
+
+/// Waits for the instance identity, then serves the federation API on `listener` until the
+/// process stops. The handle lets `run_until_stopped` drain it too.
+pub async fn serve(
+    state: web::Data<AppState>,
+    listener: TcpListener,
+    handle_tx: tokio::sync::watch::Sender<Option<ServerHandle>>,
+) {
+    let result = async {
+        let identity = ca::ensure_identity(&state.pool, &state.settings.master_key).await?;
+        let open = OpenCa::open(&identity, &state.settings.master_key)?;
+        let host = public_host(&state);
+        let (cert_pem, sealed) = server_certificate(&state, &open, &host).await?;
+        let key = state
+            .settings
+            .master_key
+            .open(SERVER_KEY_CONTEXT, &sealed)?;
+        let acceptor = acceptor(open.cert(), &cert_pem, key.expose_secret())?;
+        drop(open);
+        let addr = listener.local_addr()?;
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(ErrorHandlers::new().default_handler(error::envelope_bare_errors))
+                .wrap(TracingLogger::default())
+                .app_data(app_state.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(error::MAX_BODY_BYTES)
+                        .error_handler(error::json_error),
+                )
+                .configure(routes::configure)
+                .default_service(web::to(routes::not_found))
+        })
+        .on_connect(on_connect)
+        .shutdown_timeout(state.settings.shutdown_grace.as_secs())
+        .listen_openssl(listener, acceptor)?
+        .run();
+        let _ = handle_tx.send(Some(server.handle()));
+        tracing::info!(
+            "federation API listening on https://{addr} as {}",
+            state.settings.federation_public_url
+        );
+        server.await?;
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(
+            "federation listener stopped: {}",
+            crate::error::one_line(&format!("{e:#}"))
+        );
+    }
+}

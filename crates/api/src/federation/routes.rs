@@ -1,0 +1,462 @@
+//! Peer-facing endpoints under `/api/v1/system/federation_api` (unknown body fields ignored).
+
+use actix_web::{HttpRequest, HttpResponse, ResponseError, get, post, web};
+use openssl::hash::MessageDigest;
+use openssl::x509::X509;
+use powernode_domain::PeerStatus;
+use powernode_store::certificates::{self, INBOUND, NewCertificate, OUTBOUND};
+use powernode_store::peers::{self, PeerOpError, RemoteFacts, Sealed};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::auth::{HandshakeAuth, PeerAuth};
+use crate::ca::{self, CLIENT_CERT_DAYS, CLIENT_KEY_CONTEXT, OpenCa};
+use crate::db;
+use crate::error::{ApiError, internal, ok};
+use crate::observability;
+use crate::startup::AppState;
+
+pub const CONTRACT_VERSION: i32 = 1;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1/system/federation_api")
+            .service(ca_certificate)
+            .service(accept)
+            .service(handshake)
+            .service(heartbeat),
+    );
+}
+
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    ApiError::NotFound(format!("no route for {} {}", req.method(), req.path())).error_response()
+}
+
+/// Our CA certificate, DER: a caller checks that its SHA-256 equals the token's `ca_sha256`.
+#[get("/ca")]
+pub async fn ca_certificate(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let identity = ca::ensure_identity(&state.pool, &state.settings.master_key)
+        .await
+        .map_err(|e| internal("instance identity unavailable", e))?;
+    let der = X509::from_pem(identity.ca_cert_pem.as_bytes())
+        .and_then(|c| c.to_der())
+        .map_err(|e| internal("CA certificate unreadable", e))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/pkix-cert")
+        .body(der))
+}
+
+#[derive(Deserialize, Serialize, Clone)]
+pub struct Instance {
+    pub instance_id: Uuid,
+    pub url: String,
+}
+
+#[derive(Deserialize)]
+pub struct AcceptRequest {
+    pub peer_id: Uuid,
+    pub acceptance_token: Option<String>,
+    pub contract_version: i32,
+    pub instance: Instance,
+    pub csr_pem: String,
+    pub ca_pem: String,
+    #[serde(default)]
+    pub capabilities: Option<Value>,
+    #[serde(default)]
+    pub extension_slugs: Option<Value>,
+    #[serde(default)]
+    pub endpoints: Option<Value>,
+}
+
+impl std::fmt::Debug for AcceptRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcceptRequest")
+            .field("peer_id", &self.peer_id)
+            .field("acceptance_token", &"[REDACTED]")
+            .finish_non_exhaustive()
+    }
+}
+
+/// Validates a peer's CA: exactly one self-signed CA:TRUE certificate, currently valid.
+pub fn validate_ca_pem(pem: &str) -> Result<(X509, String), String> {
+    let certs = X509::stack_from_pem(pem.as_bytes()).map_err(|_| "not PEM".to_owned())?;
+    let [cert] = certs.as_slice() else {
+        return Err(format!(
+            "expected exactly one certificate, got {}",
+            certs.len()
+        ));
+    };
+    let text = cert
+        .to_text()
+        .map(|t| String::from_utf8_lossy(&t).into_owned())
+        .unwrap_or_default();
+    if !text.contains("CA:TRUE") {
+        return Err("not a CA certificate (basicConstraints CA:TRUE missing)".to_owned());
+    }
+    let public = cert
+        .public_key()
+        .map_err(|_| "unreadable public key".to_owned())?;
+    if !cert.verify(&public).unwrap_or(false) || cert.issuer_name_hash() != cert.subject_name_hash()
+    {
+        return Err("not self-signed".to_owned());
+    }
+    let now = openssl::asn1::Asn1Time::days_from_now(0).map_err(|e| e.to_string())?;
+    if cert.not_before() > now || cert.not_after() < now {
+        return Err("not currently valid".to_owned());
+    }
+    let sha = cert
+        .digest(MessageDigest::sha256())
+        .map(hex::encode)
+        .map_err(|e| e.to_string())?;
+    Ok((cert.clone(), sha))
+}
+
+impl From<PeerOpError> for ApiError {
+    fn from(e: PeerOpError) -> Self {
+        match e {
+            PeerOpError::NotFound => {
+                ApiError::Token(powernode_domain::token::TokenRejection::NotRecognized)
+            }
+            PeerOpError::Illegal(e) => ApiError::IllegalTransition(e),
+            PeerOpError::Conflict(m) => ApiError::Conflict(m),
+            PeerOpError::Rejected(r) => ApiError::Token(r),
+            PeerOpError::Store(e) => internal("peer operation failed", e),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(e: diesel::result::Error) -> Self {
+        internal("database error", e)
+    }
+}
+
+/// A's side of accept (SPEC §3): every check in order before anything is written, then in one
+/// transaction: accepted, digest cleared, B's certificate issued, B's CA pinned, A's pending
+/// key sealed on the row, events.
+#[post("/accept")]
+pub async fn accept(
+    state: web::Data<AppState>,
+    body: web::Json<AcceptRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let req = body.into_inner();
+    if req.contract_version != CONTRACT_VERSION {
+        return Err(ApiError::validation(
+            "contract_version",
+            format!("{} is unsupported; supported: [1]", req.contract_version),
+        )
+        .with_message(format!(
+            "Unsupported contract_version {}; supported: [1]",
+            req.contract_version
+        )));
+    }
+    let identity = ca::ensure_identity(&state.pool, &state.settings.master_key)
+        .await
+        .map_err(|e| internal("instance identity unavailable", e))?;
+    let open = OpenCa::open(&identity, &state.settings.master_key)
+        .map_err(|e| internal("CA unavailable", e))?;
+    let (our_key, our_csr) = ca::key_and_csr().map_err(|e| internal("key generation", e))?;
+    let sealed_key = state
+        .settings
+        .master_key
+        .seal(
+            CLIENT_KEY_CONTEXT,
+            &our_key
+                .private_key_to_pem_pkcs8()
+                .map_err(|e| internal("key encoding", e))?,
+        )
+        .map_err(|e| internal("sealing", e))?;
+    let drill_allowed = state.settings.drill_allowed();
+    let peer_id = req.peer_id;
+    let request = req;
+    let csr_for_b = our_csr.clone();
+    let ca_chain_pem = identity.ca_cert_pem.clone();
+    let result = db::run(&state.pool, move |conn| {
+        Ok(peers::accept_with::<ApiError, _>(
+            conn,
+            peer_id,
+            request.acceptance_token.as_deref(),
+            drill_allowed,
+            |conn, peer, now| {
+                let url = powernode_domain::InstanceUrl::parse(&request.instance.url)
+                    .map(|u| u.as_str().to_owned())
+                    .unwrap_or_default();
+                if url != peer.remote_instance_url {
+                    return Err(ApiError::validation("instance", "url does not match proposed peer")
+                        .with_message("instance url does not match proposed peer".to_owned()));
+                }
+                let remote = request.instance.instance_id;
+                if peers::instance_bound_elsewhere(conn, remote, peer.id).map_err(|e| internal("lookup", e))? {
+                    return Err(ApiError::Conflict(format!("instance {remote} is already federated")));
+                }
+                let issued = open
+                    .sign_client_csr(&request.csr_pem, peer.id, remote, now, CLIENT_CERT_DAYS)
+                    .map_err(|e| ApiError::validation("csr_pem", e.to_string()).with_message(e.to_string()))?;
+                let (_, ca_sha) = validate_ca_pem(&request.ca_pem).map_err(|reason| {
+                    ApiError::validation("ca_pem", format!("invalid CA certificate: {reason}"))
+                        .with_message(format!("invalid CA certificate: {reason}"))
+                })?;
+                peers::set_remote_facts(
+                    conn,
+                    peer.id,
+                    &RemoteFacts {
+                        remote_instance_id: Some(remote),
+                        remote_ca_pem: Some(&request.ca_pem),
+                        remote_ca_sha256: Some(&ca_sha),
+                        contract_version_agreed: Some(CONTRACT_VERSION),
+                        capabilities: request.capabilities.clone(),
+                        extension_slugs: request.extension_slugs.clone(),
+                        endpoints: request.endpoints.clone(),
+                        pending_outbound_key: Some(Some(&sealed_key)),
+                    },
+                )
+                .map_err(|e| internal("peer update", e))?;
+                certificates::insert(
+                    conn,
+                    &NewCertificate {
+                        peer_id: peer.id,
+                        direction: INBOUND,
+                        serial: &issued.serial_hex,
+                        subject: &issued.subject,
+                        fingerprint_sha256: &issued.fingerprint_sha256,
+                        cert_pem: &issued.pem,
+                        key_sealed: None,
+                        not_before: issued.not_before,
+                        not_after: issued.not_after,
+                    },
+                )
+                .map_err(|e| internal("certificate insert", e))?;
+                crate::services::federation::certificate_event(conn, peer.id, &issued, "issued")
+                    .map_err(|e| internal("event", e))?;
+                Ok(json!({ "certificate_serial": issued.serial_hex, "remote_instance_id": remote, "client_cert_pem": issued.pem }))
+            },
+        ))
+    })
+    .await
+    .map_err(|e| internal("accept failed", e))?;
+    observability::token_check(match &result {
+        Ok(_) => "accepted",
+        Err(ApiError::Token(r)) => match r {
+            powernode_domain::token::TokenRejection::NotRecognized => "not_recognized",
+            powernode_domain::token::TokenRejection::Mismatch => "mismatch",
+            powernode_domain::token::TokenRejection::Required => "required",
+            powernode_domain::token::TokenRejection::Expired(_) => "expired",
+        },
+        Err(_) => "refused",
+    });
+    let moved = result?;
+    observability::transition(moved.from, moved.status, 1);
+    let client_cert_pem = db::run(&state.pool, move |conn| {
+        certificates::for_peer(conn, peer_id, INBOUND)
+    })
+    .await
+    .map_err(|e| internal("certificate read", e))?
+    .into_iter()
+    .next()
+    .and_then(|c| c.cert_pem)
+    .unwrap_or_default();
+    tracing::info!(peer_id = %peer_id, "peer accepted over the federation API");
+    Ok(HttpResponse::Ok().json(json!({
+        "success": true,
+        "data": {
+            "peer_id": peer_id,
+            "status": moved.status,
+            "client_cert_pem": client_cert_pem,
+            "ca_chain_pem": ca_chain_pem,
+            "csr_pem": csr_for_b,
+            "instance": { "instance_id": identity.instance_id, "url": state.settings.federation_public_url },
+            "peer_kind": moved.peer_kind,
+            "spawn_role": moved.spawn_role,
+            "spawn_mode": moved.spawn_mode,
+        }
+    })))
+}
+
+#[derive(Deserialize)]
+pub struct HandshakeRequest {
+    pub client_cert_pem: String,
+    #[serde(default)]
+    pub ca_chain_pem: Option<String>,
+    #[serde(default)]
+    pub capabilities: Option<Value>,
+    #[serde(default)]
+    pub extension_slugs: Option<Value>,
+    #[serde(default)]
+    pub endpoints: Option<Value>,
+}
+
+/// The handshake (SPEC §4): the certificate the caller issued to us must chain to its pinned
+/// CA and carry our pending key; stored with that key as our outbound certificate; accepted →
+/// enrolled. A repeat once enrolled answers 200 and changes nothing.
+#[post("/handshake")]
+pub async fn handshake(
+    auth: HandshakeAuth,
+    state: web::Data<AppState>,
+    body: web::Json<HandshakeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let peer_id = auth.0.peer.id;
+    let req = body.into_inner();
+    let master = state.settings.master_key.clone();
+    let moved = db::run(&state.pool, move |conn| {
+        use diesel::Connection;
+        Ok(conn.transaction::<_, ApiError, _>(|conn| {
+            let peer = peers::lock_for_update(conn, peer_id)?;
+            if peer.status != PeerStatus::Accepted {
+                return Ok(peers::handshake_locked(conn, &peer)?);
+            }
+            let reject = |reason: &str| {
+                ApiError::validation(
+                    "client_cert_pem",
+                    format!("handshake certificate rejected: {reason}"),
+                )
+                .with_message(format!("handshake certificate rejected: {reason}"))
+            };
+            let cert =
+                X509::from_pem(req.client_cert_pem.as_bytes()).map_err(|_| reject("not PEM"))?;
+            let ca = peer
+                .remote_ca_pem
+                .as_deref()
+                .and_then(|p| X509::from_pem(p.as_bytes()).ok())
+                .ok_or_else(|| reject("no pinned CA for this peer"))?;
+            let ca_key = ca
+                .public_key()
+                .map_err(|_| reject("pinned CA unreadable"))?;
+            if !cert.verify(&ca_key).unwrap_or(false) {
+                return Err(reject("does not chain to the pinned CA"));
+            }
+            let sealed = peer
+                .pending_outbound_key
+                .clone()
+                .ok_or_else(|| reject("no pending key"))?;
+            let key_pem = master
+                .open(CLIENT_KEY_CONTEXT, &sealed.0)
+                .map_err(|_| reject("pending key unreadable"))?;
+            let key = openssl::pkey::PKey::private_key_from_pem(
+                secrecy::ExposeSecret::expose_secret(&key_pem),
+            )
+            .map_err(|_| reject("pending key unreadable"))?;
+            let cert_key = cert
+                .public_key()
+                .map_err(|_| reject("unreadable public key"))?;
+            if !key.public_eq(&cert_key) {
+                return Err(reject("does not carry our pending key"));
+            }
+            let fingerprint = cert
+                .digest(MessageDigest::sha256())
+                .map(hex::encode)
+                .map_err(|_| reject("digest"))?;
+            let to_time = |t: &openssl::asn1::Asn1TimeRef| -> OffsetDateTime {
+                let epoch = openssl::asn1::Asn1Time::from_unix(0).ok();
+                epoch
+                    .and_then(|e| e.diff(t).ok())
+                    .map_or(OffsetDateTime::UNIX_EPOCH, |d| {
+                        OffsetDateTime::UNIX_EPOCH
+                            + time::Duration::days(i64::from(d.days))
+                            + time::Duration::seconds(i64::from(d.secs))
+                    })
+            };
+            let serial = cert
+                .serial_number()
+                .to_bn()
+                .and_then(|b| b.to_hex_str().map(|h| h.to_lowercase()))
+                .map_err(|_| reject("serial"))?;
+            certificates::insert(
+                conn,
+                &NewCertificate {
+                    peer_id,
+                    direction: OUTBOUND,
+                    serial: &serial,
+                    subject: &format!("{:?}", cert.subject_name()),
+                    fingerprint_sha256: &fingerprint,
+                    cert_pem: &req.client_cert_pem,
+                    key_sealed: Some(&Sealed(sealed.0.clone())),
+                    not_before: to_time(cert.not_before()),
+                    not_after: to_time(cert.not_after()),
+                },
+            )
+            .map_err(|e| internal("certificate insert", e))?;
+            peers::set_remote_facts(
+                conn,
+                peer_id,
+                &RemoteFacts {
+                    remote_instance_id: None,
+                    remote_ca_pem: None,
+                    remote_ca_sha256: None,
+                    contract_version_agreed: None,
+                    capabilities: req.capabilities.clone(),
+                    extension_slugs: req.extension_slugs.clone(),
+                    endpoints: req.endpoints.clone(),
+                    pending_outbound_key: Some(None),
+                },
+            )
+            .map_err(|e| internal("peer update", e))?;
+            let peer = peers::lock_for_update(conn, peer_id)?;
+            Ok(peers::handshake_locked(conn, &peer)?)
+        }))
+    })
+    .await
+    .map_err(|e| internal("handshake failed", e))??;
+    if moved.from != moved.status {
+        observability::transition(moved.from, moved.status, 1);
+        tracing::info!(peer_id = %peer_id, "handshake completed; peer enrolled");
+    }
+    Ok(ok(json!({
+        "peer_id": peer_id,
+        "status": moved.status,
+        "last_handshake_at": moved.last_handshake_at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+    })))
+}
+
+#[derive(Deserialize, Default)]
+pub struct HeartbeatRequest {
+    #[serde(default)]
+    pub capabilities: Option<Value>,
+    #[serde(default)]
+    pub endpoints: Option<Value>,
+    #[serde(default)]
+    pub sync_cursor: Option<Value>,
+    #[serde(default)]
+    pub extension_slugs: Option<Value>,
+    #[serde(default)]
+    pub platform_version: Option<String>,
+}
+
+/// An authenticated heartbeat: last_heartbeat_at, enrolled/degraded → active.
+#[post("/heartbeat")]
+pub async fn heartbeat(
+    auth: PeerAuth,
+    state: web::Data<AppState>,
+    body: Option<web::Json<HeartbeatRequest>>,
+) -> Result<HttpResponse, ApiError> {
+    let peer_id = auth.0.peer.id;
+    let req = body.map(web::Json::into_inner).unwrap_or_default();
+    let moved = db::run(&state.pool, move |conn| {
+        Ok(peers::record_heartbeat(
+            conn,
+            peer_id,
+            &RemoteFacts {
+                remote_instance_id: None,
+                remote_ca_pem: None,
+                remote_ca_sha256: None,
+                contract_version_agreed: None,
+                capabilities: req.capabilities,
+                extension_slugs: req.extension_slugs,
+                endpoints: req.endpoints,
+                pending_outbound_key: None,
+            },
+            req.sync_cursor,
+        ))
+    })
+    .await
+    .map_err(|e| internal("heartbeat failed", e))??;
+    metrics::counter!("powernode_heartbeats_received_total").increment(1);
+    if moved.from != moved.status {
+        observability::transition(moved.from, moved.status, 1);
+    }
+    Ok(ok(json!({
+        "status": moved.status,
+        "last_heartbeat_at": moved.last_heartbeat_at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+    })))
+}

@@ -1,0 +1,469 @@
+//! Trust between instances: B's side of accept and the outbound PeerClient (handshakes and
+//! heartbeats over mTLS, SPEC §3–§5).
+
+use std::time::Duration;
+
+use diesel::PgConnection;
+use openssl::hash::MessageDigest;
+use openssl::x509::X509;
+use powernode_domain::events::{EventKind, EventSource, Severity};
+use powernode_domain::token;
+use powernode_domain::{PeerKind, PeerOrigin, PeerStatus, SpawnMode, SpawnRole};
+use powernode_store::StoreError;
+use powernode_store::certificates::{self, INBOUND, NewCertificate, OUTBOUND};
+use powernode_store::events::{self as fleet, NewEvent};
+use powernode_store::peers::{self, NewPeer, Peer, RemoteFacts, Sealed};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::ca::{self, CLIENT_CERT_DAYS, CLIENT_KEY_CONTEXT, Issued, OpenCa};
+use crate::db;
+use crate::error::{ApiError, internal};
+use crate::observability;
+use crate::startup::AppState;
+
+/// Every outbound peer call gives up after this long.
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(10);
+const FEDERATION_API: &str = "/api/v1/system/federation_api";
+
+/// `federation.certificate.<verb>` (source `internal_ca`) for a certificate we issued.
+pub fn certificate_event(
+    conn: &mut PgConnection,
+    peer_id: Uuid,
+    issued: &Issued,
+    verb: &str,
+) -> Result<(), StoreError> {
+    let kind = match verb {
+        "renewed" => EventKind::CertificateRenewed,
+        _ => EventKind::CertificateIssued,
+    };
+    let payload = json!({
+        "serial": issued.serial_hex,
+        "subject": issued.subject,
+        "fingerprint_sha256": issued.fingerprint_sha256,
+        "not_after": issued.not_after.format(&time::format_description::well_known::Rfc3339).ok(),
+    });
+    fleet::insert(
+        conn,
+        &NewEvent {
+            kind,
+            severity: Severity::Low,
+            source: EventSource::InternalCa,
+            peer_id: Some(peer_id),
+            payload: &payload,
+            correlation_id: None,
+        },
+    )?;
+    Ok(())
+}
+
+fn unreachable(url: &str, e: &reqwest::Error) -> ApiError {
+    ApiError::PeerUnreachable(format!(
+        "peer at {url} is unreachable: {}",
+        crate::error::one_line(e)
+    ))
+}
+
+/// Passes a peer's error envelope through unchanged; anything else is 502.
+async fn peer_answer(url: &str, resp: reqwest::Response) -> Result<Value, ApiError> {
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.map_err(|e| unreachable(url, &e))?;
+    if body["success"] == Value::Bool(true) {
+        return Ok(body["data"].clone());
+    }
+    Err(ApiError::Remote {
+        status,
+        code: body["code"]
+            .as_str()
+            .unwrap_or("PEER_UNREACHABLE")
+            .to_owned(),
+        error: body["error"].as_str().unwrap_or("peer error").to_owned(),
+    })
+}
+
+/// B's operator accept (SPEC §3): parse the token, fetch and pin A's CA by fingerprint, send
+/// our CSR to A, then in one transaction record our row for A as `accepted`, our client
+/// certificate with its sealed key, and the certificate we issue to A from A's CSR.
+pub async fn accept_remote(
+    state: &AppState,
+    acceptance_token: SecretString,
+    actor: Uuid,
+) -> Result<Peer, ApiError> {
+    let claims = token::parse(acceptance_token.expose_secret()).map_err(|e| {
+        ApiError::validation("acceptance_token", "malformed").with_message(e.to_string())
+    })?;
+    let base = claims.url.trim_end_matches('/').to_owned();
+    // The one call made without verifying the server: the body's hash is the check.
+    let bootstrap = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .timeout(PEER_TIMEOUT)
+        .build()
+        .map_err(|e| internal("http client", e))?;
+    let ca_url = format!("{base}{FEDERATION_API}/ca");
+    let der = bootstrap
+        .get(&ca_url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| unreachable(&base, &e))?
+        .bytes()
+        .await
+        .map_err(|e| unreachable(&base, &e))?;
+    let got = token::sha256_hex(&der);
+    if got != claims.ca_sha256 {
+        return Err(
+            ApiError::validation("acceptance_token", "CA mismatch").with_message(format!(
+                "CA fingerprint mismatch: expected {}, got {got}",
+                claims.ca_sha256
+            )),
+        );
+    }
+    let remote_ca = X509::from_der(&der)
+        .map_err(|_| ApiError::PeerUnreachable("peer served an unreadable CA".to_owned()))?;
+    let remote_ca_pem =
+        String::from_utf8_lossy(&remote_ca.to_pem().map_err(|e| internal("pem", e))?).into_owned();
+
+    let identity = ca::ensure_identity(&state.pool, &state.settings.master_key)
+        .await
+        .map_err(|e| internal("instance identity unavailable", e))?;
+    let (our_key, our_csr) = ca::key_and_csr().map_err(|e| internal("key generation", e))?;
+    let pinned = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(remote_ca_pem.as_bytes())
+            .map_err(|e| internal("pin", e))?])
+        .timeout(PEER_TIMEOUT)
+        .build()
+        .map_err(|e| internal("http client", e))?;
+    let body = json!({
+        "peer_id": claims.peer_id,
+        "acceptance_token": acceptance_token.expose_secret(),
+        "contract_version": crate::federation::routes::CONTRACT_VERSION,
+        "instance": { "instance_id": identity.instance_id, "url": state.settings.federation_public_url },
+        "csr_pem": our_csr,
+        "ca_pem": identity.ca_cert_pem,
+        "capabilities": [],
+        "extension_slugs": [],
+        "endpoints": [],
+    });
+    let accept_url = format!("{base}{FEDERATION_API}/accept");
+    let resp = pinned
+        .post(&accept_url)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| unreachable(&base, &e))?;
+    let data = peer_answer(&base, resp).await?;
+
+    let client_cert_pem = data["client_cert_pem"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let their_csr = data["csr_pem"].as_str().unwrap_or_default().to_owned();
+    let remote_instance_id: Uuid = data["instance"]["instance_id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| {
+            ApiError::PeerUnreachable("peer answered accept without its instance id".to_owned())
+        })?;
+    let peer_kind = data["peer_kind"]
+        .as_str()
+        .and_then(|k| PeerKind::parse(k).ok())
+        .unwrap_or(PeerKind::Platform);
+    let spawn_role = data["spawn_role"]
+        .as_str()
+        .and_then(|r| SpawnRole::parse(r).ok())
+        .map(SpawnRole::mirrored);
+    let spawn_mode = data["spawn_mode"]
+        .as_str()
+        .and_then(|m| SpawnMode::parse(m).ok());
+    let cert = X509::from_pem(client_cert_pem.as_bytes()).map_err(|_| {
+        ApiError::PeerUnreachable("peer issued an unreadable certificate".to_owned())
+    })?;
+    let fingerprint = cert
+        .digest(MessageDigest::sha256())
+        .map(hex::encode)
+        .map_err(|e| internal("digest", e))?;
+    let sealed = Sealed(
+        state
+            .settings
+            .master_key
+            .seal(
+                CLIENT_KEY_CONTEXT,
+                &our_key
+                    .private_key_to_pem_pkcs8()
+                    .map_err(|e| internal("key", e))?,
+            )
+            .map_err(|e| internal("seal", e))?,
+    );
+    let open = OpenCa::open(&identity, &state.settings.master_key)
+        .map_err(|e| internal("CA unavailable", e))?;
+    let remote_ca_sha = claims.ca_sha256.clone();
+    let url = base.clone();
+    let peer = db::run(&state.pool, move |conn| {
+        use diesel::Connection;
+        Ok(conn.transaction::<_, ApiError, _>(|conn| {
+            let id = Uuid::new_v4();
+            let now = powernode_store::database_now(conn).map_err(|e| internal("clock", e))?;
+            if peers::instance_bound_elsewhere(conn, remote_instance_id, id)
+                .map_err(|e| internal("lookup", e))?
+            {
+                return Err(ApiError::Conflict(format!(
+                    "instance {remote_instance_id} is already federated"
+                )));
+            }
+            let issued_to_them = open
+                .sign_client_csr(&their_csr, id, remote_instance_id, now, CLIENT_CERT_DAYS)
+                .map_err(|e| ApiError::PeerUnreachable(format!("peer's CSR refused: {e}")))?;
+            let peer = peers::insert_accepted_here(
+                conn,
+                &NewPeer {
+                    id,
+                    origin: PeerOrigin::AcceptedHere.as_str(),
+                    remote_instance_url: &url,
+                    peer_kind: peer_kind.as_str(),
+                    spawn_role: spawn_role.map(SpawnRole::as_str),
+                    spawn_mode: spawn_mode.map(SpawnMode::as_str),
+                    remote_prefix_advertisement: None,
+                    status: PeerStatus::Accepted.as_str(),
+                    metadata: json!({}),
+                    endpoints: json!([]),
+                    extension_slugs: json!([]),
+                    capabilities: json!([]),
+                    last_heartbeat_at: None,
+                    acceptance_token_digest: None,
+                    acceptance_token_expires_at: None,
+                },
+                &RemoteFacts {
+                    remote_instance_id: Some(remote_instance_id),
+                    remote_ca_pem: Some(&remote_ca_pem),
+                    remote_ca_sha256: Some(&remote_ca_sha),
+                    contract_version_agreed: Some(crate::federation::routes::CONTRACT_VERSION),
+                    capabilities: None,
+                    extension_slugs: None,
+                    endpoints: None,
+                    pending_outbound_key: None,
+                },
+            )
+            .map_err(|e| internal("peer insert", e))?;
+            let serial = cert
+                .serial_number()
+                .to_bn()
+                .and_then(|b| b.to_hex_str().map(|h| h.to_lowercase()))
+                .map_err(|e| internal("serial", e))?;
+            certificates::insert(
+                conn,
+                &NewCertificate {
+                    peer_id: id,
+                    direction: OUTBOUND,
+                    serial: &serial,
+                    subject: &format!("CN=fed:{}", claims.peer_id),
+                    fingerprint_sha256: &fingerprint,
+                    cert_pem: &client_cert_pem,
+                    key_sealed: Some(&sealed),
+                    not_before: now,
+                    not_after: now + time::Duration::days(CLIENT_CERT_DAYS),
+                },
+            )
+            .map_err(|e| internal("certificate insert", e))?;
+            certificates::insert(
+                conn,
+                &NewCertificate {
+                    peer_id: id,
+                    direction: INBOUND,
+                    serial: &issued_to_them.serial_hex,
+                    subject: &issued_to_them.subject,
+                    fingerprint_sha256: &issued_to_them.fingerprint_sha256,
+                    cert_pem: &issued_to_them.pem,
+                    key_sealed: None,
+                    not_before: issued_to_them.not_before,
+                    not_after: issued_to_them.not_after,
+                },
+            )
+            .map_err(|e| internal("certificate insert", e))?;
+            certificate_event(conn, id, &issued_to_them, "issued")
+                .map_err(|e| internal("event", e))?;
+            Ok(peer)
+        }))
+    })
+    .await
+    .map_err(|e| internal("accept failed", e))??;
+    tracing::info!(peer_id = %peer.id, remote = %peer.remote_instance_url, operator_id = %actor, "accepted a peer's acceptance token");
+    Ok(peer)
+}
+
+/// The outcome of one PeerClient run.
+#[derive(Debug, serde::Serialize)]
+pub struct PeerRun {
+    pub sent: usize,
+    pub failed: Vec<Value>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub ran_at: time::OffsetDateTime,
+}
+
+/// Our client certificate and key for a peer, or `None` after logging SPEC §4's
+/// partial-config warning and refusal (plaintext fallback is not implemented: fail closed).
+async fn client_for(state: &AppState, peer: &Peer) -> Result<reqwest::Client, String> {
+    let id = peer.id;
+    let row = db::run(&state.pool, move |conn| {
+        certificates::for_peer(conn, id, OUTBOUND)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .into_iter()
+    .find(|c| c.revoked_at.is_none());
+    let cert = row.as_ref().and_then(|r| r.cert_pem.clone());
+    let key = row
+        .as_ref()
+        .and_then(|r| r.key_sealed.as_ref())
+        .and_then(|k| state.settings.master_key.open(CLIENT_KEY_CONTEXT, k).ok());
+    let (Some(cert), Some(key)) = (cert, key) else {
+        let has_cert = row.as_ref().is_some_and(|r| r.cert_pem.is_some());
+        let has_key = row.as_ref().is_some_and(|r| r.key_sealed.is_some());
+        tracing::warn!(
+            "[PeerClient] partial mTLS config — cert_pem={has_cert}, key_pem={}; falling back to plaintext",
+            has_key
+                && row
+                    .as_ref()
+                    .and_then(|r| r.key_sealed.as_ref())
+                    .is_some_and(|k| state
+                        .settings
+                        .master_key
+                        .open(CLIENT_KEY_CONTEXT, k)
+                        .is_ok())
+        );
+        tracing::warn!(
+            "[PeerClient] plaintext fallback disabled; call to peer {} refused",
+            peer.id
+        );
+        return Err("partial mTLS config; plaintext fallback disabled".to_owned());
+    };
+    let ca = peer.remote_ca_pem.as_deref().ok_or("no pinned CA")?;
+    let identity = reqwest::Identity::from_pkcs8_pem(cert.as_bytes(), key.expose_secret())
+        .map_err(|e| e.to_string())?;
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).map_err(|e| e.to_string())?])
+        .identity(identity)
+        .timeout(PEER_TIMEOUT)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+async fn call(client: &reqwest::Client, url: &str, body: &Value) -> Result<Value, String> {
+    let resp = client
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| crate::error::one_line(&e))?;
+    let status = resp.status().as_u16();
+    let json: Value = resp.json().await.map_err(|e| crate::error::one_line(&e))?;
+    if json["success"] == Value::Bool(true) {
+        Ok(json["data"].clone())
+    } else {
+        Err(format!(
+            "HTTP {status}: {}",
+            json["error"].as_str().unwrap_or("no message")
+        ))
+    }
+}
+
+/// One PeerClient pass: pending handshakes (our accepted_here rows in accepted), then
+/// heartbeats to every enrolled/active/degraded peer, concurrently (bounded), 10 s timeouts.
+pub async fn run_peer_heartbeats(state: &AppState) -> Result<PeerRun, ApiError> {
+    use futures::StreamExt;
+    let (targets, ran_at) = db::run(&state.pool, |conn| {
+        let mut all = peers::list(conn, Some(PeerStatus::Accepted))?;
+        all.retain(|p| p.origin == PeerOrigin::AcceptedHere && p.peer_kind == PeerKind::Platform);
+        for s in [
+            PeerStatus::Enrolled,
+            PeerStatus::Active,
+            PeerStatus::Degraded,
+        ] {
+            all.extend(
+                peers::list(conn, Some(s))?
+                    .into_iter()
+                    .filter(|p| p.peer_kind == PeerKind::Platform),
+            );
+        }
+        Ok((all, powernode_store::database_now(conn)?))
+    })
+    .await
+    .map_err(|e| internal("peer heartbeat targets", e))?;
+    let results: Vec<(Uuid, Result<(), String>)> = futures::stream::iter(targets)
+        .map(|peer| async move {
+            let id = peer.id;
+            (id, contact(state, peer).await)
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let mut sent = 0;
+    let mut failed = Vec::new();
+    for (id, r) in results {
+        let error = r.as_ref().err().cloned();
+        let _ = db::run(&state.pool, move |conn| {
+            peers::record_outbound(conn, id, error.as_deref())
+        })
+        .await;
+        match r {
+            Ok(()) => sent += 1,
+            Err(e) => failed.push(json!({ "peer_id": id, "error": e })),
+        }
+    }
+    Ok(PeerRun {
+        sent,
+        failed,
+        ran_at,
+    })
+}
+
+async fn contact(state: &AppState, peer: Peer) -> Result<(), String> {
+    let client = client_for(state, &peer).await?;
+    let base = format!("{}{FEDERATION_API}", peer.remote_instance_url);
+    if peer.status == PeerStatus::Accepted {
+        return handshake(state, &client, &base, &peer).await;
+    }
+    let result = call(&client, &format!("{base}/heartbeat"), &json!({})).await;
+    // The other side was resumed (back to accepted): repeat the handshake, no status change here.
+    if let Err(e) = &result
+        && e.contains("FederationPeer is not in a reachable status (accepted)")
+    {
+        return handshake(state, &client, &base, &peer).await;
+    }
+    result.map(|_| ())
+}
+
+async fn handshake(
+    state: &AppState,
+    client: &reqwest::Client,
+    base: &str,
+    peer: &Peer,
+) -> Result<(), String> {
+    let id = peer.id;
+    let issued = db::run(&state.pool, move |conn| {
+        certificates::for_peer(conn, id, INBOUND)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .into_iter()
+    .find(|c| c.revoked_at.is_none())
+    .and_then(|c| c.cert_pem)
+    .ok_or("no certificate issued to this peer")?;
+    let body = json!({ "client_cert_pem": issued, "capabilities": [], "extension_slugs": [], "endpoints": [] });
+    call(client, &format!("{base}/handshake"), &body).await?;
+    let moved = db::run(&state.pool, move |conn| {
+        use diesel::Connection;
+        conn.transaction(|conn| {
+            let peer = peers::lock_for_update(conn, id)
+                .map_err(|e| StoreError::Migration(e.to_string()))?;
+            peers::handshake_locked(conn, &peer).map_err(|e| StoreError::Migration(e.to_string()))
+        })
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    if moved.from != moved.status {
+        observability::transition(moved.from, moved.status, 1);
+        tracing::info!(peer_id = %id, "handshake completed; peer enrolled");
+    }
+    Ok(())
+}
