@@ -259,6 +259,11 @@ async fn every_route_is_in_the_openapi_document_and_every_documented_route_answe
         ("get", "/readyz"),
         ("get", "/metrics"),
         ("post", "/api/v1/system/worker_api/report"),
+        (
+            "post",
+            "/api/v1/system/worker_api/federation/peer_heartbeats",
+        ),
+        ("post", "/api/v1/system/federation/peers/accept"),
         ("get", "/api/v1/system/worker/status"),
         ("get", "/api/v1/openapi.json"),
         (

@@ -260,6 +260,12 @@ pub const REFERENCE: &[SettingDoc] = &[
         doc: "allow drill peers (no acceptance token); refused at start in production",
         secret: false,
     },
+    SettingDoc {
+        key: "federation_listen",
+        default: Some("127.0.0.1:3443"),
+        doc: "address of the federation (mTLS) listener that `POWERNODE_FEDERATION_PUBLIC_URL` reaches",
+        secret: false,
+    },
 ];
 
 /// The serialised defaults, for the reference drift check.
