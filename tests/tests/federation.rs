@@ -14,6 +14,7 @@ struct Instance {
     app: TestApp,
     admin: String,
     public_url: String,
+    master_key: String,
 }
 
 async fn instance() -> Instance {
@@ -21,7 +22,9 @@ async fn instance() -> Instance {
     let admin = admin_token(&mut db.conn());
     let port = free_port();
     let public_url = format!("https://127.0.0.1:{port}");
+    let master_key = powernode_tests::master_key_file();
     let settings = settings_from(&[
+        ("POWERNODE_MASTER_KEY_FILE", master_key.clone()),
         ("POWERNODE_DATABASE_URL", db.url.clone()),
         ("POWERNODE_REDIS_URL", powernode_tests::redis_url()),
         ("POWERNODE_WORKER_TOKEN", WORKER_TOKEN.to_owned()),
@@ -36,6 +39,7 @@ async fn instance() -> Instance {
         app,
         admin,
         public_url,
+        master_key,
     }
 }
 
@@ -181,4 +185,545 @@ async fn two_instances_federate_from_propose_to_active_both_ways() {
         "{run}"
     );
     drop((a.db, b.db));
+}
+
+/// A client that trusts `inst`'s CA (pinned, no system roots), optionally with a client identity.
+fn pinned_client(inst: &Instance, identity: Option<reqwest::Identity>) -> reqwest::Client {
+    let ca = powernode_store::identity::get(&mut inst.db.conn())
+        .unwrap()
+        .unwrap()
+        .ca_cert_pem;
+    let mut b = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()]);
+    if let Some(id) = identity {
+        b = b.identity(id);
+    }
+    b.build().unwrap()
+}
+
+async fn post(client: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
+    let resp = client.post(url).json(body).send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+fn csr() -> String {
+    powernode_api::ca::key_and_csr().unwrap().1
+}
+
+fn a_ca_pem() -> String {
+    // Any valid self-signed CA serves as "B's CA" for A's checks.
+    let key = powernode_api::crypto::MasterKey::load(std::path::Path::new(
+        &powernode_tests::master_key_file(),
+    ))
+    .unwrap();
+    powernode_api::ca::generate(uuid::Uuid::new_v4(), &key)
+        .unwrap()
+        .0
+}
+
+#[tokio::test]
+async fn accept_answers_each_spec_error_in_order_and_writes_nothing() {
+    let a = instance().await;
+    a.ready().await;
+    let (_, proposed) = a
+        .app
+        .post(
+            PEERS,
+            &a.admin,
+            json!({"remote_instance_url": "https://b.example.com", "spawn_role": "parent"}),
+        )
+        .await;
+    let peer_id = proposed["data"]["peer"]["id"].as_str().unwrap().to_owned();
+    let token = proposed["data"]["acceptance_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let client = pinned_client(&a, None);
+    let url = format!("{}/api/v1/system/federation_api/accept", a.public_url);
+    let body = |peer: &str,
+                token: Option<&str>,
+                version: i64,
+                instance_url: &str,
+                instance_id: uuid::Uuid,
+                csr: &str,
+                ca: &str| {
+        json!({"peer_id": peer, "acceptance_token": token, "contract_version": version,
+               "instance": {"instance_id": instance_id, "url": instance_url},
+               "csr_pem": csr, "ca_pem": ca, "unknown_field": "ignored"})
+    };
+    let b_id = uuid::Uuid::new_v4();
+    let (csr, ca) = (csr(), a_ca_pem());
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (
+            body(
+                &peer_id,
+                Some(&token),
+                2,
+                "https://b.example.com",
+                b_id,
+                &csr,
+                &ca,
+            ),
+            422,
+            "Unsupported contract_version 2; supported: [1]",
+        ),
+        (
+            body(
+                &uuid::Uuid::new_v4().to_string(),
+                Some(&token),
+                1,
+                "https://b.example.com",
+                b_id,
+                &csr,
+                &ca,
+            ),
+            401,
+            "acceptance_token not recognized or expired",
+        ),
+        (
+            body(&peer_id, None, 1, "https://b.example.com", b_id, &csr, &ca),
+            422,
+            "acceptance_token required (peer has acceptance_token_digest set)",
+        ),
+        (
+            body(
+                &peer_id,
+                Some("pnfa1_wrong"),
+                1,
+                "https://b.example.com",
+                b_id,
+                &csr,
+                &ca,
+            ),
+            422,
+            "acceptance_token does not match stored digest",
+        ),
+        (
+            body(
+                &peer_id,
+                Some(&token),
+                1,
+                "https://evil.example.com",
+                b_id,
+                &csr,
+                &ca,
+            ),
+            422,
+            "instance url does not match proposed peer",
+        ),
+        (
+            body(
+                &peer_id,
+                Some(&token),
+                1,
+                "https://b.example.com",
+                b_id,
+                "garbage",
+                &ca,
+            ),
+            422,
+            "malformed CSR PEM: not a PEM certificate request",
+        ),
+        (
+            body(
+                &peer_id,
+                Some(&token),
+                1,
+                "https://b.example.com",
+                b_id,
+                &csr,
+                "not a pem",
+            ),
+            422,
+            "invalid CA certificate: not PEM",
+        ),
+    ];
+    for (request, status, error) in cases {
+        let (got, answer) = post(&client, &url, &request).await;
+        assert_eq!(
+            (got, answer["error"].as_str()),
+            (status, Some(error)),
+            "{answer}"
+        );
+    }
+    // A 1 MiB body is refused before anything else.
+    let huge = json!({"peer_id": peer_id, "csr_pem": "A".repeat(1024 * 1024)});
+    let (got, answer) = post(&client, &url, &huge).await;
+    assert_eq!(
+        (got, answer["code"].as_str()),
+        (413, Some("PAYLOAD_TOO_LARGE"))
+    );
+    // Nothing written: still proposed with its digest, no certificate issued.
+    let mut conn = a.db.conn();
+    let peer = powernode_store::peers::find(&mut conn, peer_id.parse().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(peer.status.as_str(), "proposed");
+    assert!(peer.acceptance_token_digest.is_some());
+    assert!(
+        powernode_store::certificates::for_peer(&mut conn, peer.id, "inbound")
+            .unwrap()
+            .is_empty()
+    );
+
+    // Another live peer already bound to this instance id → 409.
+    let (_, other) = a
+        .app
+        .post(
+            PEERS,
+            &a.admin,
+            json!({"remote_instance_url": "https://c.example.com", "spawn_role": "parent"}),
+        )
+        .await;
+    let (other_id, other_token) = (
+        other["data"]["peer"]["id"].as_str().unwrap().to_owned(),
+        other["data"]["acceptance_token"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
+    let (got, _) = post(
+        &client,
+        &url,
+        &body(
+            &peer_id,
+            Some(&token),
+            1,
+            "https://b.example.com",
+            b_id,
+            &csr,
+            &ca,
+        ),
+    )
+    .await;
+    assert_eq!(got, 200);
+    let (got, answer) = post(
+        &client,
+        &url,
+        &body(
+            &other_id,
+            Some(&other_token),
+            1,
+            "https://c.example.com",
+            b_id,
+            &csr,
+            &ca,
+        ),
+    )
+    .await;
+    assert_eq!(
+        (got, answer["error"].as_str()),
+        (
+            409,
+            Some(format!("instance {b_id} is already federated").as_str())
+        )
+    );
+
+    // Expired token.
+    let (_, third) = a
+        .app
+        .post(
+            PEERS,
+            &a.admin,
+            json!({"remote_instance_url": "https://d.example.com", "spawn_role": "parent"}),
+        )
+        .await;
+    let third_id = third["data"]["peer"]["id"].as_str().unwrap().to_owned();
+    use diesel::RunQueryDsl;
+    diesel::sql_query(
+        "UPDATE peers SET acceptance_token_expires_at = '2026-01-02T03:04:05Z' WHERE id = $1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(third_id.parse::<uuid::Uuid>().unwrap())
+    .execute(&mut conn)
+    .unwrap();
+    let (got, answer) = post(
+        &client,
+        &url,
+        &body(
+            &third_id,
+            third["data"]["acceptance_token"].as_str(),
+            1,
+            "https://d.example.com",
+            uuid::Uuid::new_v4(),
+            &csr,
+            &ca,
+        ),
+    )
+    .await;
+    assert_eq!(
+        (got, answer["error"].as_str()),
+        (
+            422,
+            Some("acceptance_token has expired (expired_at 2026-01-02T03:04:05Z)")
+        )
+    );
+}
+
+#[tokio::test]
+async fn fifty_concurrent_http_accepts_of_one_token_have_one_winner() {
+    let a = instance().await;
+    a.ready().await;
+    let (_, proposed) = a
+        .app
+        .post(
+            PEERS,
+            &a.admin,
+            json!({"remote_instance_url": "https://b.example.com", "spawn_role": "child"}),
+        )
+        .await;
+    let peer_id = proposed["data"]["peer"]["id"].as_str().unwrap().to_owned();
+    let token = proposed["data"]["acceptance_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let client = pinned_client(&a, None);
+    let url = format!("{}/api/v1/system/federation_api/accept", a.public_url);
+    let (csr, ca) = (csr(), a_ca_pem());
+    let calls = (0..50).map(|_| {
+        let body = json!({"peer_id": peer_id, "acceptance_token": token, "contract_version": 1,
+                          "instance": {"instance_id": uuid::Uuid::new_v4(), "url": "https://b.example.com"},
+                          "csr_pem": csr, "ca_pem": ca});
+        let (client, url) = (client.clone(), url.clone());
+        async move { post(&client, &url, &body).await }
+    });
+    let results = futures::future::join_all(calls).await;
+    assert_eq!(results.iter().filter(|(s, _)| *s == 200).count(), 1);
+    for (s, body) in results.iter().filter(|(s, _)| *s != 200) {
+        assert_eq!(
+            (*s, body["error"].as_str()),
+            (422, Some("acceptance_token does not match stored digest"))
+        );
+    }
+    let mut conn = a.db.conn();
+    let evs = powernode_store::events::list(
+        &mut conn,
+        &powernode_store::events::EventFilter {
+            kind: Some("federation.peer.accepted".to_owned()),
+            limit: 100,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(evs.len(), 1);
+}
+
+#[tokio::test]
+async fn a_token_whose_ca_fingerprint_does_not_match_is_refused_and_nothing_is_stored() {
+    let a = instance().await;
+    let b = instance().await;
+    a.ready().await;
+    let (_, proposed) = a
+        .app
+        .post(
+            PEERS,
+            &a.admin,
+            json!({"remote_instance_url": b.public_url, "spawn_role": "parent"}),
+        )
+        .await;
+    let token = proposed["data"]["acceptance_token"].as_str().unwrap();
+    let mut claims = powernode_domain::token::parse(token).unwrap();
+    let real = claims.ca_sha256.clone();
+    claims.ca_sha256 = "0".repeat(64);
+    let json_bytes = serde_json::to_vec(&claims).unwrap();
+    use base64::Engine;
+    let forged = format!(
+        "pnfa1_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json_bytes)
+    );
+    let (status, answer) = b
+        .app
+        .post(
+            &format!("{PEERS}/accept"),
+            &b.admin,
+            json!({"acceptance_token": forged}),
+        )
+        .await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(
+        answer["error"],
+        format!(
+            "CA fingerprint mismatch: expected {}, got {real}",
+            "0".repeat(64)
+        )
+    );
+    let (status, answer) = b
+        .app
+        .post(
+            &format!("{PEERS}/accept"),
+            &b.admin,
+            json!({"acceptance_token": "nonsense"}),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (422, Some("acceptance_token malformed"))
+    );
+    assert!(
+        powernode_store::peers::list(&mut b.db.conn(), None)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(a.only_peer().await["status"], "proposed");
+}
+
+#[tokio::test]
+async fn the_mtls_chain_refuses_each_bad_caller_with_its_message() {
+    let a = instance().await;
+    let b = instance().await;
+    a.ready().await;
+    b.ready().await;
+    let (_, proposed) = a
+        .app
+        .post(
+            PEERS,
+            &a.admin,
+            json!({"remote_instance_url": b.public_url, "spawn_role": "parent"}),
+        )
+        .await;
+    let token = proposed["data"]["acceptance_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = b
+        .app
+        .post(
+            &format!("{PEERS}/accept"),
+            &b.admin,
+            json!({"acceptance_token": token}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    b.worker("peer_heartbeats").await;
+    let heartbeat = format!("{}/api/v1/system/federation_api/heartbeat", a.public_url);
+
+    // No client certificate.
+    let (status, answer) = post(&pinned_client(&a, None), &heartbeat, &json!({})).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (401, Some("mTLS client certificate required"))
+    );
+
+    // B's real client certificate for A (issued by A's CA).
+    let b_peer = b.only_peer().await;
+    let mut bconn = b.db.conn();
+    let out = powernode_store::certificates::for_peer(
+        &mut bconn,
+        b_peer["id"].as_str().unwrap().parse().unwrap(),
+        "outbound",
+    )
+    .unwrap();
+    let cert_pem = out[0].cert_pem.clone().unwrap();
+    let key = {
+        let master =
+            powernode_api::crypto::MasterKey::load(std::path::Path::new(&b.master_key)).unwrap();
+        let k = master
+            .open(
+                powernode_api::ca::CLIENT_KEY_CONTEXT,
+                out[0].key_sealed.as_ref().unwrap(),
+            )
+            .unwrap();
+        secrecy::ExposeSecret::expose_secret(&k).clone()
+    };
+    let good = pinned_client(
+        &a,
+        Some(reqwest::Identity::from_pkcs8_pem(cert_pem.as_bytes(), &key).unwrap()),
+    );
+    let (status, answer) = post(&good, &heartbeat, &json!({})).await;
+    assert_eq!(status, 200, "{answer}");
+
+    // A self-signed certificate copying the subject: refused in the TLS handshake.
+    let (forged_cert, forged_key) = self_signed_copy(&cert_pem);
+    let forged = pinned_client(
+        &a,
+        Some(reqwest::Identity::from_pkcs8_pem(forged_cert.as_bytes(), &forged_key).unwrap()),
+    );
+    assert!(
+        forged
+            .post(&heartbeat)
+            .json(&json!({}))
+            .send()
+            .await
+            .is_err(),
+        "TLS must refuse a certificate not from A's CA"
+    );
+
+    // Suspended peer, then resumed (accepted), then revoked.
+    let a_peer_id = a.only_peer().await["id"].as_str().unwrap().to_owned();
+    a.app
+        .post(
+            &format!("{PEERS}/{a_peer_id}/suspend"),
+            &a.admin,
+            json!({"reason": "maintenance"}),
+        )
+        .await;
+    let (status, answer) = post(&good, &heartbeat, &json!({})).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (
+            401,
+            Some("FederationPeer is not in a reachable status (suspended)")
+        )
+    );
+    a.app
+        .call(
+            reqwest::Method::POST,
+            &format!("{PEERS}/{a_peer_id}/resume"),
+            Some(&a.admin),
+            None,
+        )
+        .await;
+    let (status, answer) = post(&good, &heartbeat, &json!({})).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (
+            401,
+            Some("FederationPeer is not in a reachable status (accepted)")
+        )
+    );
+    // B's PeerClient repeats the handshake; A is enrolled again.
+    let run = b.worker("peer_heartbeats").await;
+    assert_eq!(run["failed"], json!([]), "{run}");
+    assert_eq!(a.only_peer().await["status"], "enrolled");
+    a.app
+        .post(
+            &format!("{PEERS}/{a_peer_id}/revoke"),
+            &a.admin,
+            json!({"reason": "gone"}),
+        )
+        .await;
+    let (status, answer) = post(&good, &heartbeat, &json!({})).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (401, Some("Certificate is revoked"))
+    );
+}
+
+fn self_signed_copy(cert_pem: &str) -> (String, Vec<u8>) {
+    use openssl::{
+        asn1::Asn1Time,
+        ec::{EcGroup, EcKey},
+        hash::MessageDigest,
+        nid::Nid,
+        pkey::PKey,
+        x509::X509,
+    };
+    let original = X509::from_pem(cert_pem.as_bytes()).unwrap();
+    let key = PKey::from_ec_key(
+        EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    b.set_subject_name(original.subject_name()).unwrap();
+    b.set_issuer_name(original.issuer_name()).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(30).unwrap())
+        .unwrap();
+    b.sign(&key, MessageDigest::sha256()).unwrap();
+    (
+        String::from_utf8(b.build().to_pem().unwrap()).unwrap(),
+        key.private_key_to_pem_pkcs8().unwrap(),
+    )
 }

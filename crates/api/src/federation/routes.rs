@@ -82,6 +82,9 @@ impl std::fmt::Debug for AcceptRequest {
 /// Validates a peer's CA: exactly one self-signed CA:TRUE certificate, currently valid.
 pub fn validate_ca_pem(pem: &str) -> Result<(X509, String), String> {
     let certs = X509::stack_from_pem(pem.as_bytes()).map_err(|_| "not PEM".to_owned())?;
+    if certs.is_empty() {
+        return Err("not PEM".to_owned());
+    }
     let [cert] = certs.as_slice() else {
         return Err(format!(
             "expected exactly one certificate, got {}",
@@ -326,6 +329,19 @@ pub async fn handshake(
             if !cert.verify(&ca_key).unwrap_or(false) {
                 return Err(reject("does not chain to the pinned CA"));
             }
+            let fingerprint = cert
+                .digest(MessageDigest::sha256())
+                .map(hex::encode)
+                .map_err(|_| reject("digest"))?;
+            // After a resume the peer repeats the handshake with the certificate it delivered
+            // before: it is already our outbound certificate, so only the status moves.
+            let known = certificates::by_fingerprint(conn, &fingerprint)
+                .map_err(|e| internal("lookup", e))?;
+            if known.is_some_and(|c| {
+                c.peer_id == peer_id && c.direction == OUTBOUND && c.revoked_at.is_none()
+            }) {
+                return Ok(peers::handshake_locked(conn, &peer)?);
+            }
             let sealed = peer
                 .pending_outbound_key
                 .clone()
@@ -343,10 +359,6 @@ pub async fn handshake(
             if !key.public_eq(&cert_key) {
                 return Err(reject("does not carry our pending key"));
             }
-            let fingerprint = cert
-                .digest(MessageDigest::sha256())
-                .map(hex::encode)
-                .map_err(|_| reject("digest"))?;
             let to_time = |t: &openssl::asn1::Asn1TimeRef| -> OffsetDateTime {
                 let epoch = openssl::asn1::Asn1Time::from_unix(0).ok();
                 epoch
