@@ -529,6 +529,7 @@ impl Output {
             "extension_slugs",
             "capabilities",
             "metadata",
+            "certificates",
             "created_at",
             "updated_at",
         ];

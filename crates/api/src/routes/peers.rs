@@ -64,6 +64,44 @@ pub struct PeerView {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// Current certificates (peer show only): `inbound` = issued by us to the peer,
+    /// `outbound` = our client certificate for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificates: Option<CertificatesView>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CertificatesView {
+    pub inbound: Option<CertificateFacts>,
+    pub outbound: Option<CertificateFacts>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CertificateFacts {
+    pub serial: String,
+    pub fingerprint_sha256: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub not_after: Option<OffsetDateTime>,
+    /// Past 75 % of its lifetime (by the database clock): renewal is due.
+    pub due_for_rotation: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+impl CertificateFacts {
+    fn new(c: &powernode_store::certificates::PeerCertificate, now: OffsetDateTime) -> Self {
+        let due = match (c.not_before, c.not_after) {
+            (Some(from), Some(to)) => now >= from + (to - from) * 0.75,
+            _ => false,
+        };
+        CertificateFacts {
+            serial: c.serial.clone(),
+            fingerprint_sha256: c.fingerprint_sha256.clone(),
+            not_after: c.not_after,
+            due_for_rotation: due,
+            revoked_at: c.revoked_at,
+        }
+    }
 }
 
 impl PeerView {
@@ -104,6 +142,7 @@ impl PeerView {
             last_outbound_error: peer.last_outbound_error,
             created_at: peer.created_at,
             updated_at: peer.updated_at,
+            certificates: None,
         }
     }
 }
@@ -203,7 +242,23 @@ pub async fn show(
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::FederationRead)?;
     let peer = service::find(&state, *id).await?;
-    Ok(ok(view(&state, peer).await?))
+    let mut shown = view(&state, peer).await?;
+    let peer_id = *id;
+    let (inbound, outbound, now) = crate::db::run(&state.pool, move |conn| {
+        use powernode_store::certificates::{INBOUND, OUTBOUND, for_peer};
+        Ok((
+            for_peer(conn, peer_id, INBOUND)?,
+            for_peer(conn, peer_id, OUTBOUND)?,
+            powernode_store::database_now(conn)?,
+        ))
+    })
+    .await
+    .map_err(|e| crate::error::internal("certificate lookup failed", e))?;
+    shown.certificates = Some(CertificatesView {
+        inbound: inbound.first().map(|c| CertificateFacts::new(c, now)),
+        outbound: outbound.first().map(|c| CertificateFacts::new(c, now)),
+    });
+    Ok(ok(shown))
 }
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]
