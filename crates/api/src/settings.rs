@@ -209,7 +209,7 @@ pub const REFERENCE: &[SettingDoc] = &[
     SettingDoc {
         key: "stale_after_secs",
         default: Some("300"),
-        doc: "the sweep degrades active peers silent for longer (60–86400)",
+        doc: "the sweep degrades active peers silent for longer (10–86400)",
         secret: false,
     },
     SettingDoc {
@@ -302,7 +302,7 @@ pub fn effective(file: Option<&Path>) -> Result<Vec<(String, String)>, SettingsE
 }
 
 /// Bounds of `stale_after`: below one heartbeat interval every peer would flap.
-const STALE_AFTER_BOUNDS: std::ops::RangeInclusive<u32> = 60..=86_400;
+const STALE_AFTER_BOUNDS: std::ops::RangeInclusive<u32> = 10..=86_400;
 
 impl Settings {
     /// Loads `file` (when given) then the `POWERNODE_*` environment, and validates.
