@@ -727,3 +727,158 @@ fn self_signed_copy(cert_pem: &str) -> (String, Vec<u8>) {
         key.private_key_to_pem_pkcs8().unwrap(),
     )
 }
+
+fn open_ca(inst: &Instance) -> powernode_api::ca::OpenCa {
+    let identity = powernode_store::identity::get(&mut inst.db.conn())
+        .unwrap()
+        .unwrap();
+    let master =
+        powernode_api::crypto::MasterKey::load(std::path::Path::new(&inst.master_key)).unwrap();
+    powernode_api::ca::OpenCa::open(&identity, &master).unwrap()
+}
+
+fn identity_for(
+    issued_pem: &str,
+    key: &openssl::pkey::PKey<openssl::pkey::Private>,
+) -> reqwest::Identity {
+    reqwest::Identity::from_pkcs8_pem(
+        issued_pem.as_bytes(),
+        &key.private_key_to_pem_pkcs8().unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn forged_expired_and_unreachable_cases_are_refused() {
+    let a = instance().await;
+    let b = instance().await;
+    a.ready().await;
+    b.ready().await;
+    let (_, proposed) = a
+        .app
+        .post(
+            PEERS,
+            &a.admin,
+            json!({"remote_instance_url": b.public_url, "spawn_role": "parent"}),
+        )
+        .await;
+    let token = proposed["data"]["acceptance_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    b.app
+        .post(
+            &format!("{PEERS}/accept"),
+            &b.admin,
+            json!({"acceptance_token": token}),
+        )
+        .await;
+    b.worker("peer_heartbeats").await;
+    a.worker("peer_heartbeats").await;
+    let a_row = b.only_peer().await; // B's row for A
+    let a_instance: uuid::Uuid = a_row["remote_instance_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let b_row_id: uuid::Uuid = a_row["id"].as_str().unwrap().parse().unwrap();
+
+    // B mints, with its own CA, a certificate claiming to be A, and presents it to B's API.
+    let (key, csr) = powernode_api::ca::key_and_csr().unwrap();
+    let forged = open_ca(&b)
+        .sign_client_csr(
+            &csr,
+            b_row_id,
+            a_instance,
+            time::OffsetDateTime::now_utc(),
+            90,
+        )
+        .unwrap();
+    let client = pinned_client(&b, Some(identity_for(&forged.pem, &key)));
+    let (status, answer) = post(
+        &client,
+        &format!("{}/api/v1/system/federation_api/heartbeat", b.public_url),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (401, Some("Certificate not found for mTLS subject"))
+    );
+
+    // A certificate from A's own CA that has expired: refused in the TLS handshake.
+    let (key, csr) = powernode_api::ca::key_and_csr().unwrap();
+    let long_ago = time::OffsetDateTime::now_utc() - time::Duration::days(30);
+    let expired = open_ca(&a)
+        .sign_client_csr(
+            &csr,
+            uuid::Uuid::new_v4(),
+            uuid::Uuid::new_v4(),
+            long_ago,
+            1,
+        )
+        .unwrap();
+    let client = pinned_client(&a, Some(identity_for(&expired.pem, &key)));
+    let result = client
+        .post(format!(
+            "{}/api/v1/system/federation_api/heartbeat",
+            a.public_url
+        ))
+        .json(&json!({}))
+        .send()
+        .await;
+    assert!(
+        result.is_err(),
+        "an expired client certificate must fail the TLS handshake"
+    );
+
+    // B's peer show carries the certificate facts.
+    let (_, shown) = b.app.get(&format!("{PEERS}/{b_row_id}"), &b.admin).await;
+    let outbound = &shown["data"]["certificates"]["outbound"];
+    assert_eq!(outbound["due_for_rotation"], false);
+    assert!(
+        outbound["serial"].is_string()
+            && outbound["fingerprint_sha256"].is_string()
+            && outbound["not_after"].is_string()
+    );
+
+    // Accepting a token whose instance is unreachable: 502 PEER_UNREACHABLE, nothing stored.
+    let c = instance().await;
+    let closed = powernode_tests::free_port();
+    let (_, p) = c
+        .app
+        .post(
+            PEERS,
+            &c.admin,
+            json!({"remote_instance_url": "https://x.example.com", "spawn_role": "parent"}),
+        )
+        .await;
+    let mut claims =
+        powernode_domain::token::parse(p["data"]["acceptance_token"].as_str().unwrap()).unwrap();
+    claims.url = format!("https://127.0.0.1:{closed}");
+    use base64::Engine;
+    let moved = format!(
+        "pnfa1_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(&claims).unwrap())
+    );
+    let (status, answer) = b
+        .app
+        .post(
+            &format!("{PEERS}/accept"),
+            &b.admin,
+            json!({"acceptance_token": moved}),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (502, Some("PEER_UNREACHABLE")),
+        "{answer}"
+    );
+    assert_eq!(
+        powernode_store::peers::list(&mut b.db.conn(), None)
+            .unwrap()
+            .len(),
+        1
+    );
+}
