@@ -882,3 +882,102 @@ async fn forged_expired_and_unreachable_cases_are_refused() {
         1
     );
 }
+
+#[tokio::test]
+async fn client_certificates_are_renewed_at_75_percent_over_mtls() {
+    let a = instance().await;
+    let b = instance().await;
+    a.ready().await;
+    b.ready().await;
+    let (_, proposed) = a
+        .app
+        .post(
+            PEERS,
+            &a.admin,
+            json!({"remote_instance_url": b.public_url, "spawn_role": "parent"}),
+        )
+        .await;
+    let token = proposed["data"]["acceptance_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    b.app
+        .post(
+            &format!("{PEERS}/accept"),
+            &b.admin,
+            json!({"acceptance_token": token}),
+        )
+        .await;
+    b.worker("peer_heartbeats").await;
+    a.worker("peer_heartbeats").await;
+    // Make B's client certificate for A look 80 % through its life.
+    use diesel::RunQueryDsl;
+    diesel::sql_query(
+        "UPDATE peer_certificates SET not_before = now() - interval '80 days', not_after = now() + interval '10 days' WHERE direction = 'outbound'",
+    )
+    .execute(&mut b.db.conn())
+    .unwrap();
+    let b_row = b.only_peer().await["id"].as_str().unwrap().to_owned();
+    let (_, shown) = b.app.get(&format!("{PEERS}/{b_row}"), &b.admin).await;
+    assert_eq!(
+        shown["data"]["certificates"]["outbound"]["due_for_rotation"],
+        true
+    );
+
+    let run = b.worker("peer_heartbeats").await;
+    assert_eq!(
+        (run["sent"].as_u64(), &run["failed"]),
+        (Some(1), &json!([])),
+        "{run}"
+    );
+    let outbound = powernode_store::certificates::for_peer(
+        &mut b.db.conn(),
+        b_row.parse().unwrap(),
+        "outbound",
+    )
+    .unwrap();
+    assert_eq!(
+        outbound.len(),
+        2,
+        "a new client certificate is stored beside the old one"
+    );
+    let a_row: uuid::Uuid = a.only_peer().await["id"].as_str().unwrap().parse().unwrap();
+    let inbound =
+        powernode_store::certificates::for_peer(&mut a.db.conn(), a_row, "inbound").unwrap();
+    assert_eq!(inbound.len(), 2);
+    let renewed = powernode_store::events::list(
+        &mut a.db.conn(),
+        &powernode_store::events::EventFilter {
+            kind: Some("federation.certificate.renewed".to_owned()),
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        (renewed.len(), renewed[0].source.as_str()),
+        (1, "internal_ca")
+    );
+    let (_, shown) = b.app.get(&format!("{PEERS}/{b_row}"), &b.admin).await;
+    assert_eq!(
+        shown["data"]["certificates"]["outbound"]["due_for_rotation"],
+        false
+    );
+    // The next run uses the new certificate and needs no renewal.
+    let run = b.worker("peer_heartbeats").await;
+    assert_eq!(
+        (run["sent"].as_u64(), &run["failed"]),
+        (Some(1), &json!([])),
+        "{run}"
+    );
+    assert_eq!(
+        powernode_store::certificates::for_peer(
+            &mut b.db.conn(),
+            b_row.parse().unwrap(),
+            "outbound"
+        )
+        .unwrap()
+        .len(),
+        2
+    );
+}

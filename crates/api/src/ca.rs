@@ -344,3 +344,18 @@ pub fn key_and_csr() -> Result<(PKey<Private>, String), CaError> {
     let pem = String::from_utf8_lossy(&req.build().to_pem()?).into_owned();
     Ok((key, pem))
 }
+
+/// A certificate's validity window as `OffsetDateTime`s.
+pub fn validity(cert: &X509) -> (time::OffsetDateTime, time::OffsetDateTime) {
+    let at = |t: &openssl::asn1::Asn1TimeRef| {
+        Asn1Time::from_unix(0)
+            .ok()
+            .and_then(|epoch| epoch.diff(t).ok())
+            .map_or(time::OffsetDateTime::UNIX_EPOCH, |d| {
+                time::OffsetDateTime::UNIX_EPOCH
+                    + time::Duration::days(i64::from(d.days))
+                    + time::Duration::seconds(i64::from(d.secs))
+            })
+    };
+    (at(cert.not_before()), at(cert.not_after()))
+}

@@ -8,7 +8,6 @@ use powernode_store::certificates::{self, INBOUND, NewCertificate, OUTBOUND};
 use powernode_store::peers::{self, PeerOpError, RemoteFacts, Sealed};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::auth::{HandshakeAuth, PeerAuth};
@@ -26,7 +25,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(ca_certificate)
             .service(accept)
             .service(handshake)
-            .service(heartbeat),
+            .service(heartbeat)
+            .service(renew),
     );
 }
 
@@ -359,16 +359,7 @@ pub async fn handshake(
             if !key.public_eq(&cert_key) {
                 return Err(reject("does not carry our pending key"));
             }
-            let to_time = |t: &openssl::asn1::Asn1TimeRef| -> OffsetDateTime {
-                let epoch = openssl::asn1::Asn1Time::from_unix(0).ok();
-                epoch
-                    .and_then(|e| e.diff(t).ok())
-                    .map_or(OffsetDateTime::UNIX_EPOCH, |d| {
-                        OffsetDateTime::UNIX_EPOCH
-                            + time::Duration::days(i64::from(d.days))
-                            + time::Duration::seconds(i64::from(d.secs))
-                    })
-            };
+            let (not_before, not_after) = ca::validity(&cert);
             let serial = cert
                 .serial_number()
                 .to_bn()
@@ -384,8 +375,8 @@ pub async fn handshake(
                     fingerprint_sha256: &fingerprint,
                     cert_pem: &req.client_cert_pem,
                     key_sealed: Some(&Sealed(sealed.0.clone())),
-                    not_before: to_time(cert.not_before()),
-                    not_after: to_time(cert.not_after()),
+                    not_before,
+                    not_after,
                 },
             )
             .map_err(|e| internal("certificate insert", e))?;
@@ -470,5 +461,69 @@ pub async fn heartbeat(
     Ok(ok(json!({
         "status": moved.status,
         "last_heartbeat_at": moved.last_heartbeat_at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+    })))
+}
+
+#[derive(Deserialize)]
+pub struct RenewRequest {
+    pub csr_pem: String,
+}
+
+/// Certificate rotation over the existing mTLS channel (SPEC §4): a new client certificate
+/// for the caller from a new CSR, under the same rules; the old one keeps working until it
+/// expires or is revoked.
+#[post("/certificates/renew")]
+pub async fn renew(
+    auth: PeerAuth,
+    state: web::Data<AppState>,
+    body: web::Json<RenewRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let peer = auth.0.peer;
+    let remote = peer
+        .remote_instance_id
+        .ok_or_else(|| internal("renew", "peer without remote_instance_id"))?;
+    let identity = ca::ensure_identity(&state.pool, &state.settings.master_key)
+        .await
+        .map_err(|e| internal("instance identity unavailable", e))?;
+    let open = OpenCa::open(&identity, &state.settings.master_key)
+        .map_err(|e| internal("CA unavailable", e))?;
+    let csr = body.into_inner().csr_pem;
+    let peer_id = peer.id;
+    let issued = db::run(&state.pool, move |conn| {
+        use diesel::Connection;
+        Ok(conn.transaction::<_, ApiError, _>(|conn| {
+            let now = powernode_store::database_now(conn).map_err(|e| internal("clock", e))?;
+            let issued = open
+                .sign_client_csr(&csr, peer_id, remote, now, CLIENT_CERT_DAYS)
+                .map_err(|e| {
+                    ApiError::validation("csr_pem", e.to_string()).with_message(e.to_string())
+                })?;
+            certificates::insert(
+                conn,
+                &NewCertificate {
+                    peer_id,
+                    direction: INBOUND,
+                    serial: &issued.serial_hex,
+                    subject: &issued.subject,
+                    fingerprint_sha256: &issued.fingerprint_sha256,
+                    cert_pem: &issued.pem,
+                    key_sealed: None,
+                    not_before: issued.not_before,
+                    not_after: issued.not_after,
+                },
+            )
+            .map_err(|e| internal("certificate insert", e))?;
+            crate::services::federation::certificate_event(conn, peer_id, &issued, "renewed")
+                .map_err(|e| internal("event", e))?;
+            Ok(issued)
+        }))
+    })
+    .await
+    .map_err(|e| internal("renew failed", e))??;
+    tracing::info!(peer_id = %peer_id, serial = %issued.serial_hex, "client certificate renewed");
+    Ok(ok(json!({
+        "client_cert_pem": issued.pem,
+        "ca_chain_pem": identity.ca_cert_pem,
+        "not_after": issued.not_after.format(&time::format_description::well_known::Rfc3339).ok(),
     })))
 }

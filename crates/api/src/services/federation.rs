@@ -183,6 +183,7 @@ pub async fn accept_remote(
         .digest(MessageDigest::sha256())
         .map(hex::encode)
         .map_err(|e| internal("digest", e))?;
+    let (cert_from, cert_to) = ca::validity(&cert);
     let sealed = Sealed(
         state
             .settings
@@ -260,8 +261,8 @@ pub async fn accept_remote(
                     fingerprint_sha256: &fingerprint,
                     cert_pem: &client_cert_pem,
                     key_sealed: Some(&sealed),
-                    not_before: now,
-                    not_after: now + time::Duration::days(CLIENT_CERT_DAYS),
+                    not_before: cert_from,
+                    not_after: cert_to,
                 },
             )
             .map_err(|e| internal("certificate insert", e))?;
@@ -300,9 +301,9 @@ pub struct PeerRun {
     pub ran_at: time::OffsetDateTime,
 }
 
-/// Our client certificate and key for a peer, or `None` after logging SPEC §4's
-/// partial-config warning and refusal (plaintext fallback is not implemented: fail closed).
-async fn client_for(state: &AppState, peer: &Peer) -> Result<reqwest::Client, String> {
+/// Our client certificate and key for a peer (and whether it is due for rotation), or an
+/// error after logging SPEC §4's partial-config warning and refusal.
+async fn client_for(state: &AppState, peer: &Peer) -> Result<(reqwest::Client, bool), String> {
     let id = peer.id;
     let row = db::run(&state.pool, move |conn| {
         certificates::for_peer(conn, id, OUTBOUND)
@@ -340,12 +341,81 @@ async fn client_for(state: &AppState, peer: &Peer) -> Result<reqwest::Client, St
     let ca = peer.remote_ca_pem.as_deref().ok_or("no pinned CA")?;
     let identity = reqwest::Identity::from_pkcs8_pem(cert.as_bytes(), key.expose_secret())
         .map_err(|e| e.to_string())?;
-    reqwest::Client::builder()
+    let client = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).map_err(|e| e.to_string())?])
         .identity(identity)
         .timeout(PEER_TIMEOUT)
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    let now = time::OffsetDateTime::now_utc();
+    let due = row
+        .as_ref()
+        .and_then(|r| Some((r.not_before?, r.not_after?)))
+        .is_some_and(|(from, to)| now >= from + (to - from) * 0.75);
+    Ok((client, due))
+}
+
+/// Rotation at 75 % of the lifetime: a new key and CSR, sent over the current mTLS channel;
+/// the new certificate and its sealed key are stored together. The old one stays valid.
+async fn renew(
+    state: &AppState,
+    client: &reqwest::Client,
+    base: &str,
+    peer: &Peer,
+) -> Result<(), String> {
+    let (key, csr) = ca::key_and_csr().map_err(|e| e.to_string())?;
+    let data = call(
+        client,
+        &format!("{base}/certificates/renew"),
+        &json!({ "csr_pem": csr }),
+    )
+    .await?;
+    let pem = data["client_cert_pem"]
+        .as_str()
+        .ok_or("renew answer without a certificate")?
+        .to_owned();
+    let cert = X509::from_pem(pem.as_bytes()).map_err(|e| e.to_string())?;
+    let fingerprint = cert
+        .digest(MessageDigest::sha256())
+        .map(hex::encode)
+        .map_err(|e| e.to_string())?;
+    let serial = cert
+        .serial_number()
+        .to_bn()
+        .and_then(|b| b.to_hex_str().map(|h| h.to_lowercase()))
+        .map_err(|e| e.to_string())?;
+    let sealed = Sealed(
+        state
+            .settings
+            .master_key
+            .seal(
+                CLIENT_KEY_CONTEXT,
+                &key.private_key_to_pem_pkcs8().map_err(|e| e.to_string())?,
+            )
+            .map_err(|e| e.to_string())?,
+    );
+    let id = peer.id;
+    let (not_before, not_after) = ca::validity(&cert);
+    db::run(&state.pool, move |conn| {
+        certificates::insert(
+            conn,
+            &NewCertificate {
+                peer_id: id,
+                direction: OUTBOUND,
+                serial: &serial,
+                subject: &format!("{:?}", cert.subject_name()),
+                fingerprint_sha256: &fingerprint,
+                cert_pem: &pem,
+                key_sealed: Some(&sealed),
+                not_before,
+                not_after,
+            },
+        )
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    tracing::info!(peer_id = %id, "[PeerClient] client certificate renewed");
+    Ok(())
 }
 
 async fn call(client: &reqwest::Client, url: &str, body: &Value) -> Result<Value, String> {
@@ -418,10 +488,13 @@ pub async fn run_peer_heartbeats(state: &AppState) -> Result<PeerRun, ApiError> 
 }
 
 async fn contact(state: &AppState, peer: Peer) -> Result<(), String> {
-    let client = client_for(state, &peer).await?;
+    let (client, due) = client_for(state, &peer).await?;
     let base = format!("{}{FEDERATION_API}", peer.remote_instance_url);
     if peer.status == PeerStatus::Accepted {
         return handshake(state, &client, &base, &peer).await;
+    }
+    if due {
+        renew(state, &client, &base, &peer).await?;
     }
     let result = call(&client, &format!("{base}/heartbeat"), &json!({})).await;
     // The other side was resumed (back to accepted): repeat the handshake, no status change here.
