@@ -216,7 +216,12 @@ pub fn settings_from(vars: &[(&str, String)]) -> Settings {
     let mut toml = String::new();
     for (k, v) in &vars {
         let key = k.trim_start_matches("POWERNODE_").to_lowercase();
-        toml.push_str(&format!("{key} = {v:?}\n"));
+        // Like the environment: booleans and numbers are typed, everything else a string.
+        if v.parse::<bool>().is_ok() || v.parse::<u64>().is_ok() {
+            toml.push_str(&format!("{key} = {v}\n"));
+        } else {
+            toml.push_str(&format!("{key} = {v:?}\n"));
+        }
     }
     let path = std::env::temp_dir().join(format!("pn-settings-{}.toml", Uuid::new_v4()));
     std::fs::write(&path, toml).expect("write settings file");

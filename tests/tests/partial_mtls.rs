@@ -21,13 +21,16 @@ impl Write for Captured {
     }
 }
 
-async fn instance(logs: Option<Captured>) -> (TestDb, powernode_tests::TestApp, String, String) {
+async fn instance(
+    logs: Option<Captured>,
+    fallback: bool,
+) -> (TestDb, powernode_tests::TestApp, String, String) {
     if let Some(logs) = logs {
         // Installed before the app's own (which then keeps this one).
-        tracing_subscriber::fmt()
+        let _ = tracing_subscriber::fmt()
             .with_ansi(false)
             .with_writer(move || logs.clone())
-            .init();
+            .try_init();
     }
     let db = TestDb::new();
     let admin = admin_token(&mut db.conn());
@@ -40,6 +43,8 @@ async fn instance(logs: Option<Captured>) -> (TestDb, powernode_tests::TestApp, 
         ("POWERNODE_HTTP_LISTEN", "127.0.0.1:0".to_owned()),
         ("POWERNODE_FEDERATION_LISTEN", format!("127.0.0.1:{port}")),
         ("POWERNODE_FEDERATION_PUBLIC_URL", url.clone()),
+        ("POWERNODE_ENVIRONMENT", "development".to_owned()),
+        ("POWERNODE_ALLOW_PLAINTEXT_FALLBACK", fallback.to_string()),
     ]))
     .await;
     let client = reqwest::Client::builder()
@@ -71,8 +76,8 @@ async fn instance(logs: Option<Captured>) -> (TestDb, powernode_tests::TestApp, 
 #[tokio::test]
 async fn a_certificate_without_its_key_logs_the_partial_config_warning_and_refuses_the_call() {
     let logs = Captured(Arc::new(Mutex::new(Vec::new())));
-    let (adb, a, a_admin, _) = instance(Some(logs.clone())).await;
-    let (bdb, b, b_admin, b_url) = instance(None).await;
+    let (adb, a, a_admin, _) = instance(Some(logs.clone()), false).await;
+    let (bdb, b, b_admin, b_url) = instance(None, false).await;
     let (_, proposed) = a
         .post(
             "/api/v1/system/federation/peers",
@@ -122,5 +127,52 @@ async fn a_certificate_without_its_key_logs_the_partial_config_warning_and_refus
     let a_peers = powernode_store::peers::list(&mut adb.conn(), None).unwrap();
     assert_eq!(a_peers[0].status.as_str(), "accepted");
     assert!(!text.contains(&format!("{b_peer}: handshake completed")));
+    drop(a);
+}
+
+#[tokio::test]
+async fn with_the_fallback_enabled_outside_production_the_call_goes_out_without_a_certificate() {
+    let logs = Captured(Arc::new(Mutex::new(Vec::new())));
+    let (_adb, a, a_admin, _) = instance(Some(logs.clone()), false).await;
+    let (bdb, b, b_admin, b_url) = instance(None, true).await;
+    let (_, proposed) = a
+        .post(
+            "/api/v1/system/federation/peers",
+            &a_admin,
+            json!({"remote_instance_url": b_url, "spawn_role": "parent"}),
+        )
+        .await;
+    let token = proposed["data"]["acceptance_token"].as_str().unwrap();
+    let (_, accepted) = b
+        .post(
+            "/api/v1/system/federation/peers/accept",
+            &b_admin,
+            json!({"acceptance_token": token}),
+        )
+        .await;
+    let b_peer = accepted["data"]["id"].as_str().unwrap().to_owned();
+    diesel::sql_query(
+        "UPDATE peer_certificates SET key_sealed = NULL WHERE direction = 'outbound'",
+    )
+    .execute(&mut bdb.conn())
+    .unwrap();
+    let resp = b
+        .client
+        .post(b.url("/api/v1/system/worker_api/federation/peer_heartbeats"))
+        .header("X-Worker-Token", WORKER_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let run: Value = resp.json().await.unwrap();
+    // A enforces client certificates: the plaintext call is refused there.
+    assert_eq!(
+        run["data"]["failed"],
+        json!([{"peer_id": b_peer, "error": "HTTP 401: mTLS client certificate required"}])
+    );
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains(
+        "[PeerClient] partial mTLS config — cert_pem=true, key_pem=false; falling back to plaintext"
+    ));
+    assert!(!text.contains("plaintext fallback disabled"));
     drop(a);
 }

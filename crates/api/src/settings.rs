@@ -55,6 +55,7 @@ struct RawSettings {
     acceptance_token_ttl_max_secs: u32,
     allow_drill_mode: bool,
     federation_listen: String,
+    allow_plaintext_fallback: bool,
 }
 
 impl Default for RawSettings {
@@ -78,6 +79,7 @@ impl Default for RawSettings {
             acceptance_token_ttl_max_secs: 30 * 24 * 3600,
             allow_drill_mode: false,
             federation_listen: "127.0.0.1:3443".to_owned(),
+            allow_plaintext_fallback: false,
         }
     }
 }
@@ -109,6 +111,8 @@ pub struct Settings {
     pub allow_drill_mode: bool,
     /// `host:port` of the federation (mTLS) listener; port 0 picks a free port.
     pub federation_listen: String,
+    /// With a partial client certificate, call peers over TLS without one (never in production).
+    pub allow_plaintext_fallback: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +126,11 @@ impl Settings {
     /// Drill mode is honoured only when enabled outside production (SPEC §12).
     pub fn drill_allowed(&self) -> bool {
         self.allow_drill_mode && self.environment != Environment::Production
+    }
+
+    /// The plaintext fallback, likewise.
+    pub fn plaintext_fallback_allowed(&self) -> bool {
+        self.allow_plaintext_fallback && self.environment != Environment::Production
     }
 }
 
@@ -266,6 +275,12 @@ pub const REFERENCE: &[SettingDoc] = &[
         doc: "address of the federation (mTLS) listener that `POWERNODE_FEDERATION_PUBLIC_URL` reaches",
         secret: false,
     },
+    SettingDoc {
+        key: "allow_plaintext_fallback",
+        default: Some("false"),
+        doc: "with a partial client certificate, call peers over TLS without one (they will refuse); refused at start in production",
+        secret: false,
+    },
 ];
 
 /// The serialised defaults, for the reference drift check.
@@ -394,6 +409,11 @@ impl Settings {
                 ttl.min_secs, ttl.default_secs, ttl.max_secs
             )));
         }
+        if raw.allow_plaintext_fallback && raw.environment == Environment::Production {
+            return Err(SettingsError::Invalid(
+                "POWERNODE_ALLOW_PLAINTEXT_FALLBACK is on in production: turn it off (peers must use client certificates)".to_owned(),
+            ));
+        }
         if raw.allow_drill_mode && raw.environment == Environment::Production {
             return Err(SettingsError::Invalid(
                 "POWERNODE_ALLOW_DRILL_MODE is on in production: turn it off, or set POWERNODE_ENVIRONMENT=development on a sandbox".to_owned(),
@@ -405,6 +425,7 @@ impl Settings {
             acceptance_token_ttl: ttl,
             allow_drill_mode: raw.allow_drill_mode,
             federation_listen: raw.federation_listen,
+            allow_plaintext_fallback: raw.allow_plaintext_fallback,
             environment: raw.environment,
             http_listen: raw.http_listen,
             database_url: database_url.into(),

@@ -332,6 +332,18 @@ async fn client_for(state: &AppState, peer: &Peer) -> Result<(reqwest::Client, b
                         .open(CLIENT_KEY_CONTEXT, k)
                         .is_ok())
         );
+        if state.settings.plaintext_fallback_allowed() {
+            // "Plaintext": TLS to the pinned CA, without a client certificate.
+            let ca = peer.remote_ca_pem.as_deref().ok_or("no pinned CA")?;
+            let client = reqwest::Client::builder()
+                .tls_certs_only([
+                    reqwest::Certificate::from_pem(ca.as_bytes()).map_err(|e| e.to_string())?
+                ])
+                .timeout(PEER_TIMEOUT)
+                .build()
+                .map_err(|e| e.to_string())?;
+            return Ok((client, false));
+        }
         tracing::warn!(
             "[PeerClient] plaintext fallback disabled; call to peer {} refused",
             peer.id
