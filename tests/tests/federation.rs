@@ -981,3 +981,51 @@ async fn client_certificates_are_renewed_at_75_percent_over_mtls() {
         2
     );
 }
+
+#[tokio::test]
+async fn concurrent_peer_runs_handshake_once_without_deadlock() {
+    let a = instance().await;
+    let b = instance().await;
+    a.ready().await;
+    b.ready().await;
+    let (_, proposed) = a
+        .app
+        .post(
+            PEERS,
+            &a.admin,
+            json!({"remote_instance_url": b.public_url, "spawn_role": "symmetric"}),
+        )
+        .await;
+    let token = proposed["data"]["acceptance_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    b.app
+        .post(
+            &format!("{PEERS}/accept"),
+            &b.admin,
+            json!({"acceptance_token": token}),
+        )
+        .await;
+    let (r1, r2) = tokio::join!(b.worker("peer_heartbeats"), b.worker("peer_heartbeats"));
+    assert_eq!(
+        (&r1["failed"], &r2["failed"]),
+        (&json!([]), &json!([])),
+        "{r1} {r2}"
+    );
+    assert_eq!(b.only_peer().await["status"], "enrolled");
+    assert_eq!(a.only_peer().await["status"], "enrolled");
+    for inst in [&a, &b] {
+        let enrolled = powernode_store::events::list(
+            &mut inst.db.conn(),
+            &powernode_store::events::EventFilter {
+                kind: Some("federation.peer.enrolled".to_owned()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(enrolled.len(), 1);
+        assert_eq!(enrolled[0].source, "federation_handshake");
+    }
+}

@@ -850,3 +850,17 @@ pub fn heartbeat_ages(conn: &mut PgConnection, limit: i64) -> Result<Vec<(Uuid, 
     .map(|h| (h.id, h.age))
     .collect())
 }
+
+/// The row if no other transaction holds it (`FOR UPDATE SKIP LOCKED`); hold it by keeping the
+/// caller's transaction open.
+pub fn claim_one(conn: &mut PgConnection, id: Uuid) -> Result<Option<Peer>, StoreError> {
+    peers::table
+        .find(id)
+        .select(PeerRow::as_select())
+        .for_update()
+        .skip_locked()
+        .first(conn)
+        .optional()?
+        .map(Peer::try_from)
+        .transpose()
+}
