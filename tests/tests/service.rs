@@ -306,3 +306,101 @@ async fn json_logs_are_one_json_object_per_line() {
         serde_json::from_str::<serde_json::Value>(&l).unwrap_or_else(|_| panic!("not JSON: {l}"));
     }
 }
+
+#[tokio::test]
+async fn configured_listener_certificates_must_chain_to_the_instance_ca() {
+    let db = TestDb::new();
+    let dir = std::env::temp_dir().join(format!("pn-tls-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut env = api_env(&db.url, free_port());
+    let key_file = env
+        .iter()
+        .find(|(k, _)| *k == "POWERNODE_MASTER_KEY_FILE")
+        .unwrap()
+        .1
+        .clone();
+
+    // Files from another CA: the API stops at start with a message.
+    let (key, csr) = powernode_api::ca::key_and_csr().unwrap();
+    let master = powernode_api::crypto::MasterKey::load(std::path::Path::new(&key_file)).unwrap();
+    let (other_pem, other_sha, other_sealed) =
+        powernode_api::ca::generate(uuid::Uuid::new_v4(), &master).unwrap();
+    let other = powernode_api::ca::OpenCa::open(
+        &powernode_store::identity::InstanceIdentity {
+            instance_id: uuid::Uuid::new_v4(),
+            ca_cert_pem: other_pem,
+            ca_sha256: other_sha,
+            ca_key_sealed: other_sealed,
+            created_at: time::OffsetDateTime::now_utc(),
+        },
+        &master,
+    )
+    .unwrap();
+    let foreign = other
+        .sign_client_csr(
+            &csr,
+            uuid::Uuid::new_v4(),
+            uuid::Uuid::new_v4(),
+            time::OffsetDateTime::now_utc(),
+            30,
+        )
+        .unwrap();
+    std::fs::write(dir.join("foreign.pem"), &foreign.pem).unwrap();
+    std::fs::write(
+        dir.join("foreign.key"),
+        key.private_key_to_pem_pkcs8().unwrap(),
+    )
+    .unwrap();
+    env.push((
+        "POWERNODE_FEDERATION_TLS_CERT_FILE",
+        dir.join("foreign.pem").to_string_lossy().into_owned(),
+    ));
+    env.push((
+        "POWERNODE_FEDERATION_TLS_KEY_FILE",
+        dir.join("foreign.key").to_string_lossy().into_owned(),
+    ));
+    let mut api = Process::spawn("powernode-api", &["serve"], &env);
+    let exit = tokio::time::timeout(DEADLINE, api.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(exit.code(), Some(2), "{}", api.output());
+    assert!(
+        api.output().contains(
+            "does not chain to this instance's CA (issued by another CA); refusing to start"
+        ),
+        "{}",
+        api.output()
+    );
+
+    // Files issued by the instance's own CA (created by that first start): served.
+    let identity = powernode_store::identity::get(&mut db.conn())
+        .unwrap()
+        .unwrap();
+    let own = powernode_api::ca::OpenCa::open(&identity, &master).unwrap();
+    let (issued, sealed) = own
+        .issue_server("127.0.0.1", time::OffsetDateTime::now_utc(), 30, &master)
+        .unwrap();
+    let server_key = master
+        .open(powernode_api::ca::SERVER_KEY_CONTEXT, &sealed)
+        .unwrap();
+    std::fs::write(dir.join("own.pem"), &issued.pem).unwrap();
+    std::fs::write(
+        dir.join("own.key"),
+        secrecy::ExposeSecret::expose_secret(&server_key),
+    )
+    .unwrap();
+    env.retain(|(k, _)| !k.starts_with("POWERNODE_FEDERATION_TLS_"));
+    env.push((
+        "POWERNODE_FEDERATION_TLS_CERT_FILE",
+        dir.join("own.pem").to_string_lossy().into_owned(),
+    ));
+    env.push((
+        "POWERNODE_FEDERATION_TLS_KEY_FILE",
+        dir.join("own.key").to_string_lossy().into_owned(),
+    ));
+    let api = Process::spawn("powernode-api", &["serve"], &env);
+    api.wait_for(DEADLINE, |l| l.contains("federation API listening"))
+        .await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -56,6 +56,8 @@ struct RawSettings {
     allow_drill_mode: bool,
     federation_listen: String,
     allow_plaintext_fallback: bool,
+    federation_tls_cert_file: Option<String>,
+    federation_tls_key_file: Option<String>,
 }
 
 impl Default for RawSettings {
@@ -80,6 +82,8 @@ impl Default for RawSettings {
             allow_drill_mode: false,
             federation_listen: "127.0.0.1:3443".to_owned(),
             allow_plaintext_fallback: false,
+            federation_tls_cert_file: None,
+            federation_tls_key_file: None,
         }
     }
 }
@@ -113,6 +117,8 @@ pub struct Settings {
     pub federation_listen: String,
     /// With a partial client certificate, call peers over TLS without one (never in production).
     pub allow_plaintext_fallback: bool,
+    /// Operator-provided listener certificate and key (PEM); must chain to our CA.
+    pub federation_tls_files: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,6 +287,18 @@ pub const REFERENCE: &[SettingDoc] = &[
         doc: "with a partial client certificate, call peers over TLS without one (they will refuse); refused at start in production",
         secret: false,
     },
+    SettingDoc {
+        key: "federation_tls_cert_file",
+        default: None,
+        doc: "optional PEM certificate for the federation listener (with `POWERNODE_FEDERATION_TLS_KEY_FILE`); must chain to this instance's CA or the API stops; unset = issued by the CA",
+        secret: false,
+    },
+    SettingDoc {
+        key: "federation_tls_key_file",
+        default: None,
+        doc: "its PEM private key",
+        secret: false,
+    },
 ];
 
 /// The serialised defaults, for the reference drift check.
@@ -426,6 +444,16 @@ impl Settings {
             allow_drill_mode: raw.allow_drill_mode,
             federation_listen: raw.federation_listen,
             allow_plaintext_fallback: raw.allow_plaintext_fallback,
+            federation_tls_files: match (raw.federation_tls_cert_file, raw.federation_tls_key_file)
+            {
+                (None, None) => None,
+                (Some(c), Some(k)) => Some((c.into(), k.into())),
+                _ => {
+                    return Err(SettingsError::Invalid(
+                        "POWERNODE_FEDERATION_TLS_CERT_FILE and POWERNODE_FEDERATION_TLS_KEY_FILE go together: set both or neither".to_owned(),
+                    ));
+                }
+            },
             environment: raw.environment,
             http_listen: raw.http_listen,
             database_url: database_url.into(),

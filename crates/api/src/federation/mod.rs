@@ -134,12 +134,24 @@ pub async fn serve(
         let identity = ca::ensure_identity(&state.pool, &state.settings.master_key).await?;
         let open = OpenCa::open(&identity, &state.settings.master_key)?;
         let host = public_host(&state);
-        let (cert_pem, sealed) = server_certificate(&state, &open, &host).await?;
-        let key = state
-            .settings
-            .master_key
-            .open(SERVER_KEY_CONTEXT, &sealed)?;
-        let acceptor = acceptor(open.cert(), &cert_pem, key.expose_secret())?;
+        let acceptor = match &state.settings.federation_tls_files {
+            Some((cert_file, key_file)) => {
+                let cert_pem = std::fs::read_to_string(cert_file)?;
+                let key_pem = std::fs::read(key_file)?;
+                check_chains_to(open.cert(), &cert_pem).map_err(|reason| {
+                    FatalConfig(format!(
+                        "POWERNODE_FEDERATION_TLS_CERT_FILE {} does not chain to this instance's CA ({reason}); refusing to start",
+                        cert_file.display()
+                    ))
+                })?;
+                acceptor(open.cert(), &cert_pem, &key_pem)?
+            }
+            None => {
+                let (cert_pem, sealed) = server_certificate(&state, &open, &host).await?;
+                let key = state.settings.master_key.open(SERVER_KEY_CONTEXT, &sealed)?;
+                acceptor(open.cert(), &cert_pem, key.expose_secret())?
+            }
+        };
         drop(open);
         let addr = listener.local_addr()?;
         let app_state = state.clone();
@@ -170,9 +182,30 @@ pub async fn serve(
     }
     .await;
     if let Err(e) = result {
+        if let Some(fatal) = e.downcast_ref::<FatalConfig>() {
+            // SPEC §4: a configured certificate that does not chain to our CA stops the API.
+            tracing::error!("{}", fatal.0);
+            std::process::exit(2);
+        }
         tracing::error!(
             "federation listener stopped: {}",
             crate::error::one_line(&format!("{e:#}"))
         );
     }
+}
+
+/// A configuration the API must not run with.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct FatalConfig(String);
+
+/// Whether `cert_pem` was issued by `ca` (issuer name and signature).
+fn check_chains_to(ca: &X509, cert_pem: &str) -> Result<(), String> {
+    let cert =
+        X509::from_pem(cert_pem.as_bytes()).map_err(|_| "not a PEM certificate".to_owned())?;
+    let ca_key = ca.public_key().map_err(|e| e.to_string())?;
+    if cert.issuer_name_hash() != ca.subject_name_hash() || !cert.verify(&ca_key).unwrap_or(false) {
+        return Err("issued by another CA".to_owned());
+    }
+    Ok(())
 }
