@@ -12,7 +12,7 @@ use powernode_domain::{PeerKind, PeerOrigin, PeerStatus, SpawnMode, SpawnRole};
 use powernode_store::StoreError;
 use powernode_store::certificates::{self, INBOUND, NewCertificate, OUTBOUND};
 use powernode_store::events::{self as fleet, NewEvent};
-use powernode_store::peers::{self, NewPeer, Peer, RemoteFacts, Sealed};
+use powernode_store::peers::{self, NewPeer, Peer, PeerOpError, RemoteFacts, Sealed};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -436,6 +436,7 @@ async fn renew(
                 },
             )
             .map(|_| ())
+            .map_err(PeerOpError::from)
         }))
         .await?;
     tracing::info!(peer_id = %id, "[PeerClient] client certificate renewed");
@@ -511,14 +512,14 @@ pub async fn run_peer_heartbeats(state: &AppState) -> Result<PeerRun, ApiError> 
     })
 }
 
-type Finisher = Box<dyn FnOnce(&mut PgConnection) -> Result<(), StoreError> + Send>;
+type Finisher = Box<dyn FnOnce(&mut PgConnection) -> Result<(), PeerOpError> + Send>;
 
 /// A peer row held `FOR UPDATE SKIP LOCKED` by a transaction kept open on a blocking thread
 /// for the length of one remote call, so two concurrent worker calls never handshake or renew
 /// the same peer twice (SPEC §4). What follows the call is written in that same transaction.
 struct Claim {
     finish_tx: std::sync::mpsc::Sender<Finisher>,
-    done: tokio::task::JoinHandle<Result<(), StoreError>>,
+    done: tokio::task::JoinHandle<Result<(), PeerOpError>>,
 }
 
 /// Upper bound on holding a claim; the remote call itself times out after `PEER_TIMEOUT`.
@@ -529,8 +530,8 @@ async fn claim(state: &AppState, id: Uuid) -> Result<Option<Claim>, String> {
     let (claimed_tx, claimed_rx) = tokio::sync::oneshot::channel::<bool>();
     let (finish_tx, finish_rx) = std::sync::mpsc::channel::<Finisher>();
     let pool = state.pool.clone();
-    let done = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
-        let mut conn = pool.get()?;
+    let done = tokio::task::spawn_blocking(move || -> Result<(), PeerOpError> {
+        let mut conn = pool.get().map_err(StoreError::from)?;
         conn.transaction(|conn| {
             let held = peers::claim_one(conn, id)?.is_some();
             let _ = claimed_tx.send(held);
@@ -620,10 +621,8 @@ async fn handshake(
     }
     claimed
         .finish(Box::new(move |conn| {
-            let peer = peers::lock_for_update(conn, id)
-                .map_err(|e| StoreError::Migration(e.to_string()))?;
-            let moved = peers::handshake_locked(conn, &peer)
-                .map_err(|e| StoreError::Migration(e.to_string()))?;
+            let peer = peers::lock_for_update(conn, id)?;
+            let moved = peers::handshake_locked(conn, &peer)?;
             if moved.from != moved.status {
                 observability::transition(moved.from, moved.status, 1);
                 tracing::info!(peer_id = %id, "handshake completed; peer enrolled");
