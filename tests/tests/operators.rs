@@ -264,6 +264,15 @@ async fn every_route_is_in_the_openapi_document_and_every_documented_route_answe
             "/api/v1/system/worker_api/federation/peer_heartbeats",
         ),
         ("post", "/api/v1/system/federation/peers/accept"),
+        ("post", "/api/v1/system/federation/peers/{id}/grants"),
+        ("get", "/api/v1/system/federation/grants"),
+        ("get", "/api/v1/system/federation/grants/{id}"),
+        ("post", "/api/v1/system/federation/grants/{id}/revoke"),
+        ("post", "/api/v1/system/federation/grants/{id}/renew"),
+        ("post", "/api/v1/system/federation/grants/{id}/explain"),
+        ("get", "/api/v1/system/federation/resources/{kind}/{id}"),
+        ("put", "/api/v1/system/federation/resources/{kind}/{id}"),
+        ("delete", "/api/v1/system/federation/resources/{kind}/{id}"),
         ("get", "/api/v1/system/worker/status"),
         ("get", "/api/v1/openapi.json"),
         (
@@ -296,7 +305,9 @@ async fn every_route_is_in_the_openapi_document_and_every_documented_route_answe
     // The other direction: each documented operation is served (anything but 404/405).
     let mut operations = 0;
     for (path, item) in paths {
-        let concrete = path.replace("{id}", "00000000-0000-4000-8000-000000000000");
+        let concrete = path
+            .replace("{id}", "00000000-0000-4000-8000-000000000000")
+            .replace("{kind}", "sdwan_config");
         for method in ["get", "post", "delete", "put", "patch"] {
             if item.get(method).is_none() {
                 continue;

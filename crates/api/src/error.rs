@@ -48,6 +48,9 @@ pub enum ApiError {
         code: String,
         error: String,
     },
+    /// A grant's scope refused the call (SPEC §6).
+    #[error(transparent)]
+    GrantScope(#[from] powernode_domain::grant::Denial),
     /// Acceptance token refusals of SPEC §3 (401 for an unknown peer, else 422).
     #[error(transparent)]
     Token(#[from] powernode_domain::token::TokenRejection),
@@ -86,6 +89,7 @@ impl ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED")
             }
             ApiError::PeerUnreachable(_) => (StatusCode::BAD_GATEWAY, "PEER_UNREACHABLE"),
+            ApiError::GrantScope(_) => (StatusCode::FORBIDDEN, "GRANT_SCOPE_MISMATCH"),
             ApiError::Remote { .. } => (StatusCode::BAD_GATEWAY, "PEER_UNREACHABLE"),
             ApiError::Token(TokenRejection::NotRecognized) => {
                 (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
@@ -126,6 +130,7 @@ impl ApiError {
             }
             ApiError::IllegalTransition(e) => json!({ "from": e.from, "to": e.to }),
             ApiError::Token(_) => json!({ "field": "acceptance_token" }),
+            ApiError::GrantScope(d) => json!({ "dimension": d.dimension }),
             _ => json!({}),
         }
     }

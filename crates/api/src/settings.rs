@@ -58,6 +58,8 @@ struct RawSettings {
     allow_plaintext_fallback: bool,
     federation_tls_cert_file: Option<String>,
     federation_tls_key_file: Option<String>,
+    resource_kinds: String,
+    trusted_proxies: String,
 }
 
 impl Default for RawSettings {
@@ -84,6 +86,8 @@ impl Default for RawSettings {
             allow_plaintext_fallback: false,
             federation_tls_cert_file: None,
             federation_tls_key_file: None,
+            resource_kinds: "sdwan_config".to_owned(),
+            trusted_proxies: String::new(),
         }
     }
 }
@@ -119,6 +123,10 @@ pub struct Settings {
     pub allow_plaintext_fallback: bool,
     /// Operator-provided listener certificate and key (PEM); must chain to our CA.
     pub federation_tls_files: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// Declared kinds of shared resources; anything else is 422.
+    pub resource_kinds: Vec<String>,
+    /// Proxies whose `X-Forwarded-For` is believed for a grant's source address.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -299,6 +307,18 @@ pub const REFERENCE: &[SettingDoc] = &[
         doc: "its PEM private key",
         secret: false,
     },
+    SettingDoc {
+        key: "resource_kinds",
+        default: Some("sdwan_config"),
+        doc: "comma list of declared shared-resource kinds; others answer 422",
+        secret: false,
+    },
+    SettingDoc {
+        key: "trusted_proxies",
+        default: Some(""),
+        doc: "comma list of proxy CIDRs whose X-Forwarded-For is believed for grant source_ip checks; empty = the TCP peer address only",
+        secret: false,
+    },
 ];
 
 /// The serialised defaults, for the reference drift check.
@@ -444,6 +464,24 @@ impl Settings {
             allow_drill_mode: raw.allow_drill_mode,
             federation_listen: raw.federation_listen,
             allow_plaintext_fallback: raw.allow_plaintext_fallback,
+            resource_kinds: raw
+                .resource_kinds
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            trusted_proxies: raw
+                .trusted_proxies
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    powernode_domain::grant::parse_cidr(p).map_err(|e| {
+                        SettingsError::Invalid(format!("POWERNODE_TRUSTED_PROXIES: {e}"))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
             federation_tls_files: match (raw.federation_tls_cert_file, raw.federation_tls_key_file)
             {
                 (None, None) => None,

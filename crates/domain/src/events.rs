@@ -75,6 +75,12 @@ pub enum EventKind {
     CertificateIssued,
     CertificateRenewed,
     CertificateRevoked,
+    /// `federation.grant.issued`, `.renewed`, `.revoked` (source `federation_grant`).
+    GrantIssued,
+    GrantRenewed,
+    GrantRevoked,
+    /// A peer wrote a shared resource under a grant.
+    ResourceUpdated,
 }
 
 impl fmt::Display for EventKind {
@@ -87,6 +93,10 @@ impl fmt::Display for EventKind {
             EventKind::CertificateIssued => f.write_str("federation.certificate.issued"),
             EventKind::CertificateRenewed => f.write_str("federation.certificate.renewed"),
             EventKind::CertificateRevoked => f.write_str("federation.certificate.revoked"),
+            EventKind::GrantIssued => f.write_str("federation.grant.issued"),
+            EventKind::GrantRenewed => f.write_str("federation.grant.renewed"),
+            EventKind::GrantRevoked => f.write_str("federation.grant.revoked"),
+            EventKind::ResourceUpdated => f.write_str("federation.resource.updated"),
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod config;
 pub mod events;
+pub mod grant;
 pub mod liveness;
 pub mod peer;
 pub mod schedule;

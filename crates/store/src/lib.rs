@@ -2,6 +2,7 @@
 
 pub mod certificates;
 pub mod events;
+pub mod grants;
 pub mod identity;
 pub mod migrate;
 pub mod operators;

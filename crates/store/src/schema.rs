@@ -14,6 +14,27 @@ diesel::table! {
 }
 
 diesel::table! {
+    grants (id) {
+        id -> Uuid,
+        peer_id -> Uuid,
+        token_digest -> Text,
+        resource_kind -> Text,
+        resource_id -> Nullable<Text>,
+        permission_scopes -> Array<Nullable<Text>>,
+        node_instance_ids -> Array<Nullable<Text>>,
+        sdwan_network_ids -> Array<Nullable<Text>>,
+        source_cidrs -> Array<Nullable<Text>>,
+        expires_at -> Timestamptz,
+        auto_renew -> Bool,
+        revoked_at -> Nullable<Timestamptz>,
+        revocation_reason -> Nullable<Text>,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     instance_identity (singleton) {
         singleton -> Bool,
         instance_id -> Uuid,
@@ -100,6 +121,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    shared_resources (kind, id) {
+        kind -> Text,
+        id -> Text,
+        document -> Jsonb,
+        version -> Int4,
+        updated_by_peer -> Nullable<Uuid>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     worker_schedule_status (schedule) {
         schedule -> Text,
         job -> Text,
@@ -115,14 +147,17 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(grants -> peers (peer_id));
 diesel::joinable!(peer_certificates -> peers (peer_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     fleet_events,
+    grants,
     instance_identity,
     operators,
     peer_certificates,
     peers,
     server_certificates,
+    shared_resources,
     worker_schedule_status,
 );

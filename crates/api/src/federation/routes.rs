@@ -26,7 +26,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(accept)
             .service(handshake)
             .service(heartbeat)
-            .service(renew),
+            .service(renew)
+            .service(read_resource)
+            .service(write_resource),
     );
 }
 
@@ -526,4 +528,202 @@ pub async fn renew(
         "ca_chain_pem": identity.ca_cert_pem,
         "not_after": issued.not_after.format(&time::format_description::well_known::Rfc3339).ok(),
     })))
+}
+
+/// The grant presented with a peer call, resolved and bound to the authenticated peer, in
+/// SPEC §6 order (after the mTLS chain).
+async fn resolve_grant(
+    state: &AppState,
+    req: &HttpRequest,
+    peer: &powernode_store::peers::Peer,
+) -> Result<powernode_store::grants::GrantRow, ApiError> {
+    let token =
+        crate::auth::bearer(req).ok_or(ApiError::Unauthorized("Bearer grant token required"))?;
+    let well_formed = token
+        .strip_prefix("fg-")
+        .and_then(|u| Uuid::parse_str(u).ok())
+        .is_some();
+    let digest = powernode_domain::token::sha256_hex(token.as_bytes());
+    let grant = if well_formed {
+        db::run(&state.pool, move |conn| {
+            powernode_store::grants::by_token_digest(conn, &digest)
+        })
+        .await
+        .map_err(|e| internal("grant lookup failed", e))?
+    } else {
+        None
+    };
+    let grant = grant.ok_or(ApiError::Unauthorized("Grant token does not resolve"))?;
+    if grant.peer_id != peer.id {
+        return Err(ApiError::Unauthorized(
+            "Grant belongs to a different federation peer",
+        ));
+    }
+    Ok(grant)
+}
+
+/// The caller's address: the TCP peer, or `X-Forwarded-For`'s first entry when the TCP peer
+/// is a configured trusted proxy.
+fn source_ip(state: &AppState, req: &HttpRequest) -> Option<std::net::IpAddr> {
+    let tcp = req.peer_addr()?.ip();
+    if state
+        .settings
+        .trusted_proxies
+        .iter()
+        .any(|p| p.contains(&tcp))
+        && let Some(forwarded) = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse().ok())
+    {
+        return Some(forwarded);
+    }
+    Some(tcp)
+}
+
+/// Authorises a resource call: grant, declared kind (422), then the scope dimensions (403).
+async fn authorize(
+    state: &AppState,
+    req: &HttpRequest,
+    auth: &PeerAuth,
+    kind: &str,
+    id: &str,
+    scope: powernode_domain::grant::Scope,
+) -> Result<(), ApiError> {
+    use powernode_domain::grant;
+    let peer = &auth.0.peer;
+    let row = resolve_grant(state, req, peer).await?;
+    if !state.settings.resource_kinds.iter().any(|k| k == kind) {
+        return Err(ApiError::validation("kind", "unknown")
+            .with_message(format!("unknown resource kind {kind}")));
+    }
+    let now = crate::services::peers::database_now(state).await?;
+    let instance = peer.remote_instance_id.map(|i| i.to_string());
+    let network = req
+        .headers()
+        .get("x-sdwan-network")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let ip = source_ip(state, req).ok_or_else(|| internal("grant", "no peer address"))?;
+    let ctx = grant::Context {
+        resource_kind: kind,
+        resource_id: id,
+        scope,
+        instance_id: instance.as_deref(),
+        network: network.as_deref(),
+        source_ip: ip,
+        now,
+    };
+    let g = crate::routes::grants::scope_of(&row);
+    match grant::decide(&g, &ctx) {
+        Ok(()) => {
+            metrics::counter!("powernode_grant_decisions_total", "result" => "allowed", "dimension" => "none").increment(1);
+            Ok(())
+        }
+        Err(denial) => {
+            metrics::counter!("powernode_grant_decisions_total", "result" => "denied", "dimension" => denial.dimension.as_ref().to_owned()).increment(1);
+            let checks: Vec<String> = grant::explain(&g, &ctx)
+                .into_iter()
+                .map(|c| {
+                    format!(
+                        "{}={} ({})",
+                        c.dimension,
+                        if c.ok { "ok" } else { "failed" },
+                        c.why
+                    )
+                })
+                .collect();
+            tracing::warn!(
+                grant_id = %row.id,
+                peer_id = %peer.id,
+                kind,
+                id,
+                scope = %scope,
+                checks = %checks.join("; "),
+                "grant denied: {denial}"
+            );
+            Err(ApiError::GrantScope(denial))
+        }
+    }
+}
+
+/// A peer reads a shared resource under a grant with `read`.
+#[get("/resources/{kind}/{id}")]
+pub async fn read_resource(
+    auth: PeerAuth,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (kind, id) = path.into_inner();
+    authorize(
+        &state,
+        &req,
+        &auth,
+        &kind,
+        &id,
+        powernode_domain::grant::Scope::Read,
+    )
+    .await?;
+    let (k, i) = (kind.clone(), id.clone());
+    let found = db::run(&state.pool, move |conn| {
+        powernode_store::grants::get_resource(conn, &k, &i)
+    })
+    .await
+    .map_err(|e| internal("resource read failed", e))?
+    .ok_or_else(|| ApiError::NotFound(format!("resource {kind}/{id} not found")))?;
+    Ok(ok(
+        json!({ "kind": found.kind, "id": found.id, "version": found.version, "document": found.document }),
+    ))
+}
+
+/// A peer writes a shared resource under a grant with `write` (new version + event).
+#[actix_web::put("/resources/{kind}/{id}")]
+pub async fn write_resource(
+    auth: PeerAuth,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let (kind, id) = path.into_inner();
+    authorize(
+        &state,
+        &req,
+        &auth,
+        &kind,
+        &id,
+        powernode_domain::grant::Scope::Write,
+    )
+    .await?;
+    let peer_id = auth.0.peer.id;
+    let doc = body.into_inner();
+    let stored = db::run(&state.pool, move |conn| {
+        use diesel::Connection;
+        conn.transaction(|conn| {
+            let stored =
+                powernode_store::grants::put_resource(conn, &kind, &id, &doc, Some(peer_id))?;
+            let payload =
+                json!({ "kind": stored.kind, "id": stored.id, "version": stored.version });
+            powernode_store::events::insert(
+                conn,
+                &powernode_store::events::NewEvent {
+                    kind: powernode_domain::events::EventKind::ResourceUpdated,
+                    severity: powernode_domain::events::Severity::Low,
+                    source: powernode_domain::events::EventSource::FederationGrant,
+                    peer_id: Some(peer_id),
+                    payload: &payload,
+                    correlation_id: None,
+                },
+            )?;
+            Ok(stored)
+        })
+    })
+    .await
+    .map_err(|e| internal("resource write failed", e))?;
+    Ok(ok(
+        json!({ "kind": stored.kind, "id": stored.id, "version": stored.version }),
+    ))
 }

@@ -3,6 +3,7 @@
 //! very registration and cannot miss a route.
 
 pub mod events;
+pub mod grants;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
@@ -40,7 +41,16 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(peers::regenerate_token)
                 .service(peers::suspend)
                 .service(peers::resume)
-                .service(peers::revoke),
+                .service(peers::revoke)
+                .service(grants::issue)
+                .service(grants::list)
+                .service(grants::show)
+                .service(grants::revoke)
+                .service(grants::renew)
+                .service(grants::explain)
+                .service(grants::get_resource)
+                .service(grants::put_resource)
+                .service(grants::delete_resource),
         )
         .service(scope("/api/v1/system/fleet").service(events::list))
         .service(

@@ -1,0 +1,288 @@
+//! `grants` and `shared_resources` (SPEC §6).
+
+use diesel::prelude::*;
+use serde_json::Value;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::StoreError;
+use crate::events::{self as fleet, NewEvent};
+use crate::schema::{grants, shared_resources};
+use powernode_domain::events::{EventKind, EventSource, Severity};
+
+#[derive(Queryable, Selectable, Debug, Clone)]
+#[diesel(table_name = grants, check_for_backend(diesel::pg::Pg))]
+pub struct GrantRow {
+    pub id: Uuid,
+    pub peer_id: Uuid,
+    #[diesel(column_name = token_digest)]
+    pub token_digest: String,
+    pub resource_kind: String,
+    pub resource_id: Option<String>,
+    pub permission_scopes: Vec<Option<String>>,
+    pub node_instance_ids: Vec<Option<String>>,
+    pub sdwan_network_ids: Vec<Option<String>>,
+    pub source_cidrs: Vec<Option<String>>,
+    pub expires_at: OffsetDateTime,
+    pub auto_renew: bool,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub revocation_reason: Option<String>,
+    pub created_by: Option<Uuid>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// Flattens a text[] column (its elements are never NULL: a CHECK forbids it).
+pub fn texts(v: &[Option<String>]) -> Vec<String> {
+    v.iter().flatten().cloned().collect()
+}
+
+pub struct NewGrant<'a> {
+    pub peer_id: Uuid,
+    pub token_digest: &'a str,
+    pub resource_kind: &'a str,
+    pub resource_id: Option<&'a str>,
+    pub permission_scopes: &'a [String],
+    pub node_instance_ids: &'a [String],
+    pub sdwan_network_ids: &'a [String],
+    pub source_cidrs: &'a [String],
+    pub ttl_days: u32,
+    pub auto_renew: bool,
+    pub created_by: Option<Uuid>,
+}
+
+fn some(v: &[String]) -> Vec<Option<String>> {
+    v.iter().cloned().map(Some).collect()
+}
+
+fn event(
+    conn: &mut PgConnection,
+    kind: EventKind,
+    g: &GrantRow,
+    extra: Value,
+) -> Result<(), StoreError> {
+    let mut payload = serde_json::json!({
+        "grant_id": g.id,
+        "resource_kind": g.resource_kind,
+        "resource_id": g.resource_id,
+        "expires_at": g.expires_at.format(&time::format_description::well_known::Rfc3339).ok(),
+    });
+    if let (Value::Object(p), Value::Object(e)) = (&mut payload, extra) {
+        p.extend(e);
+    }
+    fleet::insert(
+        conn,
+        &NewEvent {
+            kind,
+            severity: Severity::Low,
+            source: EventSource::FederationGrant,
+            peer_id: Some(g.peer_id),
+            payload: &payload,
+            correlation_id: None,
+        },
+    )?;
+    Ok(())
+}
+
+/// Issues a grant (expiry by the database clock) and records `federation.grant.issued`.
+pub fn issue(conn: &mut PgConnection, g: &NewGrant<'_>) -> Result<GrantRow, StoreError> {
+    conn.transaction(|conn| {
+        let now = crate::database_now(conn)?;
+        let row: GrantRow = diesel::insert_into(grants::table)
+            .values((
+                grants::id.eq(Uuid::new_v4()),
+                grants::peer_id.eq(g.peer_id),
+                grants::token_digest.eq(g.token_digest),
+                grants::resource_kind.eq(g.resource_kind),
+                grants::resource_id.eq(g.resource_id),
+                grants::permission_scopes.eq(some(g.permission_scopes)),
+                grants::node_instance_ids.eq(some(g.node_instance_ids)),
+                grants::sdwan_network_ids.eq(some(g.sdwan_network_ids)),
+                grants::source_cidrs.eq(some(g.source_cidrs)),
+                grants::expires_at.eq(now + time::Duration::days(i64::from(g.ttl_days))),
+                grants::auto_renew.eq(g.auto_renew),
+                grants::created_by.eq(g.created_by),
+            ))
+            .returning(GrantRow::as_returning())
+            .get_result(conn)?;
+        event(
+            conn,
+            EventKind::GrantIssued,
+            &row,
+            serde_json::json!({ "operator_id": g.created_by }),
+        )?;
+        Ok(row)
+    })
+}
+
+pub fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<GrantRow>, StoreError> {
+    Ok(grants::table
+        .find(id)
+        .select(GrantRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn by_token_digest(
+    conn: &mut PgConnection,
+    digest: &str,
+) -> Result<Option<GrantRow>, StoreError> {
+    Ok(grants::table
+        .filter(grants::token_digest.eq(digest))
+        .select(GrantRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Lifecycle filter of `list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    Active,
+    Expired,
+    Revoked,
+}
+
+pub fn list(
+    conn: &mut PgConnection,
+    peer_id: Option<Uuid>,
+    lifecycle: Option<Lifecycle>,
+) -> Result<Vec<GrantRow>, StoreError> {
+    let mut q = grants::table.select(GrantRow::as_select()).into_boxed();
+    if let Some(p) = peer_id {
+        q = q.filter(grants::peer_id.eq(p));
+    }
+    q = match lifecycle {
+        None => q,
+        Some(Lifecycle::Revoked) => q.filter(grants::revoked_at.is_not_null()),
+        Some(Lifecycle::Expired) => q
+            .filter(grants::revoked_at.is_null())
+            .filter(grants::expires_at.le(crate::now())),
+        Some(Lifecycle::Active) => q
+            .filter(grants::revoked_at.is_null())
+            .filter(grants::expires_at.gt(crate::now())),
+    };
+    Ok(q.order((grants::created_at.desc(), grants::id.desc()))
+        .load(conn)?)
+}
+
+/// Revokes a live grant; `None` when it does not exist, `Some(Err(()))` when already revoked.
+pub fn revoke(
+    conn: &mut PgConnection,
+    id: Uuid,
+    reason: &str,
+    actor: Option<Uuid>,
+) -> Result<Option<Result<GrantRow, GrantRow>>, StoreError> {
+    conn.transaction(|conn| {
+        let Some(current) = grants::table
+            .find(id)
+            .select(GrantRow::as_select())
+            .for_update()
+            .first(conn)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        if current.revoked_at.is_some() {
+            return Ok(Some(Err(current)));
+        }
+        let row: GrantRow = diesel::update(grants::table.find(id))
+            .set((
+                grants::revoked_at.eq(crate::now_nullable()),
+                grants::revocation_reason.eq(reason),
+                grants::updated_at.eq(crate::now()),
+            ))
+            .returning(GrantRow::as_returning())
+            .get_result(conn)?;
+        event(
+            conn,
+            EventKind::GrantRevoked,
+            &row,
+            serde_json::json!({ "reason": reason, "operator_id": actor }),
+        )?;
+        Ok(Some(Ok(row)))
+    })
+}
+
+/// Moves a live grant's expiry to `ttl_days` from now; `None` when missing or revoked.
+pub fn renew(
+    conn: &mut PgConnection,
+    id: Uuid,
+    ttl_days: u32,
+    actor: Option<Uuid>,
+) -> Result<Option<GrantRow>, StoreError> {
+    conn.transaction(|conn| {
+        let now = crate::database_now(conn)?;
+        let row: Option<GrantRow> =
+            diesel::update(grants::table.find(id).filter(grants::revoked_at.is_null()))
+                .set((
+                    grants::expires_at.eq(now + time::Duration::days(i64::from(ttl_days))),
+                    grants::updated_at.eq(crate::now()),
+                ))
+                .returning(GrantRow::as_returning())
+                .get_result(conn)
+                .optional()?;
+        if let Some(r) = &row {
+            event(
+                conn,
+                EventKind::GrantRenewed,
+                r,
+                serde_json::json!({ "operator_id": actor }),
+            )?;
+        }
+        Ok(row)
+    })
+}
+
+#[derive(Queryable, Selectable, Debug, Clone)]
+#[diesel(table_name = shared_resources, check_for_backend(diesel::pg::Pg))]
+pub struct Resource {
+    pub kind: String,
+    pub id: String,
+    pub document: Value,
+    pub version: i32,
+    pub updated_by_peer: Option<Uuid>,
+    pub updated_at: OffsetDateTime,
+}
+
+pub fn get_resource(
+    conn: &mut PgConnection,
+    kind: &str,
+    id: &str,
+) -> Result<Option<Resource>, StoreError> {
+    Ok(shared_resources::table
+        .find((kind, id))
+        .select(Resource::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Creates or replaces a document, bumping its version.
+pub fn put_resource(
+    conn: &mut PgConnection,
+    kind: &str,
+    id: &str,
+    document: &Value,
+    by_peer: Option<Uuid>,
+) -> Result<Resource, StoreError> {
+    Ok(diesel::insert_into(shared_resources::table)
+        .values((
+            shared_resources::kind.eq(kind),
+            shared_resources::id.eq(id),
+            shared_resources::document.eq(document),
+            shared_resources::updated_by_peer.eq(by_peer),
+        ))
+        .on_conflict((shared_resources::kind, shared_resources::id))
+        .do_update()
+        .set((
+            shared_resources::document.eq(document),
+            shared_resources::version.eq(shared_resources::version + 1),
+            shared_resources::updated_by_peer.eq(by_peer),
+            shared_resources::updated_at.eq(crate::now()),
+        ))
+        .returning(Resource::as_returning())
+        .get_result(conn)?)
+}
+
+pub fn delete_resource(conn: &mut PgConnection, kind: &str, id: &str) -> Result<bool, StoreError> {
+    Ok(diesel::delete(shared_resources::table.find((kind, id))).execute(conn)? == 1)
+}

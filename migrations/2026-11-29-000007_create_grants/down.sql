@@ -1,0 +1,2 @@
+DROP TABLE shared_resources;
+DROP TABLE grants;
