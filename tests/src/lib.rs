@@ -5,6 +5,8 @@
     reason = "test helpers fail loudly with a message"
 )]
 
+pub mod federation;
+
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};

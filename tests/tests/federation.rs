@@ -2,96 +2,8 @@
 //! real mTLS with certificates from their own CAs (issue #4).
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
-use powernode_tests::{
-    TestApp, TestDb, WORKER_TOKEN, admin_token, free_port, settings_from, spawn_app,
-};
+use powernode_tests::federation::{Instance, PEERS, instance, pinned_client, post};
 use serde_json::{Value, json};
-
-const PEERS: &str = "/api/v1/system/federation/peers";
-
-struct Instance {
-    db: TestDb,
-    app: TestApp,
-    admin: String,
-    public_url: String,
-    master_key: String,
-}
-
-async fn instance() -> Instance {
-    let db = TestDb::new();
-    let admin = admin_token(&mut db.conn());
-    let port = free_port();
-    let public_url = format!("https://127.0.0.1:{port}");
-    let master_key = powernode_tests::master_key_file();
-    let settings = settings_from(&[
-        ("POWERNODE_MASTER_KEY_FILE", master_key.clone()),
-        ("POWERNODE_DATABASE_URL", db.url.clone()),
-        ("POWERNODE_REDIS_URL", powernode_tests::redis_url()),
-        ("POWERNODE_WORKER_TOKEN", WORKER_TOKEN.to_owned()),
-        ("POWERNODE_HTTP_LISTEN", "127.0.0.1:0".to_owned()),
-        ("POWERNODE_FEDERATION_LISTEN", format!("127.0.0.1:{port}")),
-        ("POWERNODE_FEDERATION_PUBLIC_URL", public_url.clone()),
-        ("POWERNODE_ENVIRONMENT", "development".to_owned()),
-    ]);
-    let app = spawn_app(settings).await;
-    Instance {
-        db,
-        app,
-        admin,
-        public_url,
-        master_key,
-    }
-}
-
-impl Instance {
-    async fn worker(&self, path: &str) -> Value {
-        let resp = self
-            .app
-            .client
-            .post(
-                self.app
-                    .url(&format!("/api/v1/system/worker_api/federation/{path}")),
-            )
-            .header("X-Worker-Token", WORKER_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status().as_u16(), 200);
-        resp.json::<Value>().await.unwrap()["data"].clone()
-    }
-
-    async fn only_peer(&self) -> Value {
-        let (status, body) = self.app.get(PEERS, &self.admin).await;
-        assert_eq!(status, 200);
-        let peers = body["data"].as_array().unwrap();
-        assert_eq!(peers.len(), 1, "{body}");
-        peers[0].clone()
-    }
-
-    async fn ready(&self) {
-        let client = reqwest::Client::builder()
-            .danger_accept_invalid_certs(true)
-            .build()
-            .unwrap();
-        let url = format!("{}/api/v1/system/federation_api/ca", self.public_url);
-        powernode_tests::eventually_async(
-            std::time::Duration::from_secs(60),
-            "federation listener",
-            || {
-                let (client, url) = (client.clone(), url.clone());
-                async move {
-                    client
-                        .get(url)
-                        .send()
-                        .await
-                        .ok()
-                        .filter(|r| r.status() == 200)
-                }
-            },
-        )
-        .await;
-    }
-}
 
 #[tokio::test]
 async fn two_instances_federate_from_propose_to_active_both_ways() {
@@ -185,25 +97,6 @@ async fn two_instances_federate_from_propose_to_active_both_ways() {
         "{run}"
     );
     drop((a.db, b.db));
-}
-
-/// A client that trusts `inst`'s CA (pinned, no system roots), optionally with a client identity.
-fn pinned_client(inst: &Instance, identity: Option<reqwest::Identity>) -> reqwest::Client {
-    let ca = powernode_store::identity::get(&mut inst.db.conn())
-        .unwrap()
-        .unwrap()
-        .ca_cert_pem;
-    let mut b = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()]);
-    if let Some(id) = identity {
-        b = b.identity(id);
-    }
-    b.build().unwrap()
-}
-
-async fn post(client: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
-    let resp = client.post(url).json(body).send().await.unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap())
 }
 
 fn csr() -> String {

@@ -1,0 +1,163 @@
+//! Two-instance helpers for federation tests.
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
+use serde_json::Value;
+
+use crate::{TestApp, TestDb, WORKER_TOKEN, admin_token, free_port, settings_from, spawn_app};
+
+pub const PEERS: &str = "/api/v1/system/federation/peers";
+
+pub struct Instance {
+    pub db: TestDb,
+    pub app: TestApp,
+    pub admin: String,
+    pub public_url: String,
+    pub master_key: String,
+}
+
+/// One instance with its own database, admin operator and federation listener.
+pub async fn instance() -> Instance {
+    let db = TestDb::new();
+    let admin = admin_token(&mut db.conn());
+    let port = free_port();
+    let public_url = format!("https://127.0.0.1:{port}");
+    let master_key = crate::master_key_file();
+    let settings = settings_from(&[
+        ("POWERNODE_MASTER_KEY_FILE", master_key.clone()),
+        ("POWERNODE_DATABASE_URL", db.url.clone()),
+        ("POWERNODE_REDIS_URL", crate::redis_url()),
+        ("POWERNODE_WORKER_TOKEN", WORKER_TOKEN.to_owned()),
+        ("POWERNODE_HTTP_LISTEN", "127.0.0.1:0".to_owned()),
+        ("POWERNODE_FEDERATION_LISTEN", format!("127.0.0.1:{port}")),
+        ("POWERNODE_FEDERATION_PUBLIC_URL", public_url.clone()),
+        ("POWERNODE_ENVIRONMENT", "development".to_owned()),
+    ]);
+    let app = spawn_app(settings).await;
+    Instance {
+        db,
+        app,
+        admin,
+        public_url,
+        master_key,
+    }
+}
+
+impl Instance {
+    pub async fn worker(&self, path: &str) -> Value {
+        let resp = self
+            .app
+            .client
+            .post(
+                self.app
+                    .url(&format!("/api/v1/system/worker_api/federation/{path}")),
+            )
+            .header("X-Worker-Token", WORKER_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        resp.json::<Value>().await.unwrap()["data"].clone()
+    }
+
+    pub async fn only_peer(&self) -> Value {
+        let (status, body) = self.app.get(PEERS, &self.admin).await;
+        assert_eq!(status, 200);
+        let peers = body["data"].as_array().unwrap();
+        assert_eq!(peers.len(), 1, "{body}");
+        peers[0].clone()
+    }
+
+    pub async fn ready(&self) {
+        let client = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .build()
+            .unwrap();
+        let url = format!("{}/api/v1/system/federation_api/ca", self.public_url);
+        crate::eventually_async(
+            std::time::Duration::from_secs(60),
+            "federation listener",
+            || {
+                let (client, url) = (client.clone(), url.clone());
+                async move {
+                    client
+                        .get(url)
+                        .send()
+                        .await
+                        .ok()
+                        .filter(|r| r.status() == 200)
+                }
+            },
+        )
+        .await;
+    }
+}
+
+/// A client that trusts `inst`'s CA (pinned, no system roots), optionally with a client identity.
+pub fn pinned_client(inst: &Instance, identity: Option<reqwest::Identity>) -> reqwest::Client {
+    let ca = powernode_store::identity::get(&mut inst.db.conn())
+        .unwrap()
+        .unwrap()
+        .ca_cert_pem;
+    let mut b = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()]);
+    if let Some(id) = identity {
+        b = b.identity(id);
+    }
+    b.build().unwrap()
+}
+
+pub async fn post(client: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
+    let resp = client.post(url).json(body).send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+/// `inst`'s client identity for its (only) peer: its outbound certificate and opened key.
+pub fn outbound_identity(inst: &Instance) -> reqwest::Identity {
+    let mut conn = inst.db.conn();
+    let peer = powernode_store::peers::list(&mut conn, None).unwrap()[0].id;
+    let out = powernode_store::certificates::for_peer(&mut conn, peer, "outbound").unwrap();
+    let master =
+        powernode_api::crypto::MasterKey::load(std::path::Path::new(&inst.master_key)).unwrap();
+    let key = master
+        .open(
+            powernode_api::ca::CLIENT_KEY_CONTEXT,
+            out[0].key_sealed.as_ref().unwrap(),
+        )
+        .unwrap();
+    reqwest::Identity::from_pkcs8_pem(
+        out[0].cert_pem.as_ref().unwrap().as_bytes(),
+        secrecy::ExposeSecret::expose_secret(&key),
+    )
+    .unwrap()
+}
+
+/// A proposes B, B accepts, B's PeerClient handshakes: both enrolled.
+pub async fn federated_pair() -> (Instance, Instance) {
+    let a = instance().await;
+    let b = instance().await;
+    a.ready().await;
+    b.ready().await;
+    let (_, proposed) = a
+        .app
+        .post(
+            PEERS,
+            &a.admin,
+            serde_json::json!({"remote_instance_url": b.public_url, "spawn_role": "parent"}),
+        )
+        .await;
+    let token = proposed["data"]["acceptance_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = b
+        .app
+        .post(
+            &format!("{PEERS}/accept"),
+            &b.admin,
+            serde_json::json!({"acceptance_token": token}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    b.worker("peer_heartbeats").await;
+    (a, b)
+}

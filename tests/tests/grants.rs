@@ -1,0 +1,340 @@
+//! Grants and the federation resource API over real mTLS (issue #5, in progress).
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+use powernode_tests::columns_containing;
+use powernode_tests::federation::{PEERS, federated_pair, outbound_identity, pinned_client};
+use serde_json::{Value, json};
+
+async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    bearer: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = client.request(method, url);
+    if let Some(b) = bearer {
+        req = req.bearer_auth(b);
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn grant_checks_answer_in_spec_order_from_a_real_client_certificate() {
+    let (a, b) = federated_pair().await;
+    let a_peer = a.only_peer().await;
+    let b_instance = a_peer["remote_instance_id"].as_str().unwrap().to_owned();
+    let a_peer_id = a_peer["id"].as_str().unwrap().to_owned();
+    // A publishes a document and grants B read on it, from B's instance, on overlay-1, from loopback.
+    let (status, _) = a
+        .app
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/system/federation/resources/sdwan_config/net-1",
+            Some(&a.admin),
+            Some(json!({"v": 1})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, issued) = a
+        .app
+        .post(&format!("{PEERS}/{a_peer_id}/grants"), &a.admin, json!({
+            "resource_kind": "sdwan_config", "resource_id": "net-1", "permission_scopes": ["read"],
+            "node_instance_ids": [b_instance], "sdwan_network_ids": ["overlay-1"], "source_cidrs": ["127.0.0.0/8"]
+        }))
+        .await;
+    assert_eq!(status, 201, "{issued}");
+    let token = issued["data"]["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("fg-"));
+    let grant_id = issued["data"]["grant"]["id"].as_str().unwrap().to_owned();
+
+    let client = pinned_client(&a, Some(outbound_identity(&b)));
+    let url = |kind: &str, id: &str| {
+        format!(
+            "{}/api/v1/system/federation_api/resources/{kind}/{id}",
+            a.public_url
+        )
+    };
+    let net = [("X-Sdwan-Network", "overlay-1")];
+    let get = reqwest::Method::GET;
+
+    let (s, r) = call(
+        &client,
+        get.clone(),
+        &url("sdwan_config", "net-1"),
+        None,
+        &net,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, r["error"].as_str()),
+        (401, Some("Bearer grant token required"))
+    );
+    let (s, r) = call(
+        &client,
+        get.clone(),
+        &url("sdwan_config", "net-1"),
+        Some("fg-not-a-uuid"),
+        &net,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, r["error"].as_str()),
+        (401, Some("Grant token does not resolve"))
+    );
+    let (s, r) = call(
+        &client,
+        get.clone(),
+        &url("sdwan_config", "net-1"),
+        Some(&format!("fg-{}", uuid::Uuid::new_v4())),
+        &net,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, r["error"].as_str()),
+        (401, Some("Grant token does not resolve"))
+    );
+
+    // Another peer's grant (C, proposed on A) presented by B.
+    let (_, c) = a
+        .app
+        .post(
+            PEERS,
+            &a.admin,
+            json!({"remote_instance_url": "https://c.example.com", "spawn_role": "child"}),
+        )
+        .await;
+    let c_id = c["data"]["peer"]["id"].as_str().unwrap().to_owned();
+    let (_, c_grant) = a
+        .app
+        .post(
+            &format!("{PEERS}/{c_id}/grants"),
+            &a.admin,
+            json!({"resource_kind": "sdwan_config", "permission_scopes": ["read"]}),
+        )
+        .await;
+    let (s, r) = call(
+        &client,
+        get.clone(),
+        &url("sdwan_config", "net-1"),
+        c_grant["data"]["token"].as_str(),
+        &net,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, r["error"].as_str()),
+        (401, Some("Grant belongs to a different federation peer"))
+    );
+
+    let (s, r) = call(
+        &client,
+        get.clone(),
+        &url("nope", "net-1"),
+        Some(&token),
+        &net,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, r["error"].as_str()),
+        (422, Some("unknown resource kind nope"))
+    );
+
+    let (s, r) = call(
+        &client,
+        get.clone(),
+        &url("sdwan_config", "net-1"),
+        Some(&token),
+        &net,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["data"]["document"], json!({"v": 1}));
+
+    let expect_403 = |r: &Value, dimension: &str, error: &str| {
+        assert_eq!(r["code"], "GRANT_SCOPE_MISMATCH", "{r}");
+        assert_eq!(r["details"]["dimension"], dimension, "{r}");
+        assert_eq!(r["error"], error, "{r}");
+    };
+    let (s, r) = call(
+        &client,
+        get.clone(),
+        &url("sdwan_config", "net-2"),
+        Some(&token),
+        &net,
+        None,
+    )
+    .await;
+    assert_eq!(s, 403);
+    expect_403(
+        &r,
+        "resource_id",
+        "grant scope mismatch: resource_id net-2 not allowed",
+    );
+    let (s, r) = call(
+        &client,
+        get.clone(),
+        &url("sdwan_config", "net-1"),
+        Some(&token),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(s, 403);
+    expect_403(
+        &r,
+        "network",
+        "grant scope mismatch: network (none) not allowed",
+    );
+    // X-Forwarded-For from an untrusted address is ignored.
+    let (_, spoof) = a
+        .app
+        .post(&format!("{PEERS}/{a_peer_id}/grants"), &a.admin, json!({"resource_kind": "sdwan_config", "permission_scopes": ["read"], "source_cidrs": ["10.0.0.0/8"]}))
+        .await;
+    let (s, r) = call(
+        &client,
+        get.clone(),
+        &url("sdwan_config", "net-1"),
+        spoof["data"]["token"].as_str(),
+        &[("X-Forwarded-For", "10.9.9.9")],
+        None,
+    )
+    .await;
+    assert_eq!(s, 403);
+    expect_403(
+        &r,
+        "source_ip",
+        "grant scope mismatch: source_ip 127.0.0.1 not allowed",
+    );
+
+    // A read grant cannot write; the document is unchanged.
+    let (s, r) = call(
+        &client,
+        reqwest::Method::PUT,
+        &url("sdwan_config", "net-1"),
+        Some(&token),
+        &net,
+        Some(json!({"v": 2})),
+    )
+    .await;
+    assert_eq!(s, 403);
+    expect_403(
+        &r,
+        "permission",
+        "grant scope mismatch: permission write not allowed",
+    );
+    let (_, doc) = a
+        .app
+        .get(
+            "/api/v1/system/federation/resources/sdwan_config/net-1",
+            &a.admin,
+        )
+        .await;
+    assert_eq!(
+        (
+            doc["data"]["document"].clone(),
+            doc["data"]["version"].clone()
+        ),
+        (json!({"v": 1}), json!(1))
+    );
+
+    // explain agrees with the live decisions above.
+    for (network, allowed) in [(Some("overlay-1"), true), (None, false)] {
+        let (_, e) = a
+            .app
+            .post(
+                &format!("/api/v1/system/federation/grants/{grant_id}/explain"),
+                &a.admin,
+                json!({
+                    "resource_kind": "sdwan_config", "resource_id": "net-1", "scope": "read",
+                    "instance_id": b_instance, "network": network, "source_ip": "127.0.0.1"
+                }),
+            )
+            .await;
+        assert_eq!(e["data"]["allowed"], allowed, "{e}");
+        assert_eq!(e["data"]["checks"].as_array().unwrap().len(), 8);
+    }
+
+    // A missing resource is 404 only once every check passed.
+    let (_, wide) = a
+        .app
+        .post(
+            &format!("{PEERS}/{a_peer_id}/grants"),
+            &a.admin,
+            json!({"resource_kind": "sdwan_config", "permission_scopes": ["read", "write"]}),
+        )
+        .await;
+    let wide_token = wide["data"]["token"].as_str().unwrap().to_owned();
+    let (s, _) = call(
+        &client,
+        get.clone(),
+        &url("sdwan_config", "missing"),
+        Some(&wide_token),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (s, r) = call(
+        &client,
+        reqwest::Method::PUT,
+        &url("sdwan_config", "net-1"),
+        Some(&wide_token),
+        &[],
+        Some(json!({"v": 3})),
+    )
+    .await;
+    assert_eq!((s, &r["data"]["version"]), (200, &json!(2)), "{r}");
+
+    // Revoke, then the very next call is refused.
+    let (s, _) = a
+        .app
+        .post(
+            &format!("/api/v1/system/federation/grants/{grant_id}/revoke"),
+            &a.admin,
+            json!({"reason": "rotation"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, r) = call(
+        &client,
+        get.clone(),
+        &url("sdwan_config", "net-1"),
+        Some(&token),
+        &net,
+        None,
+    )
+    .await;
+    assert_eq!(s, 403);
+    expect_403(&r, "revoked", "grant scope mismatch: revoked");
+    let (s, _) = a
+        .app
+        .post(
+            &format!("/api/v1/system/federation/grants/{grant_id}/revoke"),
+            &a.admin,
+            json!({"reason": "again"}),
+        )
+        .await;
+    assert_eq!(s, 409);
+
+    // Grant tokens never reach a text column.
+    for t in [&token, &wide_token] {
+        assert_eq!(
+            columns_containing(&mut a.db.conn(), t),
+            Vec::<String>::new()
+        );
+    }
+}
