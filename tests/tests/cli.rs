@@ -229,3 +229,87 @@ async fn powernodectl_manages_operators_and_says_what_is_missing() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("cannot reach the API at http://127.0.0.1:1"));
 }
+
+#[tokio::test]
+async fn powernodectl_issues_explains_and_revokes_grants() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let admin = admin_token(&mut conn);
+    let peer = powernode_tests::insert_peer(&mut conn, "active", "platform", Some(5)).to_string();
+    let app = spawn_app(settings(&db)).await;
+    let t = Some(admin.as_str());
+    let out = ctl(
+        &app,
+        t,
+        &[
+            "grant",
+            "issue",
+            &peer,
+            "--kind",
+            "sdwan_config",
+            "--scope",
+            "read",
+            "--network",
+            "overlay-1",
+            "--cidr",
+            "10.0.0.0/8",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = stdout(&out).lines().last().unwrap().trim().to_owned();
+    assert!(token.starts_with("fg-"), "{}", stdout(&out));
+    let out = ctl(
+        &app,
+        t,
+        &[
+            "--json",
+            "grant",
+            "list",
+            "--peer",
+            &peer,
+            "--lifecycle",
+            "active",
+        ],
+    )
+    .await;
+    let list: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+    assert!(!stdout(&out).contains(&token));
+
+    let out = ctl(
+        &app,
+        t,
+        &[
+            "grant",
+            "explain",
+            &id,
+            "--kind",
+            "sdwan_config",
+            "--resource-id",
+            "net-1",
+            "--network",
+            "overlay-2",
+            "--source-ip",
+            "10.1.1.1",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("FAILED") && text.contains("network overlay-2 not in the allowlist"),
+        "{text}"
+    );
+    assert!(
+        text.trim_end()
+            .ends_with("grant scope mismatch: network overlay-2 not allowed"),
+        "{text}"
+    );
+
+    let out = ctl(&app, t, &["grant", "revoke", &id, "--reason", "rotation"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = ctl(&app, t, &["grant", "revoke", &id, "--reason", "again"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("409 CONFLICT"), "{}", stderr(&out));
+}

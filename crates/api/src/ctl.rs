@@ -42,6 +42,9 @@ pub enum Command {
     /// Federation with other instances.
     #[command(subcommand)]
     Federation(FederationCommand),
+    /// Grants of scoped access to shared resources.
+    #[command(subcommand)]
+    Grant(GrantCommand),
     /// Fleet events, newest first.
     Events(EventsArgs),
     /// Operators and their tokens (needs system.operators.admin).
@@ -52,6 +55,69 @@ pub enum Command {
     /// Worker schedules as the workers report them.
     #[command(subcommand)]
     Worker(WorkerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GrantCommand {
+    /// Issue a grant to a peer; prints its bearer token once.
+    Issue {
+        /// The peer (its id on this instance).
+        peer: String,
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        resource_id: Option<String>,
+        /// Repeat: read, write.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        #[arg(long = "instance")]
+        instances: Vec<String>,
+        #[arg(long = "network")]
+        networks: Vec<String>,
+        #[arg(long = "cidr")]
+        cidrs: Vec<String>,
+        #[arg(long)]
+        ttl_days: Option<u32>,
+        #[arg(long)]
+        auto_renew: bool,
+    },
+    /// List grants (newest first).
+    List {
+        #[arg(long)]
+        peer: Option<String>,
+        /// active, expired or revoked.
+        #[arg(long)]
+        lifecycle: Option<String>,
+    },
+    Show {
+        id: String,
+    },
+    Revoke {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    Renew {
+        id: String,
+        #[arg(long)]
+        ttl_days: Option<u32>,
+    },
+    /// Every check of a grant against a calling context (the runbook's `applies_to?`).
+    Explain {
+        id: String,
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        resource_id: String,
+        #[arg(long, default_value = "read")]
+        scope: String,
+        #[arg(long)]
+        instance: Option<String>,
+        #[arg(long)]
+        network: Option<String>,
+        #[arg(long)]
+        source_ip: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -419,6 +485,7 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
                     .await?,
             );
         }
+        Command::Grant(g) => run_grant(&client, &out, g).await?,
         Command::Worker(WorkerCommand::Status) => {
             out.worker_status(
                 &client
@@ -433,6 +500,128 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
                     .await?,
             ]));
         }
+    }
+    Ok(())
+}
+
+async fn run_grant(client: &Client, out: &Output, g: GrantCommand) -> Result<(), CtlError> {
+    const GRANTS: &str = "/api/v1/system/federation/grants";
+    let data = match g {
+        GrantCommand::Issue {
+            peer,
+            kind,
+            resource_id,
+            scopes,
+            instances,
+            networks,
+            cidrs,
+            ttl_days,
+            auto_renew,
+        } => {
+            let body = json!({
+                "resource_kind": kind, "resource_id": resource_id, "permission_scopes": scopes,
+                "node_instance_ids": instances, "sdwan_network_ids": networks, "source_cidrs": cidrs,
+                "ttl_days": ttl_days, "auto_renew": auto_renew,
+            });
+            let issued = client
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/system/federation/peers/{peer}/grants"),
+                    Some(body),
+                )
+                .await?;
+            if !out.json {
+                out.grants(&Value::Array(vec![issued["grant"].clone()]));
+                println!("\nBearer token (shown once; hand it to the peer's operator):");
+                println!("{}", text(&issued["token"]));
+                return Ok(());
+            }
+            issued
+        }
+        GrantCommand::List { peer, lifecycle } => {
+            let mut q = Vec::new();
+            if let Some(p) = peer {
+                q.push(format!("peer_id={}", urlencode(&p)));
+            }
+            if let Some(l) = lifecycle {
+                q.push(format!("lifecycle={}", urlencode(&l)));
+            }
+            let path = if q.is_empty() {
+                GRANTS.to_owned()
+            } else {
+                format!("{GRANTS}?{}", q.join("&"))
+            };
+            let list = client.call(Method::GET, &path, None).await?;
+            out.grants(&list);
+            return Ok(());
+        }
+        GrantCommand::Show { id } => {
+            client
+                .call(Method::GET, &format!("{GRANTS}/{id}"), None)
+                .await?
+        }
+        GrantCommand::Revoke { id, reason } => {
+            client
+                .call(
+                    Method::POST,
+                    &format!("{GRANTS}/{id}/revoke"),
+                    Some(json!({ "reason": reason })),
+                )
+                .await?
+        }
+        GrantCommand::Renew { id, ttl_days } => {
+            client
+                .call(
+                    Method::POST,
+                    &format!("{GRANTS}/{id}/renew"),
+                    Some(json!({ "ttl_days": ttl_days })),
+                )
+                .await?
+        }
+        GrantCommand::Explain {
+            id,
+            kind,
+            resource_id,
+            scope,
+            instance,
+            network,
+            source_ip,
+        } => {
+            let body = json!({
+                "resource_kind": kind, "resource_id": resource_id, "scope": scope,
+                "instance_id": instance, "network": network, "source_ip": source_ip,
+            });
+            let e = client
+                .call(Method::POST, &format!("{GRANTS}/{id}/explain"), Some(body))
+                .await?;
+            if !out.json {
+                let mut t = table(&["check", "result", "why"]);
+                for c in e["checks"].as_array().into_iter().flatten() {
+                    let result = if c["ok"] == Value::Bool(true) {
+                        "ok"
+                    } else {
+                        "FAILED"
+                    };
+                    t.add_row([text(&c["dimension"]), result.to_owned(), text(&c["why"])]);
+                }
+                println!("{t}");
+                println!(
+                    "\n{}",
+                    if e["allowed"] == Value::Bool(true) {
+                        "allowed".to_owned()
+                    } else {
+                        text(&e["denial"]["error"])
+                    }
+                );
+                return Ok(());
+            }
+            e
+        }
+    };
+    if out.json {
+        out.print_json(&data);
+    } else {
+        out.grants(&Value::Array(vec![data]));
     }
     Ok(())
 }
@@ -635,6 +824,27 @@ impl Output {
         let mut t = table(&keys);
         for s in data.as_array().into_iter().flatten() {
             t.add_row(keys.map(|k| text(&s[k])));
+        }
+        println!("{t}");
+    }
+
+    fn grants(&self, data: &Value) {
+        if self.json {
+            return self.print_json(data);
+        }
+        let keys = [
+            "id",
+            "peer_id",
+            "resource_kind",
+            "resource_id",
+            "permission_scopes",
+            "expires_at",
+            "auto_renew",
+            "revoked_at",
+        ];
+        let mut t = table(&keys);
+        for g in data.as_array().into_iter().flatten() {
+            t.add_row(keys.map(|k| text(&g[k])));
         }
         println!("{t}");
     }
