@@ -338,3 +338,77 @@ async fn grant_checks_answer_in_spec_order_from_a_real_client_certificate() {
         );
     }
 }
+
+#[tokio::test]
+async fn auto_renewal_renews_only_live_peers_auto_renew_grants_near_expiry() {
+    use diesel::RunQueryDsl;
+    let db = powernode_tests::TestDb::new();
+    let mut conn = db.conn();
+    let admin = powernode_tests::admin_token(&mut conn);
+    let app = powernode_tests::spawn_app(powernode_tests::settings(&db)).await;
+    let active = powernode_tests::insert_peer(&mut conn, "active", "platform", Some(5));
+    let suspended = powernode_tests::insert_peer(&mut conn, "suspended", "platform", Some(5));
+    let issue = |peer: uuid::Uuid, auto: bool| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            let (s, g) = app
+                .post(&format!("{PEERS}/{peer}/grants"), admin, json!({"resource_kind": "sdwan_config", "permission_scopes": ["read"], "auto_renew": auto}))
+                .await;
+            assert_eq!(s, 201);
+            g["data"]["grant"]["id"]
+                .as_str()
+                .unwrap()
+                .parse::<uuid::Uuid>()
+                .unwrap()
+        }
+    };
+    let due = issue(active, true).await;
+    let not_auto = issue(active, false).await;
+    let not_due = issue(active, true).await;
+    let suspended_grant = issue(suspended, true).await;
+    for (id, days) in [(due, 3), (not_auto, 3), (not_due, 20), (suspended_grant, 3)] {
+        diesel::sql_query(format!(
+            "UPDATE grants SET expires_at = now() + interval '{days} days' WHERE id = $1"
+        ))
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .execute(&mut conn)
+        .unwrap();
+    }
+    let resp = app
+        .client
+        .post(app.url("/api/v1/system/worker_api/federation/grant_maintenance"))
+        .header("X-Worker-Token", powernode_tests::WORKER_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["data"]["renewed"], 1, "{body}");
+    assert_eq!(body["data"]["grant_ids"], json!([due.to_string()]));
+    let renewed = powernode_store::grants::find(&mut conn, due)
+        .unwrap()
+        .unwrap();
+    assert!(renewed.expires_at > time::OffsetDateTime::now_utc() + time::Duration::days(29));
+    for id in [not_auto, suspended_grant] {
+        let g = powernode_store::grants::find(&mut conn, id)
+            .unwrap()
+            .unwrap();
+        assert!(g.expires_at < time::OffsetDateTime::now_utc() + time::Duration::days(4));
+    }
+    let events = powernode_store::events::list(
+        &mut conn,
+        &powernode_store::events::EventFilter {
+            kind: Some("federation.grant.renewed".to_owned()),
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (
+            events[0].source.as_str(),
+            events[0].payload["grant_id"].as_str()
+        ),
+        ("federation_grant", Some(due.to_string().as_str()))
+    );
+}

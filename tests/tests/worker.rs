@@ -205,7 +205,7 @@ fn a_schedule_naming_an_unknown_job_stops_the_worker_at_start() {
     );
     assert!(
         text.contains(
-            "schedule `nightly` names unknown job `NoSuchJob`; known jobs: FederationHeartbeatJob, FederationPeerHeartbeatJob"
+            "schedule `nightly` names unknown job `NoSuchJob`; known jobs: FederationHeartbeatJob, FederationPeerHeartbeatJob, FederationGrantMaintenanceJob"
         ),
         "{text}"
     );

@@ -286,3 +286,45 @@ pub fn put_resource(
 pub fn delete_resource(conn: &mut PgConnection, kind: &str, id: &str) -> Result<bool, StoreError> {
     Ok(diesel::delete(shared_resources::table.find((kind, id))).execute(conn)? == 1)
 }
+
+/// Renews, in one transaction, every live `auto_renew` grant of an enrolled, active or degraded
+/// peer that expires within `within_days` (database clock): its expiry becomes `ttl_days`
+/// from now, and each gets a `federation.grant.renewed` event. Grants of suspended or revoked
+/// peers are left alone.
+pub fn auto_renew_due(
+    conn: &mut PgConnection,
+    within_days: u32,
+    ttl_days: u32,
+) -> Result<Vec<GrantRow>, StoreError> {
+    use crate::schema::peers;
+    conn.transaction(|conn| {
+        let now = crate::database_now(conn)?;
+        let live: Vec<&str> = vec!["enrolled", "active", "degraded"];
+        let due: Vec<Uuid> = grants::table
+            .inner_join(peers::table)
+            .filter(grants::auto_renew.eq(true))
+            .filter(grants::revoked_at.is_null())
+            .filter(grants::expires_at.le(now + time::Duration::days(i64::from(within_days))))
+            .filter(peers::status.eq_any(live))
+            .select(grants::id)
+            .for_update()
+            .skip_locked()
+            .load(conn)?;
+        let renewed: Vec<GrantRow> = diesel::update(grants::table.filter(grants::id.eq_any(&due)))
+            .set((
+                grants::expires_at.eq(now + time::Duration::days(i64::from(ttl_days))),
+                grants::updated_at.eq(crate::now()),
+            ))
+            .returning(GrantRow::as_returning())
+            .get_results(conn)?;
+        for g in &renewed {
+            event(
+                conn,
+                EventKind::GrantRenewed,
+                g,
+                serde_json::json!({ "auto_renew": true }),
+            )?;
+        }
+        Ok(renewed)
+    })
+}

@@ -12,18 +12,21 @@ use serde::{Deserialize, Serialize};
 pub enum JobKind {
     FederationHeartbeat,
     FederationPeerHeartbeat,
+    FederationGrantMaintenance,
 }
 
 impl JobKind {
     pub const ALL: &'static [JobKind] = &[
         JobKind::FederationHeartbeat,
         JobKind::FederationPeerHeartbeat,
+        JobKind::FederationGrantMaintenance,
     ];
 
     pub const fn name(self) -> &'static str {
         match self {
             JobKind::FederationHeartbeat => "FederationHeartbeatJob",
             JobKind::FederationPeerHeartbeat => "FederationPeerHeartbeatJob",
+            JobKind::FederationGrantMaintenance => "FederationGrantMaintenanceJob",
         }
     }
 }
@@ -63,6 +66,13 @@ pub fn default_schedules() -> BTreeMap<String, ScheduleConfig> {
         (
             "federation_peer_heartbeat".to_owned(),
             every_minute(JobKind::FederationPeerHeartbeat),
+        ),
+        (
+            "federation_grant_maintenance".to_owned(),
+            ScheduleConfig {
+                interval_secs: 3600,
+                ..every_minute(JobKind::FederationGrantMaintenance)
+            },
         ),
     ])
 }
@@ -136,13 +146,15 @@ mod tests {
     #[test]
     fn defaults_resolve_to_the_heartbeat_sweep_every_minute() {
         let s = resolve(&default_schedules()).unwrap();
-        assert_eq!(s.len(), 2);
-        assert_eq!(s[1].name, "federation_peer_heartbeat");
-        assert_eq!(s[1].job, JobKind::FederationPeerHeartbeat);
-        assert_eq!(s[0].name, "federation_heartbeat");
-        assert_eq!(s[0].job, JobKind::FederationHeartbeat);
-        assert_eq!(s[0].cron, "0 * * * * *");
-        assert_eq!(s[0].redis_queue("pn"), "pn:system:federation_heartbeat");
+        assert_eq!(s.len(), 3);
+        assert_eq!(s[0].name, "federation_grant_maintenance");
+        assert_eq!(s[0].cron, "0 0 * * * *");
+        assert_eq!(s[2].name, "federation_peer_heartbeat");
+        assert_eq!(s[2].job, JobKind::FederationPeerHeartbeat);
+        assert_eq!(s[1].name, "federation_heartbeat");
+        assert_eq!(s[1].job, JobKind::FederationHeartbeat);
+        assert_eq!(s[1].cron, "0 * * * * *");
+        assert_eq!(s[1].redis_queue("pn"), "pn:system:federation_heartbeat");
     }
 
     #[test]
@@ -158,7 +170,7 @@ mod tests {
         );
         assert_eq!(
             resolve(&c).unwrap_err().to_string(),
-            "schedule `nightly` names unknown job `NoSuchJob`; known jobs: FederationHeartbeatJob, FederationPeerHeartbeatJob"
+            "schedule `nightly` names unknown job `NoSuchJob`; known jobs: FederationHeartbeatJob, FederationPeerHeartbeatJob, FederationGrantMaintenanceJob"
         );
     }
 

@@ -28,6 +28,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             scope("/api/v1/system/worker_api")
                 .service(worker_api::heartbeat_sweep)
                 .service(worker_api::peer_heartbeats)
+                .service(worker_api::grant_maintenance)
                 .service(worker_api::report),
         )
         .service(scope("/api/v1/system/worker").service(worker_api::status))

@@ -235,3 +235,33 @@ pub async fn peer_heartbeats(
     }
     Ok(ok(run))
 }
+
+/// Grant maintenance (SPEC §6): renews `auto_renew` grants of live peers 7 days before expiry.
+#[utoipa::path(
+    tag = "worker",
+    responses((status = 200, description = "`{renewed, grant_ids, ran_at}`"), (status = 401)),
+    security(("worker_token" = []))
+)]
+#[post("/federation/grant_maintenance")]
+pub async fn grant_maintenance(
+    _auth: WorkerAuth,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (renewed, ran_at) = db::run(&state.pool, |conn| {
+        Ok((
+            powernode_store::grants::auto_renew_due(conn, 7, 30)?,
+            powernode_store::database_now(conn)?,
+        ))
+    })
+    .await
+    .map_err(|e| crate::error::internal("grant maintenance failed", e))?;
+    let ids: Vec<Uuid> = renewed.iter().map(|g| g.id).collect();
+    if !ids.is_empty() {
+        tracing::info!(renewed = ids.len(), grant_ids = ?ids, "auto-renewed grants");
+    }
+    Ok(ok(serde_json::json!({
+        "renewed": ids.len(),
+        "grant_ids": ids,
+        "ran_at": ran_at.format(&time::format_description::well_known::Rfc3339).ok(),
+    })))
+}

@@ -1,5 +1,6 @@
 //! Jobs, one module each, dispatched from one function.
 
+pub mod federation_grant_maintenance;
 pub mod federation_heartbeat;
 pub mod federation_peer_heartbeat;
 
@@ -20,6 +21,7 @@ pub async fn run(kind: JobKind, job: &TickJob, api: &ApiClient) -> Result<(), Jo
     match kind {
         JobKind::FederationHeartbeat => federation_heartbeat::run(job, api).await,
         JobKind::FederationPeerHeartbeat => federation_peer_heartbeat::run(job, api).await,
+        JobKind::FederationGrantMaintenance => federation_grant_maintenance::run(job, api).await,
     }
 }
 
