@@ -263,6 +263,10 @@ async fn every_route_is_in_the_openapi_document_and_every_documented_route_answe
             "post",
             "/api/v1/system/worker_api/federation/peer_heartbeats",
         ),
+        (
+            "post",
+            "/api/v1/system/worker_api/federation/grant_maintenance",
+        ),
         ("post", "/api/v1/system/federation/peers/accept"),
         ("post", "/api/v1/system/federation/peers/{id}/grants"),
         ("get", "/api/v1/system/federation/grants"),
