@@ -17,12 +17,21 @@ pub struct Instance {
 
 /// One instance with its own database, admin operator and federation listener.
 pub async fn instance() -> Instance {
+    instance_with(&[
+        // Tests call accept in bursts (50 at once) from one address.
+        ("POWERNODE_ACCEPT_RATE_BURST", "1000".to_owned()),
+    ])
+    .await
+}
+
+/// As `instance`, with extra settings.
+pub async fn instance_with(extra: &[(&'static str, String)]) -> Instance {
     let db = TestDb::new();
     let admin = admin_token(&mut db.conn());
     let port = free_port();
     let public_url = format!("https://127.0.0.1:{port}");
     let master_key = crate::master_key_file();
-    let settings = settings_from(&[
+    let vars: Vec<(&str, String)> = [
         ("POWERNODE_MASTER_KEY_FILE", master_key.clone()),
         ("POWERNODE_DATABASE_URL", db.url.clone()),
         ("POWERNODE_REDIS_URL", crate::redis_url()),
@@ -31,8 +40,11 @@ pub async fn instance() -> Instance {
         ("POWERNODE_FEDERATION_LISTEN", format!("127.0.0.1:{port}")),
         ("POWERNODE_FEDERATION_PUBLIC_URL", public_url.clone()),
         ("POWERNODE_ENVIRONMENT", "development".to_owned()),
-    ]);
-    let app = spawn_app(settings).await;
+    ]
+    .into_iter()
+    .chain(extra.iter().cloned())
+    .collect();
+    let app = spawn_app(settings_from(&vars)).await;
     Instance {
         db,
         app,

@@ -412,3 +412,70 @@ async fn auto_renewal_renews_only_live_peers_auto_renew_grants_near_expiry() {
         ("federation_grant", Some(due.to_string().as_str()))
     );
 }
+
+#[tokio::test]
+async fn the_federation_api_rate_limits_per_certificate_then_recovers() {
+    use powernode_tests::federation::instance_with;
+    let a = instance_with(&[
+        ("POWERNODE_FEDERATION_RATE_PER_MINUTE", "60".to_owned()),
+        ("POWERNODE_FEDERATION_RATE_BURST", "2".to_owned()),
+    ])
+    .await;
+    let b = powernode_tests::federation::instance().await;
+    a.ready().await;
+    b.ready().await;
+    let (_, proposed) = a
+        .app
+        .post(
+            PEERS,
+            &a.admin,
+            json!({"remote_instance_url": b.public_url, "spawn_role": "parent"}),
+        )
+        .await;
+    let token = proposed["data"]["acceptance_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    b.app
+        .post(
+            &format!("{PEERS}/accept"),
+            &b.admin,
+            json!({"acceptance_token": token}),
+        )
+        .await;
+    b.worker("peer_heartbeats").await; // the handshake spends one call
+    let client = pinned_client(&a, Some(outbound_identity(&b)));
+    let url = format!("{}/api/v1/system/federation_api/heartbeat", a.public_url);
+    let mut limited = None;
+    for _ in 0..5 {
+        let resp = client.post(&url).json(&json!({})).send().await.unwrap();
+        if resp.status().as_u16() == 429 {
+            let retry = resp.headers()["retry-after"].to_str().unwrap().to_owned();
+            limited = Some((retry, resp.json::<Value>().await.unwrap()));
+            break;
+        }
+    }
+    let (retry, body) = limited.expect("the burst of 2 is exceeded within 5 calls");
+    assert!(retry.parse::<u64>().unwrap() >= 1);
+    assert_eq!(body["code"], "RATE_LIMITED");
+    assert_eq!(body["success"], false);
+    // Recovery: within a few seconds the bucket refills (polled, not slept).
+    powernode_tests::eventually_async(
+        std::time::Duration::from_secs(60),
+        "rate limit recovery",
+        || {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                let s = client
+                    .post(url)
+                    .json(&json!({}))
+                    .send()
+                    .await
+                    .ok()?
+                    .status();
+                (s == 200).then_some(())
+            }
+        },
+    )
+    .await;
+}

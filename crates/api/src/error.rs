@@ -48,6 +48,9 @@ pub enum ApiError {
         code: String,
         error: String,
     },
+    /// Too many calls; retry after this many seconds.
+    #[error("rate limit exceeded; retry in {0} s")]
+    RateLimited(u64),
     /// A grant's scope refused the call (SPEC §6).
     #[error(transparent)]
     GrantScope(#[from] powernode_domain::grant::Denial),
@@ -90,6 +93,7 @@ impl ApiError {
             }
             ApiError::PeerUnreachable(_) => (StatusCode::BAD_GATEWAY, "PEER_UNREACHABLE"),
             ApiError::GrantScope(_) => (StatusCode::FORBIDDEN, "GRANT_SCOPE_MISMATCH"),
+            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED"),
             ApiError::Remote { .. } => (StatusCode::BAD_GATEWAY, "PEER_UNREACHABLE"),
             ApiError::Token(TokenRejection::NotRecognized) => {
                 (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
@@ -131,6 +135,7 @@ impl ApiError {
             ApiError::IllegalTransition(e) => json!({ "from": e.from, "to": e.to }),
             ApiError::Token(_) => json!({ "field": "acceptance_token" }),
             ApiError::GrantScope(d) => json!({ "dimension": d.dimension }),
+            ApiError::RateLimited(secs) => json!({ "retry_after_seconds": secs }),
             _ => json!({}),
         }
     }
@@ -170,7 +175,11 @@ impl ResponseError for ApiError {
             });
         }
         let (status, code) = self.status_and_code();
-        HttpResponse::build(status).json(Envelope {
+        let mut response = HttpResponse::build(status);
+        if let ApiError::RateLimited(secs) = self {
+            response.insert_header(("Retry-After", secs.to_string()));
+        }
+        response.json(Envelope {
             success: false,
             error: self.to_string(),
             code,

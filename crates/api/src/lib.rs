@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod federation;
 pub mod observability;
+pub mod ratelimit;
 pub mod routes;
 pub mod services;
 pub mod settings;

@@ -60,6 +60,10 @@ struct RawSettings {
     federation_tls_key_file: Option<String>,
     resource_kinds: String,
     trusted_proxies: String,
+    federation_rate_per_minute: u32,
+    federation_rate_burst: u32,
+    accept_rate_per_minute: u32,
+    accept_rate_burst: u32,
 }
 
 impl Default for RawSettings {
@@ -88,6 +92,10 @@ impl Default for RawSettings {
             federation_tls_key_file: None,
             resource_kinds: "sdwan_config".to_owned(),
             trusted_proxies: String::new(),
+            federation_rate_per_minute: 600,
+            federation_rate_burst: 60,
+            accept_rate_per_minute: 30,
+            accept_rate_burst: 10,
         }
     }
 }
@@ -127,6 +135,12 @@ pub struct Settings {
     pub resource_kinds: Vec<String>,
     /// Proxies whose `X-Forwarded-For` is believed for a grant's source address.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Calls per minute (and burst) per peer certificate on the federation API.
+    pub federation_rate_per_minute: u32,
+    pub federation_rate_burst: u32,
+    /// Calls per minute (and burst) per source address on `accept`.
+    pub accept_rate_per_minute: u32,
+    pub accept_rate_burst: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -319,6 +333,30 @@ pub const REFERENCE: &[SettingDoc] = &[
         doc: "comma list of proxy CIDRs whose X-Forwarded-For is believed for grant source_ip checks; empty = the TCP peer address only",
         secret: false,
     },
+    SettingDoc {
+        key: "federation_rate_per_minute",
+        default: Some("600"),
+        doc: "federation API calls per minute per peer certificate (429 with Retry-After beyond)",
+        secret: false,
+    },
+    SettingDoc {
+        key: "federation_rate_burst",
+        default: Some("60"),
+        doc: "burst allowed above that rate",
+        secret: false,
+    },
+    SettingDoc {
+        key: "accept_rate_per_minute",
+        default: Some("30"),
+        doc: "accept calls per minute per source address",
+        secret: false,
+    },
+    SettingDoc {
+        key: "accept_rate_burst",
+        default: Some("10"),
+        doc: "burst allowed above that rate",
+        secret: false,
+    },
 ];
 
 /// The serialised defaults, for the reference drift check.
@@ -464,6 +502,10 @@ impl Settings {
             allow_drill_mode: raw.allow_drill_mode,
             federation_listen: raw.federation_listen,
             allow_plaintext_fallback: raw.allow_plaintext_fallback,
+            federation_rate_per_minute: raw.federation_rate_per_minute,
+            federation_rate_burst: raw.federation_rate_burst,
+            accept_rate_per_minute: raw.accept_rate_per_minute,
+            accept_rate_burst: raw.accept_rate_burst,
             resource_kinds: raw
                 .resource_kinds
                 .split(',')

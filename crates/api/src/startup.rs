@@ -17,6 +17,7 @@ use crate::settings::{Settings, redact_url};
 
 /// Shared, read-only state of every worker thread.
 pub struct AppState {
+    pub limits: crate::ratelimit::Limits,
     pub settings: Settings,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub pool: powernode_store::PgPool,
@@ -59,7 +60,10 @@ impl Application {
         let redis = redis::Client::open(settings.redis_url.expose_secret())
             .map_err(|e| anyhow::anyhow!("POWERNODE_REDIS_URL is not a valid Redis URL: {e}"))?;
         let grace = settings.shutdown_grace;
+        let limits = crate::ratelimit::Limits::new(&settings);
+        limits.spawn_eviction();
         let state = web::Data::new(AppState {
+            limits,
             metrics: crate::observability::install()?,
             settings,
             pool,

@@ -26,6 +26,7 @@ async fn authenticate(
     allow_accepted: bool,
 ) -> Result<AuthedPeer, ApiError> {
     let cert = cert.ok_or(ApiError::Unauthorized("mTLS client certificate required"))?;
+    crate::ratelimit::check(&state.limits.federation, &cert.fingerprint_sha256)?;
     let fingerprint = cert.fingerprint_sha256;
     let (row, peer) = db::run(&state.pool, move |conn| {
         let Some(row) = certificates::by_fingerprint(conn, &fingerprint)? else {

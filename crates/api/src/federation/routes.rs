@@ -144,8 +144,14 @@ impl From<diesel::result::Error> for ApiError {
 #[post("/accept")]
 pub async fn accept(
     state: web::Data<AppState>,
+    http: HttpRequest,
     body: web::Json<AcceptRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let source = http
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    crate::ratelimit::check(&state.limits.accept, &source)?;
     let req = body.into_inner();
     if req.contract_version != CONTRACT_VERSION {
         return Err(ApiError::validation(
