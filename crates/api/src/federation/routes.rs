@@ -606,7 +606,21 @@ async fn authorize(
             .with_message(format!("unknown resource kind {kind}")));
     }
     let now = crate::services::peers::database_now(state).await?;
-    let instance = peer.remote_instance_id.map(|i| i.to_string());
+    // The calling instance is the URI SAN of the client certificate we issued to the caller.
+    let instance = auth
+        .0
+        .certificate
+        .cert_pem
+        .as_deref()
+        .and_then(|pem| X509::from_pem(pem.as_bytes()).ok())
+        .and_then(|cert| cert.subject_alt_names())
+        .and_then(|names| {
+            names.iter().find_map(|n| {
+                n.uri()
+                    .and_then(|u| u.strip_prefix("powernode://instance/"))
+                    .map(str::to_owned)
+            })
+        });
     let network = req
         .headers()
         .get("x-sdwan-network")
