@@ -2,7 +2,7 @@
 //! real mTLS with certificates from their own CAs (issue #4).
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
-use powernode_tests::federation::{Instance, PEERS, instance, pinned_client, post};
+use powernode_tests::federation::{Instance, PEERS, federated_pair, instance, pinned_client, post};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -461,32 +461,7 @@ async fn a_token_whose_ca_fingerprint_does_not_match_is_refused_and_nothing_is_s
 
 #[tokio::test]
 async fn the_mtls_chain_refuses_each_bad_caller_with_its_message() {
-    let a = instance().await;
-    let b = instance().await;
-    a.ready().await;
-    b.ready().await;
-    let (_, proposed) = a
-        .app
-        .post(
-            PEERS,
-            &a.admin,
-            json!({"remote_instance_url": b.public_url, "spawn_role": "parent"}),
-        )
-        .await;
-    let token = proposed["data"]["acceptance_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (status, _) = b
-        .app
-        .post(
-            &format!("{PEERS}/accept"),
-            &b.admin,
-            json!({"acceptance_token": token}),
-        )
-        .await;
-    assert_eq!(status, 201);
-    b.worker("peer_heartbeats").await;
+    let (a, b) = federated_pair().await;
     let heartbeat = format!("{}/api/v1/system/federation_api/heartbeat", a.public_url);
 
     // No client certificate.
@@ -643,30 +618,7 @@ fn identity_for(
 
 #[tokio::test]
 async fn forged_expired_and_unreachable_cases_are_refused() {
-    let a = instance().await;
-    let b = instance().await;
-    a.ready().await;
-    b.ready().await;
-    let (_, proposed) = a
-        .app
-        .post(
-            PEERS,
-            &a.admin,
-            json!({"remote_instance_url": b.public_url, "spawn_role": "parent"}),
-        )
-        .await;
-    let token = proposed["data"]["acceptance_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    b.app
-        .post(
-            &format!("{PEERS}/accept"),
-            &b.admin,
-            json!({"acceptance_token": token}),
-        )
-        .await;
-    b.worker("peer_heartbeats").await;
+    let (a, b) = federated_pair().await;
     a.worker("peer_heartbeats").await;
     let a_row = b.only_peer().await; // B's row for A
     let a_instance: uuid::Uuid = a_row["remote_instance_id"]
@@ -778,30 +730,7 @@ async fn forged_expired_and_unreachable_cases_are_refused() {
 
 #[tokio::test]
 async fn client_certificates_are_renewed_at_75_percent_over_mtls() {
-    let a = instance().await;
-    let b = instance().await;
-    a.ready().await;
-    b.ready().await;
-    let (_, proposed) = a
-        .app
-        .post(
-            PEERS,
-            &a.admin,
-            json!({"remote_instance_url": b.public_url, "spawn_role": "parent"}),
-        )
-        .await;
-    let token = proposed["data"]["acceptance_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    b.app
-        .post(
-            &format!("{PEERS}/accept"),
-            &b.admin,
-            json!({"acceptance_token": token}),
-        )
-        .await;
-    b.worker("peer_heartbeats").await;
+    let (a, b) = federated_pair().await;
     a.worker("peer_heartbeats").await;
     // Make B's client certificate for A look 80 % through its life.
     use diesel::RunQueryDsl;

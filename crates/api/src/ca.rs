@@ -359,3 +359,27 @@ pub fn validity(cert: &X509) -> (time::OffsetDateTime, time::OffsetDateTime) {
     };
     (at(cert.not_before()), at(cert.not_after()))
 }
+
+/// Stores a certificate we issued to `peer_id` (direction `inbound`) in the caller's
+/// transaction.
+pub fn record_issued(
+    conn: &mut diesel::PgConnection,
+    peer_id: Uuid,
+    issued: &Issued,
+) -> Result<(), powernode_store::StoreError> {
+    powernode_store::certificates::insert(
+        conn,
+        &powernode_store::certificates::NewCertificate {
+            peer_id,
+            direction: powernode_store::certificates::INBOUND,
+            serial: &issued.serial_hex,
+            subject: &issued.subject,
+            fingerprint_sha256: &issued.fingerprint_sha256,
+            cert_pem: &issued.pem,
+            key_sealed: None,
+            not_before: issued.not_before,
+            not_after: issued.not_after,
+        },
+    )
+    .map(|_| ())
+}

@@ -224,20 +224,7 @@ pub async fn accept(
                     },
                 )
                 .map_err(|e| internal("peer update", e))?;
-                certificates::insert(
-                    conn,
-                    &NewCertificate {
-                        peer_id: peer.id,
-                        direction: INBOUND,
-                        serial: &issued.serial_hex,
-                        subject: &issued.subject,
-                        fingerprint_sha256: &issued.fingerprint_sha256,
-                        cert_pem: &issued.pem,
-                        key_sealed: None,
-                        not_before: issued.not_before,
-                        not_after: issued.not_after,
-                    },
-                )
+                ca::record_issued(conn, peer.id, &issued)
                 .map_err(|e| internal("certificate insert", e))?;
                 crate::services::federation::certificate_event(conn, peer.id, &issued, "issued")
                     .map_err(|e| internal("event", e))?;
@@ -506,21 +493,8 @@ pub async fn renew(
                 .map_err(|e| {
                     ApiError::validation("csr_pem", e.to_string()).with_message(e.to_string())
                 })?;
-            certificates::insert(
-                conn,
-                &NewCertificate {
-                    peer_id,
-                    direction: INBOUND,
-                    serial: &issued.serial_hex,
-                    subject: &issued.subject,
-                    fingerprint_sha256: &issued.fingerprint_sha256,
-                    cert_pem: &issued.pem,
-                    key_sealed: None,
-                    not_before: issued.not_before,
-                    not_after: issued.not_after,
-                },
-            )
-            .map_err(|e| internal("certificate insert", e))?;
+            ca::record_issued(conn, peer_id, &issued)
+                .map_err(|e| internal("certificate insert", e))?;
             crate::services::federation::certificate_event(conn, peer_id, &issued, "renewed")
                 .map_err(|e| internal("event", e))?;
             Ok(issued)

@@ -266,21 +266,8 @@ pub async fn accept_remote(
                 },
             )
             .map_err(|e| internal("certificate insert", e))?;
-            certificates::insert(
-                conn,
-                &NewCertificate {
-                    peer_id: id,
-                    direction: INBOUND,
-                    serial: &issued_to_them.serial_hex,
-                    subject: &issued_to_them.subject,
-                    fingerprint_sha256: &issued_to_them.fingerprint_sha256,
-                    cert_pem: &issued_to_them.pem,
-                    key_sealed: None,
-                    not_before: issued_to_them.not_before,
-                    not_after: issued_to_them.not_after,
-                },
-            )
-            .map_err(|e| internal("certificate insert", e))?;
+            ca::record_issued(conn, id, &issued_to_them)
+                .map_err(|e| internal("certificate insert", e))?;
             certificate_event(conn, id, &issued_to_them, "issued")
                 .map_err(|e| internal("event", e))?;
             Ok(peer)
