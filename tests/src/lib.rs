@@ -235,6 +235,8 @@ pub fn settings_from(vars: &[(&str, String)]) -> Settings {
 pub struct TestApp {
     pub address: String,
     pub port: u16,
+    /// `https://127.0.0.1:<federation port>` (answers once the CA is ready).
+    pub federation_address: String,
     pub client: reqwest::Client,
 }
 
@@ -296,10 +298,12 @@ pub async fn spawn_app(settings: Settings) -> TestApp {
     powernode_api::telemetry::init(settings.log_format);
     let app = powernode_api::Application::build(settings).expect("build app");
     let port = app.port();
+    let federation_address = format!("https://127.0.0.1:{}", app.federation_port());
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
+        federation_address,
         client: reqwest::Client::new(),
     }
 }

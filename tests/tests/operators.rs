@@ -306,7 +306,39 @@ async fn every_route_is_in_the_openapi_document_and_every_documented_route_answe
             "{method} {path} missing"
         );
     }
-    // The other direction: each documented operation is served (anything but 404/405).
+    // The federation listener's routes are in the same document.
+    for (method, path) in [
+        ("get", "/api/v1/system/federation_api/ca"),
+        ("post", "/api/v1/system/federation_api/accept"),
+        ("post", "/api/v1/system/federation_api/handshake"),
+        ("post", "/api/v1/system/federation_api/heartbeat"),
+        ("post", "/api/v1/system/federation_api/certificates/renew"),
+        ("get", "/api/v1/system/federation_api/resources/{kind}/{id}"),
+        ("put", "/api/v1/system/federation_api/resources/{kind}/{id}"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing"
+        );
+    }
+    let tls = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    powernode_tests::eventually_async(
+        std::time::Duration::from_secs(60),
+        "federation listener",
+        || {
+            let (tls, url) = (
+                tls.clone(),
+                format!("{}/api/v1/system/federation_api/ca", app.federation_address),
+            );
+            async move { tls.get(url).send().await.ok().filter(|r| r.status() == 200) }
+        },
+    )
+    .await;
+    // The other direction: each documented operation is served (anything but 404/405), on the
+    // listener it belongs to.
     let mut operations = 0;
     for (path, item) in paths {
         let concrete = path
@@ -318,9 +350,13 @@ async fn every_route_is_in_the_openapi_document_and_every_documented_route_answe
             }
             operations += 1;
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            let status = app
-                .client
-                .request(m, app.url(&concrete))
+            let (client, base) = if path.starts_with("/api/v1/system/federation_api/") {
+                (&tls, app.federation_address.as_str())
+            } else {
+                (&app.client, app.address.as_str())
+            };
+            let status = client
+                .request(m, format!("{base}{concrete}"))
                 .send()
                 .await
                 .unwrap()
@@ -331,7 +367,7 @@ async fn every_route_is_in_the_openapi_document_and_every_documented_route_answe
             );
         }
     }
-    assert_eq!(operations, expected.len());
+    assert_eq!(operations, expected.len() + 7);
 }
 
 /// Runs the real API binary with its logs captured, performs every secret-bearing operation,

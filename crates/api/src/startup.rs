@@ -76,6 +76,13 @@ impl Application {
             .split_for_parts();
         let doc = routes::openapi::finish(doc);
         let known = web::Data::new(routes::KnownPaths::new(doc.paths.paths.keys()));
+        // The federation listener's routes join the same document (tagged "federation").
+        let (_, federation_doc) = App::new()
+            .into_utoipa_app()
+            .configure(crate::federation::routes::configure)
+            .split_for_parts();
+        let mut doc = doc;
+        doc.merge(federation_doc);
         let doc = web::Data::new(routes::openapi::OpenApiDocument(
             doc.to_json()
                 .map_err(|e| anyhow::anyhow!("OpenAPI document: {e}"))?,

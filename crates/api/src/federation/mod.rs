@@ -20,6 +20,7 @@ use openssl::x509::store::X509StoreBuilder;
 use powernode_store::certificates;
 use secrecy::ExposeSecret;
 use tracing_actix_web::TracingLogger;
+use utoipa_actix_web::AppExt;
 
 use crate::ca::{self, OpenCa, SERVER_KEY_CONTEXT};
 use crate::db;
@@ -156,7 +157,7 @@ pub async fn serve(
         let addr = listener.local_addr()?;
         let app_state = state.clone();
         let server = HttpServer::new(move || {
-            App::new()
+            let (app, _) = App::new()
                 .wrap(ErrorHandlers::new().default_handler(error::envelope_bare_errors))
                 .wrap(TracingLogger::default())
                 .app_data(app_state.clone())
@@ -165,8 +166,10 @@ pub async fn serve(
                         .limit(error::MAX_BODY_BYTES)
                         .error_handler(error::json_error),
                 )
+                .into_utoipa_app()
                 .configure(routes::configure)
-                .default_service(web::to(routes::not_found))
+                .split_for_parts();
+            app.default_service(web::to(routes::not_found))
         })
         .on_connect(on_connect)
         .shutdown_timeout(state.settings.shutdown_grace.as_secs())

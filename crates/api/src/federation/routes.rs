@@ -1,6 +1,6 @@
 //! Peer-facing endpoints under `/api/v1/system/federation_api` (unknown body fields ignored).
 
-use actix_web::{HttpRequest, HttpResponse, ResponseError, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, get, post, put, web};
 use openssl::hash::MessageDigest;
 use openssl::x509::X509;
 use powernode_domain::PeerStatus;
@@ -19,9 +19,11 @@ use crate::startup::AppState;
 
 pub const CONTRACT_VERSION: i32 = 1;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Registered through `utoipa_actix_web` so the OpenAPI document includes this listener's
+/// routes (tagged `federation`).
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(
-        web::scope("/api/v1/system/federation_api")
+        utoipa_actix_web::scope("/api/v1/system/federation_api")
             .service(ca_certificate)
             .service(accept)
             .service(handshake)
@@ -37,6 +39,7 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
 }
 
 /// Our CA certificate, DER: a caller checks that its SHA-256 equals the token's `ca_sha256`.
+#[utoipa::path(tag = "federation (mTLS listener)", responses((status = 200, description = "CA certificate (DER, application/pkix-cert)")))]
 #[get("/ca")]
 pub async fn ca_certificate(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let identity = ca::ensure_identity(&state.pool, &state.settings.master_key)
@@ -50,13 +53,13 @@ pub async fn ca_certificate(state: web::Data<AppState>) -> Result<HttpResponse, 
         .body(der))
 }
 
-#[derive(Deserialize, Serialize, Clone)]
+#[derive(Deserialize, Serialize, Clone, utoipa::ToSchema)]
 pub struct Instance {
     pub instance_id: Uuid,
     pub url: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct AcceptRequest {
     pub peer_id: Uuid,
     pub acceptance_token: Option<String>,
@@ -65,10 +68,13 @@ pub struct AcceptRequest {
     pub csr_pem: String,
     pub ca_pem: String,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub capabilities: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub extension_slugs: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub endpoints: Option<Value>,
 }
 
@@ -141,6 +147,11 @@ impl From<diesel::result::Error> for ApiError {
 /// A's side of accept (SPEC §3): every check in order before anything is written, then in one
 /// transaction: accepted, digest cleared, B's certificate issued, B's CA pinned, A's pending
 /// key sealed on the row, events.
+#[utoipa::path(tag = "federation (mTLS listener)", request_body = AcceptRequest,
+    responses((status = 200, description = "accepted: client certificate, CA chain, our CSR"),
+              (status = 401, description = "acceptance_token not recognized or expired"),
+              (status = 409, description = "instance already federated"),
+              (status = 422, description = "SPEC §3 refusals"), (status = 429)))]
 #[post("/accept")]
 pub async fn accept(
     state: web::Data<AppState>,
@@ -272,22 +283,27 @@ pub async fn accept(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct HandshakeRequest {
     pub client_cert_pem: String,
     #[serde(default)]
     pub ca_chain_pem: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub capabilities: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub extension_slugs: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub endpoints: Option<Value>,
 }
 
 /// The handshake (SPEC §4): the certificate the caller issued to us must chain to its pinned
 /// CA and carry our pending key; stored with that key as our outbound certificate; accepted →
 /// enrolled. A repeat once enrolled answers 200 and changes nothing.
+#[utoipa::path(tag = "federation (mTLS listener)", request_body = HandshakeRequest,
+    responses((status = 200, description = "enrolled"), (status = 401), (status = 422)))]
 #[post("/handshake")]
 pub async fn handshake(
     auth: HandshakeAuth,
@@ -407,21 +423,27 @@ pub async fn handshake(
     })))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 pub struct HeartbeatRequest {
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub capabilities: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub endpoints: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub sync_cursor: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub extension_slugs: Option<Value>,
     #[serde(default)]
     pub platform_version: Option<String>,
 }
 
 /// An authenticated heartbeat: last_heartbeat_at, enrolled/degraded → active.
+#[utoipa::path(tag = "federation (mTLS listener)", request_body(content = HeartbeatRequest, description = "optional"),
+    responses((status = 200, description = "`{status, last_heartbeat_at}`"), (status = 401), (status = 429)))]
 #[post("/heartbeat")]
 pub async fn heartbeat(
     auth: PeerAuth,
@@ -459,7 +481,7 @@ pub async fn heartbeat(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RenewRequest {
     pub csr_pem: String,
 }
@@ -467,6 +489,8 @@ pub struct RenewRequest {
 /// Certificate rotation over the existing mTLS channel (SPEC §4): a new client certificate
 /// for the caller from a new CSR, under the same rules; the old one keeps working until it
 /// expires or is revoked.
+#[utoipa::path(tag = "federation (mTLS listener)", request_body = RenewRequest,
+    responses((status = 200, description = "new client certificate"), (status = 401), (status = 422)))]
 #[post("/certificates/renew")]
 pub async fn renew(
     auth: PeerAuth,
@@ -644,6 +668,9 @@ async fn authorize(
 }
 
 /// A peer reads a shared resource under a grant with `read`.
+#[utoipa::path(tag = "federation (mTLS listener)", params(("kind" = String, Path), ("id" = String, Path)),
+    responses((status = 200), (status = 401), (status = 403, description = "GRANT_SCOPE_MISMATCH"), (status = 404), (status = 422), (status = 429)),
+    security(("grant_token" = [])))]
 #[get("/resources/{kind}/{id}")]
 pub async fn read_resource(
     auth: PeerAuth,
@@ -674,7 +701,10 @@ pub async fn read_resource(
 }
 
 /// A peer writes a shared resource under a grant with `write` (new version + event).
-#[actix_web::put("/resources/{kind}/{id}")]
+#[utoipa::path(tag = "federation (mTLS listener)", params(("kind" = String, Path), ("id" = String, Path)), request_body = Object,
+    responses((status = 200), (status = 401), (status = 403, description = "GRANT_SCOPE_MISMATCH"), (status = 404), (status = 422), (status = 429)),
+    security(("grant_token" = [])))]
+#[put("/resources/{kind}/{id}")]
 pub async fn write_resource(
     auth: PeerAuth,
     req: HttpRequest,

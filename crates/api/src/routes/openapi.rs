@@ -22,6 +22,10 @@ pub fn finish(mut doc: OpenApi) -> OpenApi {
         SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
     );
     components.add_security_scheme(
+        "grant_token",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+    );
+    components.add_security_scheme(
         "worker_token",
         SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
             utoipa::openapi::security::ApiKeyValue::new("X-Worker-Token"),
