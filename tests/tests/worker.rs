@@ -27,17 +27,20 @@ async fn one_worker_tick_degrades_the_stale_peer_and_logs_the_runbook_lines() {
     let app = spawn_app(settings(&db)).await;
     let worker = WorkerProcess::spawn("default", &app.address, &redis_prefix(), &[]);
 
-    let started = worker
-        .wait_for(DEADLINE, |l| {
-            l.contains("[FederationHeartbeatJob] Starting heartbeat sweep")
-        })
-        .await;
     let done = worker
         .wait_for(DEADLINE, |l| {
             l.contains("[FederationHeartbeatJob] sweep complete: swept=1 degraded_ids=1")
         })
         .await;
-    assert_eq!(tick_of(&started), tick_of(&done));
+    // Ticks may overlap on a loaded machine: the tick that degraded the peer logged its start.
+    let tick = tick_of(&done);
+    assert!(
+        worker.lines().iter().any(|l| {
+            l.contains("[FederationHeartbeatJob] Starting heartbeat sweep") && tick_of(l) == tick
+        }),
+        "{}",
+        worker.output()
+    );
     let peer = peers::find(&mut conn, stale).unwrap().unwrap();
     assert_eq!(peer.status.as_str(), "degraded");
     assert_eq!(
