@@ -143,25 +143,21 @@ pub fn outbound_identity(inst: &Instance) -> reqwest::Identity {
     .unwrap()
 }
 
-/// A proposes B, B accepts, B's PeerClient handshakes: both enrolled.
-pub async fn federated_pair() -> (Instance, Instance) {
-    let a = instance().await;
-    let b = instance().await;
-    a.ready().await;
-    b.ready().await;
+/// A proposes B (with `spawn_role`), B accepts the token: both `accepted`. Returns the token.
+pub async fn propose_and_accept(a: &Instance, b: &Instance, spawn_role: &str) -> String {
     let (_, proposed) = a
         .app
         .post(
             PEERS,
             &a.admin,
-            serde_json::json!({"remote_instance_url": b.public_url, "spawn_role": "parent"}),
+            serde_json::json!({"remote_instance_url": b.public_url, "spawn_role": spawn_role}),
         )
         .await;
     let token = proposed["data"]["acceptance_token"]
         .as_str()
         .unwrap()
         .to_owned();
-    let (status, _) = b
+    let (status, accepted) = b
         .app
         .post(
             &format!("{PEERS}/accept"),
@@ -169,7 +165,17 @@ pub async fn federated_pair() -> (Instance, Instance) {
             serde_json::json!({"acceptance_token": token}),
         )
         .await;
-    assert_eq!(status, 201);
+    assert_eq!(status, 201, "{accepted}");
+    token
+}
+
+/// A proposes B, B accepts, B's PeerClient handshakes: both enrolled.
+pub async fn federated_pair() -> (Instance, Instance) {
+    let a = instance().await;
+    let b = instance().await;
+    a.ready().await;
+    b.ready().await;
+    propose_and_accept(&a, &b, "parent").await;
     b.worker("peer_heartbeats").await;
     (a, b)
 }

@@ -810,25 +810,7 @@ async fn concurrent_peer_runs_handshake_once_without_deadlock() {
     let b = instance().await;
     a.ready().await;
     b.ready().await;
-    let (_, proposed) = a
-        .app
-        .post(
-            PEERS,
-            &a.admin,
-            json!({"remote_instance_url": b.public_url, "spawn_role": "symmetric"}),
-        )
-        .await;
-    let token = proposed["data"]["acceptance_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    b.app
-        .post(
-            &format!("{PEERS}/accept"),
-            &b.admin,
-            json!({"acceptance_token": token}),
-        )
-        .await;
+    powernode_tests::federation::propose_and_accept(&a, &b, "symmetric").await;
     let (r1, r2) = tokio::join!(b.worker("peer_heartbeats"), b.worker("peer_heartbeats"));
     assert_eq!(
         (&r1["failed"], &r2["failed"]),

@@ -424,25 +424,7 @@ async fn the_federation_api_rate_limits_per_certificate_then_recovers() {
     let b = powernode_tests::federation::instance().await;
     a.ready().await;
     b.ready().await;
-    let (_, proposed) = a
-        .app
-        .post(
-            PEERS,
-            &a.admin,
-            json!({"remote_instance_url": b.public_url, "spawn_role": "parent"}),
-        )
-        .await;
-    let token = proposed["data"]["acceptance_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    b.app
-        .post(
-            &format!("{PEERS}/accept"),
-            &b.admin,
-            json!({"acceptance_token": token}),
-        )
-        .await;
+    powernode_tests::federation::propose_and_accept(&a, &b, "parent").await;
     b.worker("peer_heartbeats").await; // the handshake spends one call
     let client = pinned_client(&a, Some(outbound_identity(&b)));
     let url = format!("{}/api/v1/system/federation_api/heartbeat", a.public_url);
