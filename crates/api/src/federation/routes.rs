@@ -695,9 +695,7 @@ pub async fn read_resource(
     .await
     .map_err(|e| internal("resource read failed", e))?
     .ok_or_else(|| ApiError::NotFound(format!("resource {kind}/{id} not found")))?;
-    Ok(ok(
-        json!({ "kind": found.kind, "id": found.id, "version": found.version, "document": found.document }),
-    ))
+    Ok(ok(crate::routes::grants::resource_json(&found, true)))
 }
 
 /// A peer writes a shared resource under a grant with `write` (new version + event).
@@ -729,8 +727,7 @@ pub async fn write_resource(
         conn.transaction(|conn| {
             let stored =
                 powernode_store::grants::put_resource(conn, &kind, &id, &doc, Some(peer_id))?;
-            let payload =
-                json!({ "kind": stored.kind, "id": stored.id, "version": stored.version });
+            let payload = crate::routes::grants::resource_json(&stored, false);
             powernode_store::events::insert(
                 conn,
                 &powernode_store::events::NewEvent {
@@ -747,7 +744,5 @@ pub async fn write_resource(
     })
     .await
     .map_err(|e| internal("resource write failed", e))?;
-    Ok(ok(
-        json!({ "kind": stored.kind, "id": stored.id, "version": stored.version }),
-    ))
+    Ok(ok(crate::routes::grants::resource_json(&stored, false)))
 }

@@ -401,6 +401,15 @@ pub async fn explain(
     }))
 }
 
+/// A resource as answered: with its document, or (after a write) without.
+pub fn resource_json(r: &store::Resource, with_document: bool) -> Value {
+    let mut v = json!({ "kind": r.kind, "id": r.id, "version": r.version });
+    if with_document {
+        v["document"] = r.document.clone();
+    }
+    v
+}
+
 /// Read a shared resource (operator).
 #[utoipa::path(tag = "resources", params(("kind" = String, Path), ("id" = String, Path)), responses((status = 200), (status = 404), (status = 422)), security(("operator_token" = [])))]
 #[get("/resources/{kind}/{id}")]
@@ -417,9 +426,7 @@ pub async fn get_resource(
         .await
         .map_err(|e| internal("resource read failed", e))?
         .ok_or_else(|| ApiError::NotFound(format!("resource {kind}/{id} not found")))?;
-    Ok(ok(
-        json!({ "kind": found.kind, "id": found.id, "version": found.version, "document": found.document }),
-    ))
+    Ok(ok(crate::routes::grants::resource_json(&found, true)))
 }
 
 /// Publish (create or replace) a shared resource (JSON ≤ 64 KiB).
@@ -441,9 +448,7 @@ pub async fn put_resource(
     })
     .await
     .map_err(|e| internal("resource write failed", e))?;
-    Ok(ok(
-        json!({ "kind": stored.kind, "id": stored.id, "version": stored.version }),
-    ))
+    Ok(ok(crate::routes::grants::resource_json(&stored, false)))
 }
 
 /// Delete a shared resource.
