@@ -4,12 +4,12 @@
 //! into serialisable `*Command` values when the request is made and executed separately, so the
 //! gate can store a command and run it later without these functions changing.
 
-use powernode_domain::token::{self, MintedToken, TokenRejection};
+use powernode_domain::token::{self, MintedToken};
 use powernode_domain::{
     InstanceUrl, PeerEvent, PeerKind, PeerStatus, SpawnMode, SpawnRole, UlaPrefix,
 };
 use powernode_store::peers::{self, NewPeer, Peer, PeerOpError};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -335,37 +335,6 @@ pub async fn delete(state: &AppState, id: Uuid, actor: Uuid) -> Result<Peer, Api
     .map_err(|e| op_error(e, id))?;
     tracing::info!(peer_id = %id, operator_id = %actor, "peer deleted");
     Ok(peer)
-}
-
-/// A's check of an acceptance token (the accept endpoint of the trust issue calls this):
-/// SPEC §3 order and messages, single use, nothing consumed on failure.
-pub async fn accept_with_token(
-    state: &AppState,
-    id: Uuid,
-    presented: Option<SecretString>,
-) -> Result<Peer, ApiError> {
-    let drill_allowed = state.settings.drill_allowed();
-    let result = db::run(&state.pool, move |conn| {
-        Ok(peers::accept_with_token(
-            conn,
-            id,
-            presented.as_ref().map(|t| t.expose_secret()),
-            drill_allowed,
-        ))
-    })
-    .await
-    .map_err(|e| internal("accept failed", e))?;
-    observability::token_check(match &result {
-        Ok(_) => "accepted",
-        Err(PeerOpError::Rejected(TokenRejection::NotRecognized)) => "not_recognized",
-        Err(PeerOpError::Rejected(TokenRejection::Mismatch)) => "mismatch",
-        Err(PeerOpError::Rejected(TokenRejection::Required)) => "required",
-        Err(PeerOpError::Rejected(TokenRejection::Expired(_))) => "expired",
-        Err(_) => "error",
-    });
-    let moved = result.map_err(|e| op_error(e, id))?;
-    observability::transition(moved.from, moved.status, 1);
-    Ok(moved.peer)
 }
 
 /// Facts derived at read time by the database clock.
