@@ -81,6 +81,42 @@ pub enum EventKind {
     GrantRevoked,
     /// A peer wrote a shared resource under a grant.
     ResourceUpdated,
+    /// `approval.<verb>` (SPEC §7): requested, approved, rejected, cancelled, notified
+    /// (source `approvals`); expired, executed, execution_failed (source `sdwan_manager`).
+    Approval(ApprovalEvent),
+    /// `policy.lowered`, `policy.restored`, `policy.updated` (source `sdwan_manager`).
+    PolicyLowered,
+    PolicyRestored,
+    PolicyUpdated,
+    /// `agent.paused`, `agent.resumed` (source `sdwan_manager`).
+    AgentPaused,
+    AgentResumed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Display, AsRefStr, IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum ApprovalEvent {
+    Requested,
+    Approved,
+    Rejected,
+    Cancelled,
+    Notified,
+    Expired,
+    Executed,
+    ExecutionFailed,
+}
+
+impl ApprovalEvent {
+    /// Source and severity from the catalogue.
+    pub fn source_and_severity(self) -> (EventSource, Severity) {
+        match self {
+            ApprovalEvent::Expired | ApprovalEvent::Executed => {
+                (EventSource::SdwanManager, Severity::Low)
+            }
+            ApprovalEvent::ExecutionFailed => (EventSource::SdwanManager, Severity::High),
+            _ => (EventSource::Approvals, Severity::Low),
+        }
+    }
 }
 
 impl fmt::Display for EventKind {
@@ -97,6 +133,12 @@ impl fmt::Display for EventKind {
             EventKind::GrantRenewed => f.write_str("federation.grant.renewed"),
             EventKind::GrantRevoked => f.write_str("federation.grant.revoked"),
             EventKind::ResourceUpdated => f.write_str("federation.resource.updated"),
+            EventKind::Approval(e) => write!(f, "approval.{e}"),
+            EventKind::PolicyLowered => f.write_str("policy.lowered"),
+            EventKind::PolicyRestored => f.write_str("policy.restored"),
+            EventKind::PolicyUpdated => f.write_str("policy.updated"),
+            EventKind::AgentPaused => f.write_str("agent.paused"),
+            EventKind::AgentResumed => f.write_str("agent.resumed"),
         }
     }
 }
@@ -116,6 +158,11 @@ mod tests {
             "federation.peer.heartbeat_stale"
         );
         assert_eq!(EventSource::AcceptController.as_ref(), "accept_controller");
+        assert_eq!(
+            EventKind::Approval(ApprovalEvent::ExecutionFailed).to_string(),
+            "approval.execution_failed"
+        );
+        assert_eq!(EventSource::SdwanManager.as_ref(), "sdwan_manager");
         assert_eq!(Severity::Medium.as_ref(), "medium");
     }
 }

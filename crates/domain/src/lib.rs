@@ -2,6 +2,7 @@
 //!
 //! Nothing here performs I/O or reads a clock: callers pass `now` and configuration in.
 
+pub mod approval;
 pub mod auth;
 pub mod config;
 pub mod events;

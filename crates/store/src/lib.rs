@@ -1,5 +1,6 @@
 //! PostgreSQL persistence for Powernode Federation.
 
+pub mod approvals;
 pub mod certificates;
 pub mod events;
 pub mod grants;

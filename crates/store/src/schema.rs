@@ -1,6 +1,49 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    agents (id) {
+        id -> Uuid,
+        name -> Text,
+        status -> Text,
+        interval_secs -> Int4,
+        status_reason -> Nullable<Text>,
+        status_changed_by -> Nullable<Uuid>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    approval_execution_attempts (id) {
+        id -> Int8,
+        request_id -> Uuid,
+        started_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    approval_requests (id) {
+        id -> Uuid,
+        action -> Text,
+        params -> Jsonb,
+        params_sealed -> Nullable<Bytea>,
+        requested_by -> Uuid,
+        status -> Text,
+        expires_at -> Timestamptz,
+        decided_by -> Nullable<Text>,
+        decided_at -> Nullable<Timestamptz>,
+        comments -> Nullable<Text>,
+        execution_status -> Text,
+        execution_error -> Nullable<Text>,
+        executed_at -> Nullable<Timestamptz>,
+        result -> Nullable<Jsonb>,
+        result_sealed -> Nullable<Bytea>,
+        result_claimed_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     fleet_events (id) {
         id -> Uuid,
         kind -> Text,
@@ -42,6 +85,22 @@ diesel::table! {
         ca_sha256 -> Text,
         ca_key_sealed -> Bytea,
         created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    intervention_policies (action) {
+        action -> Text,
+        policy -> Text,
+        timeout_secs -> Int4,
+        timeout_action -> Text,
+        auto_approve_allowed -> Bool,
+        timeout_approve_allowed -> Bool,
+        lowered_policy -> Nullable<Text>,
+        lowered_until -> Nullable<Timestamptz>,
+        lowered_by -> Nullable<Uuid>,
+        lowered_reason -> Nullable<Text>,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -147,13 +206,18 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(approval_requests -> intervention_policies (action));
 diesel::joinable!(grants -> peers (peer_id));
 diesel::joinable!(peer_certificates -> peers (peer_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    agents,
+    approval_execution_attempts,
+    approval_requests,
     fleet_events,
     grants,
     instance_identity,
+    intervention_policies,
     operators,
     peer_certificates,
     peers,
