@@ -121,7 +121,22 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// A migrated database whose gated federation actions proceed with a notification
+    /// (`notify_and_proceed`, what `PUT /api/v1/ai/autonomy/policies/{action}` can set), so tests
+    /// about other parts are not held in the approval queue. Approval tests use [`TestDb::gated`].
     pub fn new() -> Self {
+        let db = Self::gated();
+        diesel::sql_query(
+            "UPDATE intervention_policies SET policy = 'notify_and_proceed' \
+             WHERE action LIKE 'system.federation_peer_%'",
+        )
+        .execute(&mut db.conn())
+        .expect("relax approval policies");
+        db
+    }
+
+    /// A migrated database with the seeded policies: propose, accept and revoke need approval.
+    pub fn gated() -> Self {
         let mut admin = PgConnection::establish(&admin_url()).expect("connect to test cluster");
         let template = ensure_template(&mut admin);
         let name = format!("pn_t_{}", Uuid::new_v4().simple());

@@ -186,11 +186,13 @@ async fn events_are_filtered_newest_first_and_bad_since_is_400() {
         .iter()
         .map(|e| e["kind"].clone())
         .collect();
+    // The propose proceeded under `notify_and_proceed` (TestDb::new), hence `approval.notified`.
     assert_eq!(
         kinds,
         [
             json!("federation.peer.heartbeat_stale"),
-            json!("federation.peer.proposed")
+            json!("federation.peer.proposed"),
+            json!("approval.notified")
         ]
     );
 
@@ -299,6 +301,21 @@ async fn every_route_is_in_the_openapi_document_and_every_documented_route_answe
         ("get", "/api/v1/system/operators"),
         ("get", "/api/v1/system/operators/me"),
         ("post", "/api/v1/system/operators/{id}/disable"),
+        ("post", "/api/v1/system/worker_api/sdwan_manager/tick"),
+        ("get", "/api/v1/ai/autonomy/approvals"),
+        ("get", "/api/v1/ai/autonomy/approvals/{id}"),
+        ("post", "/api/v1/ai/autonomy/approvals/{id}/approve"),
+        ("post", "/api/v1/ai/autonomy/approvals/{id}/reject"),
+        ("post", "/api/v1/ai/autonomy/approvals/{id}/cancel"),
+        ("post", "/api/v1/ai/autonomy/approvals/{id}/claim_result"),
+        ("get", "/api/v1/ai/autonomy/policies"),
+        ("get", "/api/v1/ai/autonomy/policies/{action}"),
+        ("put", "/api/v1/ai/autonomy/policies/{action}"),
+        ("post", "/api/v1/ai/autonomy/policies/{action}/lower"),
+        ("post", "/api/v1/ai/autonomy/policies/{action}/restore"),
+        ("get", "/api/v1/ai/agents"),
+        ("post", "/api/v1/ai/agents/{name}/pause"),
+        ("post", "/api/v1/ai/agents/{name}/resume"),
     ];
     for (method, path) in expected {
         assert!(
@@ -343,7 +360,9 @@ async fn every_route_is_in_the_openapi_document_and_every_documented_route_answe
     for (path, item) in paths {
         let concrete = path
             .replace("{id}", "00000000-0000-4000-8000-000000000000")
-            .replace("{kind}", "sdwan_config");
+            .replace("{kind}", "sdwan_config")
+            .replace("{action}", "system.federation_peer_revoke")
+            .replace("{name}", "SDWAN%20Manager");
         for method in ["get", "post", "delete", "put", "patch"] {
             if item.get(method).is_none() {
                 continue;

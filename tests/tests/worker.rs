@@ -208,7 +208,7 @@ fn a_schedule_naming_an_unknown_job_stops_the_worker_at_start() {
     );
     assert!(
         text.contains(
-            "schedule `nightly` names unknown job `NoSuchJob`; known jobs: FederationHeartbeatJob, FederationPeerHeartbeatJob, FederationGrantMaintenanceJob"
+            "schedule `nightly` names unknown job `NoSuchJob`; known jobs: FederationHeartbeatJob, FederationPeerHeartbeatJob, FederationGrantMaintenanceJob, SdwanManagerTickJob"
         ),
         "{text}"
     );

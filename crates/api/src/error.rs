@@ -26,6 +26,9 @@ pub enum ApiError {
     /// The operator lacks `permission`.
     #[error("Forbidden")]
     Forbidden { permission: &'static str },
+    /// 403 for who the operator is, not what they hold (deciding their own approval request).
+    #[error("{0}")]
+    ForbiddenAction(String),
     #[error("{0}")]
     NotFound(String),
     #[error(transparent)]
@@ -83,7 +86,9 @@ impl ApiError {
             ApiError::Unauthorized(_) | ApiError::UnauthorizedPeer(_) => {
                 (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
             }
-            ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "FORBIDDEN"),
+            ApiError::Forbidden { .. } | ApiError::ForbiddenAction(_) => {
+                (StatusCode::FORBIDDEN, "FORBIDDEN")
+            }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             ApiError::IllegalTransition(_) => (StatusCode::CONFLICT, "ILLEGAL_TRANSITION"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "CONFLICT"),

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod ca;
+pub mod claim;
 pub mod cli;
 pub mod crypto;
 pub mod ctl;

@@ -76,6 +76,14 @@ fn describe() {
         "Unix time of each schedule's last reported success"
     );
     describe_gauge!(
+        "powernode_approvals_pending",
+        "Approval requests waiting for a decision"
+    );
+    describe_counter!(
+        "powernode_approval_executions_total",
+        "Approved requests the SDWAN Manager executed, by outcome"
+    );
+    describe_gauge!(
         "powernode_database_up",
         "1 when the last scrape reached PostgreSQL"
     );
@@ -83,6 +91,7 @@ fn describe() {
     counter!("powernode_heartbeats_received_total").absolute(0);
     for outcome in ["succeeded", "failed"] {
         counter!("powernode_heartbeat_sweep_runs_total", "outcome" => outcome).absolute(0);
+        counter!("powernode_approval_executions_total", "outcome" => outcome).absolute(0);
     }
 }
 
@@ -127,6 +136,15 @@ pub fn set_database_gauges(counts: &[(PeerStatus, i64)], ages: &[(uuid::Uuid, f6
         gauge!("powernode_peer_heartbeat_age_seconds", "peer_id" => id.to_string()).set(*age);
     }
     gauge!("powernode_database_up").set(1.0);
+}
+
+#[expect(clippy::cast_precision_loss, reason = "request counts are far below 2^52")]
+pub fn approvals_pending(n: i64) {
+    gauge!("powernode_approvals_pending").set(n as f64);
+}
+
+pub fn approval_execution(outcome: &'static str) {
+    counter!("powernode_approval_executions_total", "outcome" => outcome).increment(1);
 }
 
 pub fn database_down() {

@@ -13,6 +13,7 @@ pub enum JobKind {
     FederationHeartbeat,
     FederationPeerHeartbeat,
     FederationGrantMaintenance,
+    SdwanManagerTick,
 }
 
 impl JobKind {
@@ -20,6 +21,7 @@ impl JobKind {
         JobKind::FederationHeartbeat,
         JobKind::FederationPeerHeartbeat,
         JobKind::FederationGrantMaintenance,
+        JobKind::SdwanManagerTick,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -27,6 +29,7 @@ impl JobKind {
             JobKind::FederationHeartbeat => "FederationHeartbeatJob",
             JobKind::FederationPeerHeartbeat => "FederationPeerHeartbeatJob",
             JobKind::FederationGrantMaintenance => "FederationGrantMaintenanceJob",
+            JobKind::SdwanManagerTick => "SdwanManagerTickJob",
         }
     }
 }
@@ -73,6 +76,10 @@ pub fn default_schedules() -> BTreeMap<String, ScheduleConfig> {
                 interval_secs: 3600,
                 ..every_minute(JobKind::FederationGrantMaintenance)
             },
+        ),
+        (
+            "sdwan_manager_tick".to_owned(),
+            every_minute(JobKind::SdwanManagerTick),
         ),
     ])
 }
@@ -146,7 +153,10 @@ mod tests {
     #[test]
     fn defaults_resolve_to_the_heartbeat_sweep_every_minute() {
         let s = resolve(&default_schedules()).unwrap();
-        assert_eq!(s.len(), 3);
+        assert_eq!(s.len(), 4);
+        assert_eq!(s[3].name, "sdwan_manager_tick");
+        assert_eq!(s[3].job, JobKind::SdwanManagerTick);
+        assert_eq!(s[3].cron, "0 * * * * *");
         assert_eq!(s[0].name, "federation_grant_maintenance");
         assert_eq!(s[0].cron, "0 0 * * * *");
         assert_eq!(s[2].name, "federation_peer_heartbeat");
@@ -170,7 +180,7 @@ mod tests {
         );
         assert_eq!(
             resolve(&c).unwrap_err().to_string(),
-            "schedule `nightly` names unknown job `NoSuchJob`; known jobs: FederationHeartbeatJob, FederationPeerHeartbeatJob, FederationGrantMaintenanceJob"
+            "schedule `nightly` names unknown job `NoSuchJob`; known jobs: FederationHeartbeatJob, FederationPeerHeartbeatJob, FederationGrantMaintenanceJob, SdwanManagerTickJob"
         );
     }
 

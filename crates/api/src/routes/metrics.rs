@@ -14,11 +14,15 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         let counts = powernode_store::peers::count_by_status(conn)?;
         let ages =
             powernode_store::peers::heartbeat_ages(conn, observability::HEARTBEAT_AGE_SERIES)?;
-        Ok((counts, ages))
+        let pending = powernode_store::approvals::pending_count(conn)?;
+        Ok((counts, ages, pending))
     })
     .await;
     match gauges {
-        Ok((counts, ages)) => observability::set_database_gauges(&counts, &ages),
+        Ok((counts, ages, pending)) => {
+            observability::set_database_gauges(&counts, &ages);
+            observability::approvals_pending(pending);
+        }
         Err(e) => {
             tracing::warn!(error = %e, "metrics: PostgreSQL unavailable; database gauges not refreshed");
             observability::database_down();

@@ -2,6 +2,7 @@
 //! registration goes through `utoipa_actix_web`, so the OpenAPI document is built from this
 //! very registration and cannot miss a route.
 
+pub mod approvals;
 pub mod events;
 pub mod grants;
 pub mod health;
@@ -29,6 +30,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(worker_api::heartbeat_sweep)
                 .service(worker_api::peer_heartbeats)
                 .service(worker_api::grant_maintenance)
+                .service(worker_api::sdwan_manager_tick)
                 .service(worker_api::report),
         )
         .service(scope("/api/v1/system/worker").service(worker_api::status))
@@ -54,6 +56,26 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(grants::delete_resource),
         )
         .service(scope("/api/v1/system/fleet").service(events::list))
+        .service(
+            scope("/api/v1/ai/autonomy")
+                .service(approvals::list)
+                .service(approvals::show)
+                .service(approvals::approve)
+                .service(approvals::reject)
+                .service(approvals::cancel)
+                .service(approvals::claim_result)
+                .service(approvals::policies)
+                .service(approvals::policy)
+                .service(approvals::update_policy)
+                .service(approvals::lower)
+                .service(approvals::restore),
+        )
+        .service(
+            scope("/api/v1/ai")
+                .service(approvals::agents)
+                .service(approvals::pause)
+                .service(approvals::resume),
+        )
         .service(
             scope("/api/v1/system/operators")
                 .service(operators::me)

@@ -11,7 +11,9 @@ use uuid::Uuid;
 
 use crate::auth::OperatorAuth;
 use crate::error::{ApiError, created, ok};
+use crate::routes::approvals::approval_required;
 use crate::routes::optional_json;
+use crate::services::approvals::{self, Gated};
 use crate::services::peers::{self as service, ProposeCommand, ProposeRequest, RevokeCommand};
 use crate::startup::AppState;
 use powernode_domain::Permission;
@@ -176,6 +178,7 @@ fn with_token(view: PeerView, token: Option<secrecy::SecretString>) -> PeerWithT
     request_body = ProposeRequest,
     responses(
         (status = 201, description = "Proposed; the token is in data.acceptance_token", body = PeerWithToken),
+        (status = 202, description = "`Approval required: system.federation_peer_propose` with data.approval_request; once executed, the token is handed out by `claim_result`"),
         (status = 422, description = "Validation failed (`<field> <message>`)"),
         (status = 401), (status = 403)
     ),
@@ -189,9 +192,13 @@ pub async fn propose(
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::FederationManage)?;
     let command = ProposeCommand::validate(body.into_inner(), &state.settings)?;
-    let proposed = service::propose(&state, command, auth.id()).await?;
-    let view = view(&state, proposed.peer).await?;
-    Ok(created(with_token(view, proposed.token)))
+    match approvals::gated_propose(&state, command, auth.id()).await? {
+        Gated::Queued(request) => Ok(approval_required(request)),
+        Gated::Done(proposed) => {
+            let view = view(&state, proposed.peer).await?;
+            Ok(created(with_token(view, proposed.token)))
+        }
+    }
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -354,8 +361,10 @@ pub async fn resume(
     tag = "peers",
     params(("id" = Uuid, Path)),
     request_body = ReasonRequest,
-    responses((status = 200, body = PeerView), (status = 409, description = "ILLEGAL_TRANSITION"),
-              (status = 422), (status = 404), (status = 401), (status = 403)),
+    responses((status = 200, body = PeerView),
+              (status = 202, description = "`Approval required: system.federation_peer_revoke` with data.approval_request"),
+              (status = 409, description = "ILLEGAL_TRANSITION"),
+              (status = 422, description = "`reason …`, or `Action blocked by policy`"), (status = 404), (status = 401), (status = 403)),
     security(("operator_token" = []))
 )]
 #[post("/peers/{id}/revoke")]
@@ -370,8 +379,10 @@ pub async fn revoke(
         peer_id: *id,
         reason: service::reason(&body.reason)?,
     };
-    let peer = service::revoke(&state, command, auth.id()).await?;
-    Ok(ok(view(&state, peer).await?))
+    match approvals::gated_revoke(&state, command, auth.id()).await? {
+        Gated::Queued(request) => Ok(approval_required(request)),
+        Gated::Done(peer) => Ok(ok(view(&state, peer).await?)),
+    }
 }
 
 /// Delete a proposed or revoked peer.
@@ -412,6 +423,7 @@ impl std::fmt::Debug for AcceptRequest {
     tag = "peers",
     request_body = AcceptRequest,
     responses((status = 201, body = PeerView),
+              (status = 202, description = "`Approval required: system.federation_peer_accept` with data.approval_request (the token is held sealed until execution)"),
               (status = 422, description = "`acceptance_token malformed`, `CA fingerprint mismatch: …`, or the peer's own 4xx passed through"),
               (status = 502, description = "PEER_UNREACHABLE"), (status = 401), (status = 403)),
     security(("operator_token" = []))
@@ -424,6 +436,8 @@ pub async fn accept(
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::FederationManage)?;
     let token = secrecy::SecretString::from(body.into_inner().acceptance_token);
-    let peer = crate::services::federation::accept_remote(&state, token, auth.id()).await?;
-    Ok(created(view(&state, peer).await?))
+    match approvals::gated_accept(&state, token, auth.id()).await? {
+        Gated::Queued(request) => Ok(approval_required(request)),
+        Gated::Done(peer) => Ok(created(view(&state, peer).await?)),
+    }
 }

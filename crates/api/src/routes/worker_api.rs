@@ -265,3 +265,28 @@ pub async fn grant_maintenance(
         "ran_at": ran_at.format(&time::format_description::well_known::Rfc3339).ok(),
     })))
 }
+
+/// The SDWAN Manager tick (SPEC §7): applies timeout actions to pending requests past expiry
+/// and, unless the agent is paused, executes each approved request exactly once.
+#[utoipa::path(
+    tag = "worker",
+    responses((status = 200, body = crate::services::approvals::TickOutcome), (status = 401)),
+    security(("worker_token" = []))
+)]
+#[post("/sdwan_manager/tick")]
+pub async fn sdwan_manager_tick(
+    _auth: WorkerAuth,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let outcome = crate::services::approvals::tick(&state).await?;
+    if outcome.expired + outcome.executed + outcome.failed > 0 {
+        tracing::info!(
+            expired = outcome.expired,
+            executed = outcome.executed,
+            failed = outcome.failed,
+            paused = outcome.paused,
+            "SDWAN Manager tick"
+        );
+    }
+    Ok(ok(outcome))
+}

@@ -363,7 +363,8 @@ async fn renew(
     peer: &Peer,
 ) -> Result<(), String> {
     let (key, csr) = ca::key_and_csr().map_err(|e| e.to_string())?;
-    let Some(claimed) = claim(state, peer.id).await? else {
+    let peer_id = peer.id;
+    let Some(claimed) = crate::claim::claim(&state.pool, move |conn| peers::claim_one(conn, peer_id).map_err(PeerOpError::from)).await? else {
         tracing::debug!(peer_id = %peer.id, "renewal already in progress elsewhere");
         return Ok(());
     };
@@ -499,69 +500,6 @@ pub async fn run_peer_heartbeats(state: &AppState) -> Result<PeerRun, ApiError> 
     })
 }
 
-type Finisher = Box<dyn FnOnce(&mut PgConnection) -> Result<(), PeerOpError> + Send>;
-
-/// A peer row held `FOR UPDATE SKIP LOCKED` by a transaction kept open on a blocking thread
-/// for the length of one remote call, so two concurrent worker calls never handshake or renew
-/// the same peer twice (SPEC §4). What follows the call is written in that same transaction.
-struct Claim {
-    finish_tx: std::sync::mpsc::Sender<Finisher>,
-    done: tokio::task::JoinHandle<Result<(), PeerOpError>>,
-}
-
-/// Upper bound on holding a claim; the remote call itself times out after `PEER_TIMEOUT`.
-const CLAIM_HOLD: Duration = Duration::from_secs(60);
-
-async fn claim(state: &AppState, id: Uuid) -> Result<Option<Claim>, String> {
-    use diesel::Connection;
-    let (claimed_tx, claimed_rx) = tokio::sync::oneshot::channel::<bool>();
-    let (finish_tx, finish_rx) = std::sync::mpsc::channel::<Finisher>();
-    let pool = state.pool.clone();
-    let done = tokio::task::spawn_blocking(move || -> Result<(), PeerOpError> {
-        let mut conn = pool.get().map_err(StoreError::from)?;
-        conn.transaction(|conn| {
-            let held = peers::claim_one(conn, id)?.is_some();
-            let _ = claimed_tx.send(held);
-            // A dropped sender (the call failed) ends the wait at once: nothing to write.
-            if held && let Ok(finish) = finish_rx.recv_timeout(CLAIM_HOLD) {
-                finish(conn)?;
-            }
-            Ok(())
-        })
-    });
-    match claimed_rx.await {
-        Ok(true) => Ok(Some(Claim { finish_tx, done })),
-        Ok(false) => {
-            let _ = done.await;
-            Ok(None)
-        }
-        Err(_) => Err(match done.await {
-            Ok(Err(e)) => e.to_string(),
-            _ => "claim failed".to_owned(),
-        }),
-    }
-}
-
-impl Claim {
-    /// Runs `finish` in the claiming transaction and commits.
-    async fn finish(self, finish: Finisher) -> Result<(), String> {
-        self.finish_tx
-            .send(finish)
-            .map_err(|_| "claim lost".to_owned())?;
-        drop(self.finish_tx);
-        self.done
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())
-    }
-
-    /// Releases the row without writing.
-    async fn release(self) {
-        drop(self.finish_tx);
-        let _ = self.done.await;
-    }
-}
-
 async fn contact(state: &AppState, peer: Peer) -> Result<(), String> {
     let (client, due) = client_for(state, &peer).await?;
     let base = format!("{}{FEDERATION_API}", peer.remote_instance_url);
@@ -598,7 +536,7 @@ async fn handshake(
     .and_then(|c| c.cert_pem)
     .ok_or("no certificate issued to this peer")?;
     let body = json!({ "client_cert_pem": issued, "capabilities": [], "extension_slugs": [], "endpoints": [] });
-    let Some(claimed) = claim(state, id).await? else {
+    let Some(claimed) = crate::claim::claim(&state.pool, move |conn| peers::claim_one(conn, id).map_err(PeerOpError::from)).await? else {
         tracing::debug!(peer_id = %id, "handshake already in progress elsewhere");
         return Ok(());
     };

@@ -3,6 +3,7 @@
 pub mod federation_grant_maintenance;
 pub mod federation_heartbeat;
 pub mod federation_peer_heartbeat;
+pub mod sdwan_manager_tick;
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +23,7 @@ pub async fn run(kind: JobKind, job: &TickJob, api: &ApiClient) -> Result<(), Jo
         JobKind::FederationHeartbeat => federation_heartbeat::run(job, api).await,
         JobKind::FederationPeerHeartbeat => federation_peer_heartbeat::run(job, api).await,
         JobKind::FederationGrantMaintenance => federation_grant_maintenance::run(job, api).await,
+        JobKind::SdwanManagerTick => sdwan_manager_tick::run(job, api).await,
     }
 }
 
