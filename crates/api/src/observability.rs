@@ -138,7 +138,10 @@ pub fn set_database_gauges(counts: &[(PeerStatus, i64)], ages: &[(uuid::Uuid, f6
     gauge!("powernode_database_up").set(1.0);
 }
 
-#[expect(clippy::cast_precision_loss, reason = "request counts are far below 2^52")]
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "request counts are far below 2^52"
+)]
 pub fn approvals_pending(n: i64) {
     gauge!("powernode_approvals_pending").set(n as f64);
 }

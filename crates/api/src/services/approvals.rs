@@ -148,9 +148,11 @@ pub async fn list(
     status: Option<approval::ApprovalStatus>,
     limit: i64,
 ) -> Result<Vec<ApprovalRequest>, ApiError> {
-    db::run(&state.pool, move |conn| store::list_requests(conn, status, limit))
-        .await
-        .map_err(|e| internal("approval list failed", e))
+    db::run(&state.pool, move |conn| {
+        store::list_requests(conn, status, limit)
+    })
+    .await
+    .map_err(|e| internal("approval list failed", e))
 }
 
 /// Validates optional comments.
@@ -209,7 +211,8 @@ pub async fn claim_result(
     id: Uuid,
     requester: Uuid,
 ) -> Result<ClaimedResult, ApiError> {
-    let request = in_transaction(state, move |conn| store::claim_result(conn, id, requester)).await?;
+    let request =
+        in_transaction(state, move |conn| store::claim_result(conn, id, requester)).await?;
     let secret = request
         .result_sealed
         .as_ref()
@@ -477,7 +480,10 @@ pub async fn lower(
                 field: r.field,
                 message: r.message,
             })?;
-        Ok((store::lower(conn, &current, to, for_secs, by, &reason)?, now))
+        Ok((
+            store::lower(conn, &current, to, for_secs, by, &reason)?,
+            now,
+        ))
     })
     .await?;
     tracing::warn!(action = %lowered.0.state.action, to = %to, for_secs, operator_id = %by, "policy lowered for an emergency");

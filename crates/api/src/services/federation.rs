@@ -364,7 +364,11 @@ async fn renew(
 ) -> Result<(), String> {
     let (key, csr) = ca::key_and_csr().map_err(|e| e.to_string())?;
     let peer_id = peer.id;
-    let Some(claimed) = crate::claim::claim(&state.pool, move |conn| peers::claim_one(conn, peer_id).map_err(PeerOpError::from)).await? else {
+    let Some(claimed) = crate::claim::claim(&state.pool, move |conn| {
+        peers::claim_one(conn, peer_id).map_err(PeerOpError::from)
+    })
+    .await?
+    else {
         tracing::debug!(peer_id = %peer.id, "renewal already in progress elsewhere");
         return Ok(());
     };
@@ -536,7 +540,11 @@ async fn handshake(
     .and_then(|c| c.cert_pem)
     .ok_or("no certificate issued to this peer")?;
     let body = json!({ "client_cert_pem": issued, "capabilities": [], "extension_slugs": [], "endpoints": [] });
-    let Some(claimed) = crate::claim::claim(&state.pool, move |conn| peers::claim_one(conn, id).map_err(PeerOpError::from)).await? else {
+    let Some(claimed) = crate::claim::claim(&state.pool, move |conn| {
+        peers::claim_one(conn, id).map_err(PeerOpError::from)
+    })
+    .await?
+    else {
         tracing::debug!(peer_id = %id, "handshake already in progress elsewhere");
         return Ok(());
     };
