@@ -1,5 +1,6 @@
 //! Approval queue, intervention policies, emergency lowering and the SDWAN Manager tick
 //! (SPEC §7) against a real API, PostgreSQL and (for the worker test) Redis.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 use std::time::Duration;
 

@@ -313,3 +313,156 @@ async fn powernodectl_issues_explains_and_revokes_grants() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("409 CONFLICT"), "{}", stderr(&out));
 }
+
+#[tokio::test]
+async fn powernodectl_drives_the_approval_queue_policies_and_the_agent() {
+    use powernode_domain::Permission::{FederationManage, FederationRead, InfraTasksControl};
+    let db = TestDb::gated();
+    let mut conn = db.conn();
+    let requester = powernode_tests::create_operator(
+        &mut conn,
+        "requester",
+        &[FederationRead, FederationManage, InfraTasksControl],
+    );
+    let approver = powernode_tests::create_operator(
+        &mut conn,
+        "approver",
+        &[FederationRead, InfraTasksControl],
+    );
+    let peer = powernode_tests::insert_peer(&mut conn, "active", "platform", Some(5));
+    let app = spawn_app(settings(&db)).await;
+    let (r, a) = (Some(requester.as_str()), Some(approver.as_str()));
+    let tick = || async {
+        let resp = app
+            .client
+            .post(app.url("/api/v1/system/worker_api/sdwan_manager/tick"))
+            .header("X-Worker-Token", powernode_tests::WORKER_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    };
+
+    // A gated propose: queued; once approved and executed, `approvals result` shows the token once.
+    let out = ctl(
+        &app,
+        r,
+        &[
+            "peer",
+            "propose",
+            "--remote-url",
+            "https://platform-b.example.com",
+            "--role",
+            "parent",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("Approval required: system.federation_peer_propose"),
+        "{text}"
+    );
+    let out = ctl(&app, a, &["--json", "approvals", "list"]).await;
+    let pending: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let propose_id = pending[0]["id"].as_str().unwrap().to_owned();
+    let out = ctl(
+        &app,
+        r,
+        &["approvals", "approve", &propose_id, "--comment", "mine"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("403 FORBIDDEN: You cannot decide your own approval request"),
+        "{}",
+        stderr(&out)
+    );
+    let out = ctl(
+        &app,
+        a,
+        &["approvals", "approve", &propose_id, "--comment", "ok"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("approved"));
+    tick().await;
+    let out = ctl(&app, r, &["approvals", "result", &propose_id]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = stdout(&out).lines().last().unwrap().trim().to_owned();
+    assert!(token.starts_with("pnfa1_"), "{}", stdout(&out));
+    let out = ctl(&app, r, &["approvals", "result", &propose_id]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("409 CONFLICT: result already claimed"));
+
+    // Emergency lowering: revoke proceeds at once; restore puts the gate back.
+    let out = ctl(
+        &app,
+        a,
+        &[
+            "policy",
+            "lower",
+            "system.federation_peer_revoke",
+            "--to",
+            "notify_and_proceed",
+            "--for",
+            "30m",
+            "--reason",
+            "INC-7 compromised peer",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("notify_and_proceed"));
+    let out = ctl(
+        &app,
+        a,
+        &["policy", "restore", "system.federation_peer_revoke"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = ctl(
+        &app,
+        a,
+        &["--json", "policy", "show", "system.federation_peer_revoke"],
+    )
+    .await;
+    let shown: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(shown[0]["effective_policy"], "require_approval");
+
+    // Pause the agent: an approved revoke waits; resume and it runs.
+    let out = ctl(
+        &app,
+        a,
+        &["agent", "pause", "SDWAN Manager", "--reason", "noisy"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("paused"));
+    let id = peer.to_string();
+    let out = ctl(
+        &app,
+        r,
+        &["peer", "revoke", &id, "--reason", "decommissioned"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Approval required: system.federation_peer_revoke"));
+    let out = ctl(&app, a, &["--json", "approvals", "list"]).await;
+    let pending: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let revoke_id = pending[0]["id"].as_str().unwrap().to_owned();
+    let out = ctl(&app, a, &["approvals", "approve", &revoke_id]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    tick().await;
+    let out = ctl(&app, a, &["--json", "approvals", "show", &revoke_id]).await;
+    let shown: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(shown["execution_status"], "pending");
+    let out = ctl(&app, a, &["agent", "resume", "SDWAN Manager"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    tick().await;
+    let out = ctl(&app, a, &["--json", "approvals", "show", &revoke_id]).await;
+    let shown: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(shown["execution_status"], "succeeded");
+    let out = ctl(&app, a, &["agent", "list"]).await;
+    assert!(stdout(&out).contains("SDWAN Manager"));
+}

@@ -55,6 +55,100 @@ pub enum Command {
     /// Worker schedules as the workers report them.
     #[command(subcommand)]
     Worker(WorkerCommand),
+    /// The approval queue (propose, accept and revoke wait here under require_approval).
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
+    /// Agents that act on approvals (the SDWAN Manager).
+    #[command(subcommand)]
+    Agent(AgentCommand),
+    /// Intervention policies of gated actions, and emergency lowering.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// Approval requests, newest first (pending by default).
+    List {
+        /// pending, approved, rejected, expired, cancelled or all.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    Show {
+        id: String,
+    },
+    /// Approve (needs system.infra_tasks.control; not your own request).
+    Approve {
+        id: String,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Reject (needs system.infra_tasks.control; not your own request).
+    Reject {
+        id: String,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Withdraw your own pending request.
+    Cancel {
+        id: String,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// What your executed request produced (an approved propose's acceptance token), once.
+    Result {
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    List,
+    /// Pause: approved requests wait (they stay decidable); timeouts still apply.
+    Pause {
+        /// e.g. "SDWAN Manager".
+        name: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    Resume {
+        name: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// One action's policy, or all of them.
+    Show { action: Option<String> },
+    /// Lower a policy for a bounded window; it restores itself when the window ends.
+    Lower {
+        /// e.g. system.federation_peer_revoke.
+        action: String,
+        /// The less strict policy, e.g. notify_and_proceed.
+        #[arg(long)]
+        to: String,
+        /// Window, e.g. 30m, 2h (at most 24h).
+        #[arg(long = "for", value_parser = parse_ttl)]
+        window: u64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// End a lowering now.
+    Restore { action: String },
+    /// Change a policy permanently.
+    Set {
+        action: String,
+        /// auto_approve, notify_and_proceed, require_approval or blocked.
+        #[arg(long)]
+        policy: String,
+        /// How long a request waits for a decision, e.g. 4h.
+        #[arg(long, value_parser = parse_ttl)]
+        timeout: u64,
+        #[arg(long, default_value = "reject")]
+        timeout_action: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -400,7 +494,10 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
                 "ttl_seconds": a.ttl,
                 "drill": a.drill,
             });
-            out.with_token(&client.call(Method::POST, PEERS, Some(body)).await?);
+            let data = client.call(Method::POST, PEERS, Some(body)).await?;
+            if !out.queued(&data) {
+                out.with_token(&data);
+            }
         }
         Command::Peer(PeerCommand::Token(TokenCommand::Regenerate { id, ttl })) => {
             let path = format!("{PEERS}/{id}/acceptance_token");
@@ -425,11 +522,12 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
         }
         Command::Peer(PeerCommand::Revoke { id, reason }) => {
             let path = format!("{PEERS}/{id}/revoke");
-            out.peer(
-                &client
-                    .call(Method::POST, &path, Some(json!({ "reason": reason })))
-                    .await?,
-            );
+            let data = client
+                .call(Method::POST, &path, Some(json!({ "reason": reason })))
+                .await?;
+            if !out.queued(&data) {
+                out.peer(&data);
+            }
         }
         Command::Peer(PeerCommand::Delete { id }) => {
             let deleted = client
@@ -479,12 +577,16 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
         }
         Command::Federation(FederationCommand::Accept { token }) => {
             let body = json!({ "acceptance_token": token });
-            out.peer(
-                &client
-                    .call(Method::POST, &format!("{PEERS}/accept"), Some(body))
-                    .await?,
-            );
+            let data = client
+                .call(Method::POST, &format!("{PEERS}/accept"), Some(body))
+                .await?;
+            if !out.queued(&data) {
+                out.peer(&data);
+            }
         }
+        Command::Approvals(a) => run_approvals(&client, &out, a).await?,
+        Command::Agent(a) => run_agent(&client, &out, a).await?,
+        Command::Policy(p) => run_policy(&client, &out, p).await?,
         Command::Grant(g) => run_grant(&client, &out, g).await?,
         Command::Worker(WorkerCommand::Status) => {
             out.worker_status(
@@ -624,6 +726,123 @@ async fn run_grant(client: &Client, out: &Output, g: GrantCommand) -> Result<(),
         out.grants(&Value::Array(vec![data]));
     }
     Ok(())
+}
+
+const APPROVALS: &str = "/api/v1/ai/autonomy/approvals";
+const POLICIES: &str = "/api/v1/ai/autonomy/policies";
+
+async fn run_approvals(client: &Client, out: &Output, a: ApprovalsCommand) -> Result<(), CtlError> {
+    let decide = |id: String, verb: &'static str, comment: Option<String>| async move {
+        client
+            .call(
+                Method::POST,
+                &format!("{APPROVALS}/{}/{verb}", segment(&id)),
+                Some(json!({ "comments": comment })),
+            )
+            .await
+    };
+    match a {
+        ApprovalsCommand::List { status } => {
+            let path = match status {
+                Some(s) => format!("{APPROVALS}?status={}", urlencode(&s)),
+                None => APPROVALS.to_owned(),
+            };
+            out.approvals(&client.call(Method::GET, &path, None).await?);
+        }
+        ApprovalsCommand::Show { id } => {
+            let path = format!("{APPROVALS}/{}", segment(&id));
+            out.approval(&client.call(Method::GET, &path, None).await?);
+        }
+        ApprovalsCommand::Approve { id, comment } => {
+            out.approval(&decide(id, "approve", comment).await?);
+        }
+        ApprovalsCommand::Reject { id, comment } => {
+            out.approval(&decide(id, "reject", comment).await?);
+        }
+        ApprovalsCommand::Cancel { id, comment } => {
+            out.approval(&decide(id, "cancel", comment).await?);
+        }
+        ApprovalsCommand::Result { id } => {
+            let path = format!("{APPROVALS}/{}/claim_result", segment(&id));
+            let data = client.call(Method::POST, &path, None).await?;
+            if out.json {
+                out.print_json(&data);
+                return Ok(());
+            }
+            out.approval(&data["approval_request"]);
+            match data["acceptance_token"].as_str() {
+                Some(token) => {
+                    println!(
+                        "\nAcceptance token (shown once; expires {}). Hand it to the other instance's operator over a synchronous channel:",
+                        text(&data["approval_request"]["result"]["acceptance_token_expires_at"])
+                    );
+                    println!("{token}");
+                }
+                None => println!("\nNo secret result for this request."),
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn run_agent(client: &Client, out: &Output, a: AgentCommand) -> Result<(), CtlError> {
+    let (name, verb, reason) = match a {
+        AgentCommand::List => {
+            out.agents(&client.call(Method::GET, "/api/v1/ai/agents", None).await?);
+            return Ok(());
+        }
+        AgentCommand::Pause { name, reason } => (name, "pause", reason),
+        AgentCommand::Resume { name, reason } => (name, "resume", reason),
+    };
+    let path = format!("/api/v1/ai/agents/{}/{verb}", segment(&name));
+    let agent = client
+        .call(Method::POST, &path, Some(json!({ "reason": reason })))
+        .await?;
+    out.agents(&Value::Array(vec![agent]));
+    Ok(())
+}
+
+async fn run_policy(client: &Client, out: &Output, p: PolicyCommand) -> Result<(), CtlError> {
+    let data = match p {
+        PolicyCommand::Show { action: None } => client.call(Method::GET, POLICIES, None).await?,
+        PolicyCommand::Show {
+            action: Some(action),
+        } => {
+            let path = format!("{POLICIES}/{}", segment(&action));
+            Value::Array(vec![client.call(Method::GET, &path, None).await?])
+        }
+        PolicyCommand::Lower {
+            action,
+            to,
+            window,
+            reason,
+        } => {
+            let path = format!("{POLICIES}/{}/lower", segment(&action));
+            let body = json!({ "to": to, "for_seconds": window, "reason": reason });
+            Value::Array(vec![client.call(Method::POST, &path, Some(body)).await?])
+        }
+        PolicyCommand::Restore { action } => {
+            let path = format!("{POLICIES}/{}/restore", segment(&action));
+            Value::Array(vec![client.call(Method::POST, &path, None).await?])
+        }
+        PolicyCommand::Set {
+            action,
+            policy,
+            timeout,
+            timeout_action,
+        } => {
+            let path = format!("{POLICIES}/{}", segment(&action));
+            let body = json!({ "policy": policy, "timeout_seconds": timeout, "timeout_action": timeout_action });
+            Value::Array(vec![client.call(Method::PUT, &path, Some(body)).await?])
+        }
+    };
+    out.policies(&data);
+    Ok(())
+}
+
+/// One path segment, percent-encoded (agent names contain spaces).
+fn segment(s: &str) -> String {
+    urlencode(s).replace('+', "%20")
 }
 
 fn urlencode(s: &str) -> String {
@@ -845,6 +1064,121 @@ impl Output {
         let mut t = table(&keys);
         for g in data.as_array().into_iter().flatten() {
             t.add_row(keys.map(|k| text(&g[k])));
+        }
+        println!("{t}");
+    }
+
+    /// A gated call answered 202: print the queued request and return true.
+    fn queued(&self, data: &Value) -> bool {
+        if data.get("approval_request").is_none() {
+            return false;
+        }
+        if self.json {
+            self.print_json(data);
+            return true;
+        }
+        println!("{}", text(&data["message"]));
+        self.approval(&data["approval_request"]);
+        println!(
+            "\nQueued until an operator with system.infra_tasks.control approves it \
+             (`powernodectl approvals approve {}`) before {}; the SDWAN Manager runs it on its next tick.",
+            text(&data["approval_request"]["id"]),
+            text(&data["approval_request"]["expires_at"])
+        );
+        true
+    }
+
+    fn approvals(&self, data: &Value) {
+        if self.json {
+            return self.print_json(data);
+        }
+        let keys = [
+            "id",
+            "action",
+            "status",
+            "requested_by",
+            "expires_at",
+            "decided_by",
+            "execution_status",
+        ];
+        let mut t = table(&keys);
+        for r in data.as_array().into_iter().flatten() {
+            t.add_row(keys.map(|k| text(&r[k])));
+        }
+        println!("{t}");
+    }
+
+    fn approval(&self, r: &Value) {
+        if self.json {
+            return self.print_json(r);
+        }
+        let keys = [
+            "id",
+            "action",
+            "params",
+            "status",
+            "requested_by",
+            "created_at",
+            "expires_at",
+            "decided_by",
+            "decided_at",
+            "comments",
+            "execution_status",
+            "execution_error",
+            "executed_at",
+            "result",
+            "result_claimable",
+        ];
+        let mut t = Table::new();
+        t.load_style(NOTHING);
+        for k in keys {
+            t.add_row([k.to_owned(), text(&r[k])]);
+        }
+        println!("{t}");
+    }
+
+    fn agents(&self, data: &Value) {
+        if self.json {
+            return self.print_json(data);
+        }
+        let keys = [
+            "name",
+            "status",
+            "interval_secs",
+            "status_reason",
+            "updated_at",
+        ];
+        let mut t = table(&keys);
+        for a in data.as_array().into_iter().flatten() {
+            t.add_row(keys.map(|k| text(&a[k])));
+        }
+        println!("{t}");
+    }
+
+    fn policies(&self, data: &Value) {
+        if self.json {
+            return self.print_json(data);
+        }
+        let keys = [
+            "action",
+            "policy",
+            "effective_policy",
+            "timeout_seconds",
+            "timeout_action",
+            "lowered_until",
+            "lowered_reason",
+        ];
+        let mut t = table(&keys);
+        for p in data.as_array().into_iter().flatten() {
+            t.add_row([
+                text(&p["action"]),
+                text(&p["policy"]),
+                text(&p["effective_policy"]),
+                text(&p["timeout_seconds"]),
+                text(&p["timeout_action"]),
+                text(&p["lowered"]["until"]),
+                text(&p["lowered"]["reason"]),
+            ]);
         }
         println!("{t}");
     }

@@ -193,7 +193,7 @@ pub async fn propose(
     auth.require(Permission::FederationManage)?;
     let command = ProposeCommand::validate(body.into_inner(), &state.settings)?;
     match approvals::gated_propose(&state, command, auth.id()).await? {
-        Gated::Queued(request) => Ok(approval_required(request)),
+        Gated::Queued(request) => Ok(approval_required(*request)),
         Gated::Done(proposed) => {
             let view = view(&state, proposed.peer).await?;
             Ok(created(with_token(view, proposed.token)))
@@ -380,7 +380,7 @@ pub async fn revoke(
         reason: service::reason(&body.reason)?,
     };
     match approvals::gated_revoke(&state, command, auth.id()).await? {
-        Gated::Queued(request) => Ok(approval_required(request)),
+        Gated::Queued(request) => Ok(approval_required(*request)),
         Gated::Done(peer) => Ok(ok(view(&state, peer).await?)),
     }
 }
@@ -437,7 +437,7 @@ pub async fn accept(
     auth.require(Permission::FederationManage)?;
     let token = secrecy::SecretString::from(body.into_inner().acceptance_token);
     match approvals::gated_accept(&state, token, auth.id()).await? {
-        Gated::Queued(request) => Ok(approval_required(request)),
+        Gated::Queued(request) => Ok(approval_required(*request)),
         Gated::Done(peer) => Ok(created(view(&state, peer).await?)),
     }
 }

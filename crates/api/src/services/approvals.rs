@@ -574,7 +574,7 @@ pub fn revoke_params(command: &RevokeCommand) -> Value {
 /// Gate, then run now or queue — the shape every gated route shares.
 pub enum Gated<T> {
     Done(T),
-    Queued(ApprovalRequest),
+    Queued(Box<ApprovalRequest>),
 }
 
 pub async fn gated_revoke(
@@ -592,7 +592,7 @@ pub async fn gated_revoke(
         actor,
     };
     match gate(state, call).await? {
-        Some(request) => Ok(Gated::Queued(request)),
+        Some(request) => Ok(Gated::Queued(Box::new(request))),
         None => Ok(Gated::Done(
             peer_service::revoke(state, command, actor).await?,
         )),
@@ -612,7 +612,7 @@ pub async fn gated_propose(
         actor,
     };
     match gate(state, call).await? {
-        Some(request) => Ok(Gated::Queued(request)),
+        Some(request) => Ok(Gated::Queued(Box::new(request))),
         None => Ok(Gated::Done(
             peer_service::propose(state, command, actor).await?,
         )),
@@ -640,7 +640,7 @@ pub async fn gated_accept(
         actor,
     };
     match gate(state, call).await? {
-        Some(request) => Ok(Gated::Queued(request)),
+        Some(request) => Ok(Gated::Queued(Box::new(request))),
         None => Ok(Gated::Done(
             crate::services::federation::accept_remote(state, token, actor).await?,
         )),
