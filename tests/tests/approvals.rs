@@ -181,6 +181,20 @@ async fn gated_revoke_is_approved_then_executed_exactly_once_by_concurrent_ticks
     // Listed among pending requests.
     let (_, pending) = g.app.get(APPROVALS, &g.reader).await;
     assert_eq!(pending["data"].as_array().unwrap().len(), 1);
+    let metrics = g
+        .app
+        .client
+        .get(g.app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "powernode_approvals_pending 1"),
+        "{metrics}"
+    );
 
     // Self-approval and a missing permission are refused.
     let (status, own) = g.decide(&g.requester, id, "approve", "mine").await;
