@@ -192,7 +192,9 @@ async fn gated_revoke_is_approved_then_executed_exactly_once_by_concurrent_ticks
         .await
         .unwrap();
     assert!(
-        metrics.lines().any(|l| l == "powernode_approvals_pending 1"),
+        metrics
+            .lines()
+            .any(|l| l == "powernode_approvals_pending 1"),
         "{metrics}"
     );
 
