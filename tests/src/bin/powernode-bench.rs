@@ -1,0 +1,692 @@
+//! `powernode-bench`: throughput, latency and memory of the API against the machine's own limit
+//! measured in the same run (pgbench on the same PostgreSQL, same table sizes, same
+//! concurrency). Driven by `scripts/dev bench [--quick]`, which starts PostgreSQL and Redis and
+//! builds the binaries; figures are printed, never asserted (SPEC: benchmarks are commands).
+//!
+//! The load generator is our own small client: every simulated peer presents its own client
+//! certificate issued by the instance CA over a keep-alive mTLS connection, which the
+//! off-the-shelf generators (oha, wrk) cannot do with one certificate per connection.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::cast_precision_loss,
+    reason = "a command that fails loudly and prints its figures"
+)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use diesel::RunQueryDsl;
+use powernode_tests::{Process, TestDb, WORKER_TOKEN, free_port, redis_prefix, redis_url};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+struct Plan {
+    quick: bool,
+    /// Concurrent simulated peers (= pgbench clients).
+    clients: usize,
+    duration: Duration,
+    sweep_peers: i64,
+    worker_ticks: usize,
+}
+
+impl Plan {
+    fn new(quick: bool) -> Self {
+        if quick {
+            Plan {
+                quick,
+                clients: 8,
+                duration: Duration::from_secs(3),
+                sweep_peers: 20_000,
+                worker_ticks: 3,
+            }
+        } else {
+            Plan {
+                quick,
+                clients: 32,
+                duration: Duration::from_secs(20),
+                sweep_peers: 1_000_000,
+                worker_ticks: 10,
+            }
+        }
+    }
+}
+
+/// `00000000-0000-4000-8000-<n>`: ids pgbench can compute from its client number.
+fn peer_id(n: usize) -> Uuid {
+    format!("00000000-0000-4000-8000-{n:012x}").parse().unwrap()
+}
+
+fn instance_id(n: usize) -> Uuid {
+    format!("00000000-0000-4000-9000-{n:012x}").parse().unwrap()
+}
+
+fn sql(db: &TestDb, q: &str) {
+    diesel::sql_query(q)
+        .execute(&mut db.conn())
+        .unwrap_or_else(|e| panic!("{q}: {e}"));
+}
+
+fn vm_hwm_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+/// Runs pgbench with `clients` clients for `duration` on `script`; returns its TPS.
+fn pgbench(db: &TestDb, clients: usize, duration: Duration, script: &str) -> f64 {
+    let file = std::env::temp_dir().join(format!("pn-bench-{}.sql", Uuid::new_v4()));
+    std::fs::write(&file, script).unwrap();
+    let bin = std::env::var("PGBENCH").unwrap_or_else(|_| "pgbench".to_owned());
+    let out = std::process::Command::new(&bin)
+        .args([
+            "-n",
+            "-M",
+            "prepared",
+            "-c",
+            &clients.to_string(),
+            "-j",
+            "2",
+            "-T",
+            &duration.as_secs().to_string(),
+            "-f",
+            file.to_str().unwrap(),
+            &db.url,
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{bin}: {e}"));
+    let _ = std::fs::remove_file(&file);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "pgbench failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no tps in pgbench output: {text}"))
+}
+
+#[derive(Default)]
+struct Load {
+    ok: u64,
+    errors: u64,
+    latencies_us: Vec<u64>,
+    elapsed: Duration,
+}
+
+impl Load {
+    fn rps(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile_ms(&mut self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return f64::NAN;
+        }
+        self.latencies_us.sort_unstable();
+        let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies_us[i] as f64 / 1000.0
+    }
+}
+
+/// Each client loops `request` on its own keep-alive connection for `duration`; with
+/// `per_client_rate`, each paces itself to that many requests per second.
+async fn drive(
+    clients: Vec<(reqwest::Client, reqwest::Request)>,
+    duration: Duration,
+    per_client_rate: Option<f64>,
+) -> Load {
+    let started = Instant::now();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|(client, template)| {
+            tokio::spawn(async move {
+                let mut load = Load::default();
+                let mut tick = per_client_rate.map(|r| {
+                    let mut i = tokio::time::interval(Duration::from_secs_f64(1.0 / r));
+                    i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    i
+                });
+                while started.elapsed() < duration {
+                    if let Some(t) = tick.as_mut() {
+                        t.tick().await;
+                    }
+                    let req = template.try_clone().unwrap();
+                    let sent = Instant::now();
+                    match client.execute(req).await {
+                        Ok(resp) if resp.status().is_success() => {
+                            let _ = resp.bytes().await;
+                            load.ok += 1;
+                            load.latencies_us.push(sent.elapsed().as_micros() as u64);
+                        }
+                        _ => load.errors += 1,
+                    }
+                }
+                load
+            })
+        })
+        .collect();
+    let mut total = Load::default();
+    for t in tasks {
+        let l = t.await.unwrap();
+        total.ok += l.ok;
+        total.errors += l.errors;
+        total.latencies_us.extend(l.latencies_us);
+    }
+    total.elapsed = started.elapsed();
+    total
+}
+
+struct Api {
+    process: Process,
+    http: String,
+    federation: String,
+    master_key: String,
+}
+
+fn api_env(db: &TestDb, http: u16, fed: u16, master_key: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("POWERNODE_DATABASE_URL", db.url.clone()),
+        ("POWERNODE_REDIS_URL", redis_url()),
+        ("POWERNODE_WORKER_TOKEN", WORKER_TOKEN.to_owned()),
+        ("POWERNODE_HTTP_LISTEN", format!("127.0.0.1:{http}")),
+        ("POWERNODE_FEDERATION_LISTEN", format!("127.0.0.1:{fed}")),
+        (
+            "POWERNODE_FEDERATION_PUBLIC_URL",
+            format!("https://127.0.0.1:{fed}"),
+        ),
+        ("POWERNODE_MASTER_KEY_FILE", master_key.to_owned()),
+        ("POWERNODE_ENVIRONMENT", "development".to_owned()),
+        // Real peers heartbeat once a minute; the bench sends hundreds a second per certificate.
+        (
+            "POWERNODE_FEDERATION_RATE_PER_MINUTE",
+            "100000000".to_owned(),
+        ),
+        ("POWERNODE_FEDERATION_RATE_BURST", "100000000".to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+    ]
+}
+
+/// Starts the API and returns it with its start-to-ready time (`/readyz` answering 200).
+async fn start_api(db: &TestDb, master_key: &str) -> (Api, Duration) {
+    let (http, fed) = (free_port(), free_port());
+    let started = Instant::now();
+    let process = Process::spawn(
+        "powernode-api",
+        &["serve"],
+        &api_env(db, http, fed, master_key),
+    );
+    let http_url = format!("http://127.0.0.1:{http}");
+    let client = reqwest::Client::new();
+    loop {
+        if let Ok(r) = client.get(format!("{http_url}/readyz")).send().await
+            && r.status() == 200
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "API not ready: {}",
+            process.output()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let ready = started.elapsed();
+    (
+        Api {
+            process,
+            http: http_url,
+            federation: format!("https://127.0.0.1:{fed}"),
+            master_key: master_key.to_owned(),
+        },
+        ready,
+    )
+}
+
+/// Active peers with real client certificates from the instance CA.
+async fn seed_peers(db: &TestDb, api: &Api, n: usize) -> Vec<reqwest::Identity> {
+    let master = powernode_api::crypto::MasterKey::load(Path::new(&api.master_key)).unwrap();
+    let pool = powernode_store::pool(&db.url, 4, Duration::from_secs(10));
+    let identity = powernode_api::ca::ensure_identity(&pool, &master)
+        .await
+        .unwrap();
+    let ca = powernode_api::ca::OpenCa::open(&identity, &master).unwrap();
+    let mut conn = db.conn();
+    let now = powernode_store::database_now(&mut conn).unwrap();
+    let mut identities = Vec::with_capacity(n);
+    for i in 1..=n {
+        let id = peer_id(i);
+        diesel::sql_query(format!(
+            "INSERT INTO peers (id, origin, remote_instance_url, remote_instance_id, peer_kind, \
+             spawn_role, spawn_mode, status, last_heartbeat_at) VALUES ('{id}', 'proposed_here', \
+             'https://bench-{i}.example.com', '{}', 'platform', 'symmetric', 'autonomous_peer', \
+             'active', now())",
+            instance_id(i)
+        ))
+        .execute(&mut conn)
+        .unwrap();
+        let (key, csr) = powernode_api::ca::key_and_csr().unwrap();
+        let issued = ca
+            .sign_client_csr(&csr, id, instance_id(i), now, 90)
+            .unwrap();
+        powernode_api::ca::record_issued(&mut conn, id, &issued).unwrap();
+        let key_pem = key.private_key_to_pem_pkcs8().unwrap();
+        identities
+            .push(reqwest::Identity::from_pkcs8_pem(issued.pem.as_bytes(), &key_pem).unwrap());
+    }
+    identities
+}
+
+fn mtls_client(identity: reqwest::Identity, ca_pem: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .identity(identity)
+        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap()])
+        .pool_max_idle_per_host(1)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+struct Row {
+    what: String,
+    ours: String,
+    limit: String,
+    ratio: String,
+    target: String,
+}
+
+fn row(what: &str, ours: String, limit: String, ratio: String, target: &str) -> Row {
+    Row {
+        what: what.to_owned(),
+        ours,
+        limit,
+        ratio,
+        target: target.to_owned(),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let plan = Plan::new(quick);
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    let db = TestDb::new();
+    let master_key = powernode_tests::master_key_file();
+
+    // Start-to-ready: the first start creates the instance identity and server certificate;
+    // the figure is the second, an ordinary restart with the database up.
+    let (mut first, first_ready) = start_api(&db, &master_key).await;
+    first.process.signal("TERM");
+    let _ = tokio::time::timeout(Duration::from_secs(30), first.process.child.wait()).await;
+    let (api, ready) = start_api(&db, &master_key).await;
+    rows.push(row(
+        "API start-to-ready (restart, DB up)",
+        format!("{:.0} ms", ready.as_secs_f64() * 1000.0),
+        "-".to_owned(),
+        "-".to_owned(),
+        "≤ 1000 ms",
+    ));
+    notes.push(format!(
+        "first start (creates CA and listener certificate): {:.0} ms",
+        first_ready.as_secs_f64() * 1000.0
+    ));
+
+    let identities = seed_peers(&db, &api, plan.clients).await;
+    let ca_pem = {
+        let master = powernode_api::crypto::MasterKey::load(Path::new(&master_key)).unwrap();
+        let pool = powernode_store::pool(&db.url, 1, Duration::from_secs(10));
+        powernode_api::ca::ensure_identity(&pool, &master)
+            .await
+            .unwrap()
+            .ca_cert_pem
+    };
+    let clients: Vec<reqwest::Client> = identities
+        .into_iter()
+        .map(|i| mtls_client(i, &ca_pem))
+        .collect();
+    sql(&db, "VACUUM ANALYZE peers");
+
+    // 1. Heartbeat ingest vs pgbench's single-row UPDATE by primary key, same rows.
+    let tps = pgbench(
+        &db,
+        plan.clients,
+        plan.duration,
+        "UPDATE peers SET last_heartbeat_at = now(), updated_at = now() \
+         WHERE id = ('00000000-0000-4000-8000-' || lpad(to_hex(:client_id + 1), 12, '0'))::uuid;\n",
+    );
+    let heartbeat = |c: &reqwest::Client| {
+        c.post(format!(
+            "{}/api/v1/system/federation_api/heartbeat",
+            api.federation
+        ))
+        .json(&json!({}))
+        .build()
+        .unwrap()
+    };
+    // Warm the connections (TLS handshakes are not what we measure).
+    for c in &clients {
+        let r = c.execute(heartbeat(c)).await.unwrap();
+        assert!(r.status().is_success(), "heartbeat refused: {}", r.status());
+    }
+    let work: Vec<_> = clients.iter().map(|c| (c.clone(), heartbeat(c))).collect();
+    let mut ingest = drive(work, plan.duration, None).await;
+    let ingest_rss = vm_hwm_kib(api.process.child.id().unwrap_or(0));
+    rows.push(row(
+        "heartbeat ingest (req/s vs pgbench UPDATE tps)",
+        format!("{:.0}/s", ingest.rps()),
+        format!("{tps:.0} tps"),
+        format!("{:.2}", ingest.rps() / tps),
+        "≥ 0.50",
+    ));
+    rows.push(row(
+        "  latency at full rate p50 / p99",
+        format!(
+            "{:.2} / {:.2} ms",
+            ingest.percentile_ms(0.5),
+            ingest.percentile_ms(0.99)
+        ),
+        "-".to_owned(),
+        "-".to_owned(),
+        "-",
+    ));
+    rows.push(row(
+        "  errors",
+        ingest.errors.to_string(),
+        "-".to_owned(),
+        "-".to_owned(),
+        "0",
+    ));
+    let half = ingest.rps() / 2.0;
+    let work: Vec<_> = clients.iter().map(|c| (c.clone(), heartbeat(c))).collect();
+    let mut paced = drive(work, plan.duration, Some(half / plan.clients as f64)).await;
+    rows.push(row(
+        "  p99 at half that rate",
+        format!(
+            "{:.2} ms ({:.0}/s, {} errors)",
+            paced.percentile_ms(0.99),
+            paced.rps(),
+            paced.errors
+        ),
+        "-".to_owned(),
+        "-".to_owned(),
+        "≤ 20 ms",
+    ));
+
+    // 3. Grant-authorised resource GET vs pgbench select by primary key.
+    let admin = powernode_tests::admin_token(&mut db.conn());
+    let http = reqwest::Client::new();
+    let put = http
+        .put(format!(
+            "{}/api/v1/system/federation/resources/sdwan_config/bench",
+            api.http
+        ))
+        .bearer_auth(&admin)
+        .json(&json!({"routes": [{"prefix": "fd00:1::/48", "via": "overlay-1"}], "mtu": 1420}))
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "resource put: {}", put.status());
+    let mut grants = Vec::new();
+    for i in 1..=plan.clients {
+        let issued: Value = http
+            .post(format!(
+                "{}/api/v1/system/federation/peers/{}/grants",
+                api.http,
+                peer_id(i)
+            ))
+            .bearer_auth(&admin)
+            .json(&json!({"resource_kind": "sdwan_config", "resource_id": "bench", "permission_scopes": ["read"]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        grants.push(issued["data"]["token"].as_str().unwrap().to_owned());
+    }
+    let read_tps = pgbench(
+        &db,
+        plan.clients,
+        plan.duration,
+        "SELECT document FROM shared_resources WHERE kind = 'sdwan_config' AND id = 'bench';\n",
+    );
+    let read = |c: &reqwest::Client, token: &str| {
+        c.get(format!(
+            "{}/api/v1/system/federation_api/resources/sdwan_config/bench",
+            api.federation
+        ))
+        .bearer_auth(token)
+        .build()
+        .unwrap()
+    };
+    for (c, t) in clients.iter().zip(&grants) {
+        let r = c.execute(read(c, t)).await.unwrap();
+        assert!(
+            r.status().is_success(),
+            "resource read refused: {}",
+            r.status()
+        );
+    }
+    let work: Vec<_> = clients
+        .iter()
+        .zip(&grants)
+        .map(|(c, t)| (c.clone(), read(c, t)))
+        .collect();
+    let mut reads = drive(work, plan.duration, None).await;
+    let api_rss = vm_hwm_kib(api.process.child.id().unwrap_or(0));
+    rows.push(row(
+        "resource GET under a grant (req/s vs pgbench SELECT tps)",
+        format!("{:.0}/s", reads.rps()),
+        format!("{read_tps:.0} tps"),
+        format!("{:.2}", reads.rps() / read_tps),
+        "≥ 0.40",
+    ));
+    rows.push(row(
+        "  latency p50 / p99, errors",
+        format!(
+            "{:.2} / {:.2} ms, {}",
+            reads.percentile_ms(0.5),
+            reads.percentile_ms(0.99),
+            reads.errors
+        ),
+        "-".to_owned(),
+        "-".to_owned(),
+        "0 errors",
+    ));
+    rows.push(row(
+        "API peak RSS (after ingest / after reads)",
+        format!("{} / {}", mib(ingest_rss), mib(api_rss)),
+        "-".to_owned(),
+        "-".to_owned(),
+        "≤ 64 MiB",
+    ));
+
+    // 4. Worker memory over its ticks (the peer-heartbeat schedule is parked on a queue no
+    // consumer reads: the bench peers' URLs are not real).
+    let worker = Process::spawn(
+        "powernode-worker",
+        &["--name", "bench"],
+        &[
+            ("POWERNODE_API_URL", api.http.clone()),
+            ("POWERNODE_WORKER_TOKEN", WORKER_TOKEN.to_owned()),
+            ("POWERNODE_REDIS_URL", redis_url()),
+            ("POWERNODE_REDIS_PREFIX", redis_prefix()),
+            ("POWERNODE_WORKER_POLL_INTERVAL_MS", "100".to_owned()),
+            (
+                "POWERNODE_WORKER_METRICS_LISTEN",
+                format!("127.0.0.1:{}", free_port()),
+            ),
+            (
+                "POWERNODE_SCHEDULES__FEDERATION_HEARTBEAT__INTERVAL_SECS",
+                "1".to_owned(),
+            ),
+            (
+                "POWERNODE_SCHEDULES__SDWAN_MANAGER_TICK__INTERVAL_SECS",
+                "1".to_owned(),
+            ),
+            (
+                "POWERNODE_SCHEDULES__FEDERATION_PEER_HEARTBEAT__QUEUE",
+                "parked".to_owned(),
+            ),
+            ("POWERNODE_WORKER_QUEUES", "system".to_owned()),
+            ("RUST_LOG", "info".to_owned()),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60 + plan.worker_ticks as u64 * 10);
+    loop {
+        let done = worker
+            .lines()
+            .iter()
+            .filter(|l| l.contains("[FederationHeartbeatJob] sweep complete"))
+            .count();
+        if done >= plan.worker_ticks {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "worker ticks: {}",
+            worker.output()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let worker_rss = vm_hwm_kib(worker.child.id().unwrap_or(0));
+    worker.signal("TERM");
+    rows.push(row(
+        &format!("worker peak RSS over {} ticks", plan.worker_ticks),
+        mib(worker_rss),
+        "-".to_owned(),
+        "-".to_owned(),
+        "≤ 32 MiB",
+    ));
+
+    // 2. The sweep at scale: idle (0 % stale) and 1 % stale, against the bare UPDATE.
+    sql(
+        &db,
+        &format!(
+            "INSERT INTO peers (id, origin, remote_instance_url, peer_kind, spawn_role, spawn_mode, \
+             status, last_heartbeat_at) SELECT ('00000000-0000-4000-a000-' || lpad(to_hex(g), 12, '0'))::uuid, \
+             'proposed_here', 'https://sweep-' || g || '.example.com', 'platform', 'symmetric', \
+             'autonomous_peer', 'active', now() FROM generate_series(1, {}) g",
+            plan.sweep_peers
+        ),
+    );
+    sql(&db, "VACUUM ANALYZE peers");
+    let sweep = || async {
+        let started = Instant::now();
+        let r = http
+            .post(format!(
+                "{}/api/v1/system/worker_api/federation/heartbeat_sweep",
+                api.http
+            ))
+            .header("X-Worker-Token", WORKER_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        let body: Value = r.json().await.unwrap();
+        (
+            started.elapsed(),
+            body["data"]["swept"].as_u64().unwrap_or(0),
+        )
+    };
+    let mut idle = Vec::new();
+    for _ in 0..5 {
+        idle.push(sweep().await.0);
+    }
+    idle.sort();
+    let plan_text = powernode_store::peers::explain_sweep(&mut db.conn(), 300).unwrap();
+    rows.push(row(
+        &format!("sweep, {} peers, 0 % stale (median of 5)", plan.sweep_peers),
+        format!("{:.1} ms", idle[2].as_secs_f64() * 1000.0),
+        "-".to_owned(),
+        "-".to_owned(),
+        "index scan",
+    ));
+    let stale = "UPDATE peers SET last_heartbeat_at = now() - interval '1 hour' \
+                 WHERE id IN (SELECT id FROM peers WHERE status = 'active' \
+                 AND id::text LIKE '00000000-0000-4000-a000-%' \
+                 AND ('x' || lpad(right(id::text, 12), 16, '0'))::bit(64)::bigint % 100 = 0)";
+    sql(&db, stale);
+    sql(&db, "VACUUM ANALYZE peers");
+    let bare = "UPDATE peers SET status = 'degraded', \
+                metadata = metadata || jsonb_build_object('degraded_reason', 'heartbeat stale (>5 minutes)'), \
+                updated_at = now() WHERE status = 'active' AND peer_kind = 'platform' \
+                AND COALESCE(last_heartbeat_at, '-infinity'::timestamptz) < now() - make_interval(secs => 300) \
+                RETURNING id";
+    let started = Instant::now();
+    sql(&db, bare);
+    let bare_time = started.elapsed();
+    sql(
+        &db,
+        "UPDATE peers SET status = 'active', metadata = metadata - 'degraded_reason' WHERE status = 'degraded'",
+    );
+    sql(&db, "VACUUM ANALYZE peers");
+    let (stale_time, swept) = sweep().await;
+    rows.push(row(
+        &format!("sweep, 1 % stale ({swept} degraded, events included)"),
+        format!("{:.1} ms", stale_time.as_secs_f64() * 1000.0),
+        format!("{:.1} ms bare UPDATE", bare_time.as_secs_f64() * 1000.0),
+        format!("{:.2}×", stale_time.as_secs_f64() / bare_time.as_secs_f64()),
+        "≤ 2×",
+    ));
+
+    api.process.signal("TERM");
+    let mut api = api;
+    let _ = tokio::time::timeout(Duration::from_secs(30), api.process.child.wait()).await;
+
+    println!();
+    println!(
+        "powernode-bench{} — {} concurrent peers, {} s per phase, {} peers for the sweep",
+        if plan.quick { " --quick" } else { "" },
+        plan.clients,
+        plan.duration.as_secs(),
+        plan.sweep_peers
+    );
+    let w = rows
+        .iter()
+        .map(|r| r.what.chars().count())
+        .max()
+        .unwrap_or(10);
+    let o = rows
+        .iter()
+        .map(|r| r.ours.chars().count())
+        .max()
+        .unwrap_or(10);
+    let l = rows
+        .iter()
+        .map(|r| r.limit.chars().count())
+        .max()
+        .unwrap_or(10);
+    println!(
+        "{:w$}  {:o$}  {:l$}  {:6}  TARGET",
+        "MEASURE", "OURS", "MACHINE LIMIT", "RATIO"
+    );
+    for r in &rows {
+        println!(
+            "{:w$}  {:o$}  {:l$}  {:6}  {}",
+            r.what, r.ours, r.limit, r.ratio, r.target
+        );
+    }
+    for n in &notes {
+        println!("note: {n}");
+    }
+    println!(
+        "\nEXPLAIN of the sweep statement (0 % stale, {} peers):",
+        plan.sweep_peers
+    );
+    for line in plan_text.lines() {
+        println!("  {line}");
+    }
+}
