@@ -25,8 +25,24 @@ async fn authenticate(
     cert: Option<PeerCert>,
     allow_accepted: bool,
 ) -> Result<AuthedPeer, ApiError> {
+    let cert = admit(&state, cert)?;
+    lookup(&state, cert, allow_accepted).await
+}
+
+/// The first steps of the chain, without the database: a client certificate was presented
+/// and its fingerprint is within its rate limit.
+pub fn admit(state: &AppState, cert: Option<PeerCert>) -> Result<PeerCert, ApiError> {
     let cert = cert.ok_or(ApiError::Unauthorized("mTLS client certificate required"))?;
     crate::ratelimit::check(&state.limits.federation, &cert.fingerprint_sha256)?;
+    Ok(cert)
+}
+
+/// The rest of the chain for an admitted certificate, with SPEC §4's exact 401s.
+pub async fn lookup(
+    state: &AppState,
+    cert: PeerCert,
+    allow_accepted: bool,
+) -> Result<AuthedPeer, ApiError> {
     let fingerprint = cert.fingerprint_sha256;
     let (row, peer) = db::run(&state.pool, move |conn| {
         let Some(row) = certificates::by_fingerprint(conn, &fingerprint)? else {
