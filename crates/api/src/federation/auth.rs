@@ -43,13 +43,32 @@ pub async fn lookup(
     cert: PeerCert,
     allow_accepted: bool,
 ) -> Result<AuthedPeer, ApiError> {
+    lookup_with(state, cert, allow_accepted, |_| Ok(()))
+        .await
+        .map(|(authed, ())| authed)
+}
+
+/// As `lookup`, running `extra` on the same connection in the same blocking hop (what the
+/// handler will need anyway: a grant, the resource). `extra`'s result is only handed out when
+/// the chain passes, so the chain's refusals keep their order.
+pub async fn lookup_with<T, F>(
+    state: &AppState,
+    cert: PeerCert,
+    allow_accepted: bool,
+    extra: F,
+) -> Result<(AuthedPeer, T), ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut diesel::PgConnection) -> Result<T, powernode_store::StoreError> + Send + 'static,
+{
     let fingerprint = cert.fingerprint_sha256;
-    let (row, peer) = db::run(&state.pool, move |conn| {
+    let (row, peer, more) = db::run(&state.pool, move |conn| {
         let Some(row) = certificates::by_fingerprint(conn, &fingerprint)? else {
-            return Ok((None, None));
+            return Ok((None, None, None));
         };
         let peer = peers::find(conn, row.peer_id)?;
-        Ok((Some(row), peer))
+        let more = extra(conn)?;
+        Ok((Some(row), peer, Some(more)))
     })
     .await
     .map_err(|e| internal("mTLS lookup failed", e))?;
@@ -75,10 +94,14 @@ pub async fn lookup(
             peer.status
         )));
     }
-    Ok(AuthedPeer {
-        peer,
-        certificate: row,
-    })
+    let more = more.ok_or_else(|| internal("mTLS lookup", "extra result missing"))?;
+    Ok((
+        AuthedPeer {
+            peer,
+            certificate: row,
+        },
+        more,
+    ))
 }
 
 /// An enrolled, active or degraded peer.

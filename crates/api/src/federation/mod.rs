@@ -34,6 +34,9 @@ const SERVER_CERT_DAYS: i64 = 365;
 #[derive(Debug, Clone)]
 pub struct PeerCert {
     pub fingerprint_sha256: String,
+    /// The `powernode://instance/<id>` URI SAN, read once per connection (we put it there when
+    /// we issued the certificate, and the fingerprint ties the presented one to our row).
+    pub instance_id: Option<String>,
 }
 
 fn on_connect(conn: &dyn Any, ext: &mut Extensions) {
@@ -42,8 +45,16 @@ fn on_connect(conn: &dyn Any, ext: &mut Extensions) {
         if let Some(cert) = tls.ssl().peer_certificate()
             && let Ok(digest) = cert.digest(MessageDigest::sha256())
         {
+            let instance_id = cert.subject_alt_names().and_then(|names| {
+                names.iter().find_map(|n| {
+                    n.uri()
+                        .and_then(|u| u.strip_prefix("powernode://instance/"))
+                        .map(str::to_owned)
+                })
+            });
             ext.insert(PeerCert {
                 fingerprint_sha256: hex::encode(digest),
+                instance_id,
             });
         }
     } else {

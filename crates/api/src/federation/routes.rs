@@ -557,36 +557,60 @@ pub async fn renew(
     })))
 }
 
-/// The grant presented with a peer call, resolved and bound to the authenticated peer, in
-/// SPEC §6 order (after the mTLS chain).
-async fn resolve_grant(
+/// What a resource call needs, fetched in one blocking hop together with the mTLS chain: the
+/// presented grant (if its token is well formed), the database clock, and the resource.
+struct ResourceCall {
+    authed: super::auth::AuthedPeer,
+    instance_id: Option<String>,
+    token_presented: bool,
+    grant: Option<powernode_store::grants::GrantRow>,
+    now: time::OffsetDateTime,
+    resource: Option<powernode_store::grants::Resource>,
+}
+
+async fn resource_call(
     state: &AppState,
     req: &HttpRequest,
-    peer: &powernode_store::peers::Peer,
-) -> Result<powernode_store::grants::GrantRow, ApiError> {
-    let token =
-        crate::auth::bearer(req).ok_or(ApiError::Unauthorized("Bearer grant token required"))?;
-    let well_formed = token
-        .strip_prefix("fg-")
-        .and_then(|u| Uuid::parse_str(u).ok())
-        .is_some();
-    let digest = powernode_domain::token::sha256_hex(token.as_bytes());
-    let grant = if well_formed {
-        db::run(&state.pool, move |conn| {
-            powernode_store::grants::by_token_digest(conn, &digest)
+    kind: &str,
+    id: &str,
+    fetch_resource: bool,
+) -> Result<ResourceCall, ApiError> {
+    let cert = super::auth::admit(state, req.conn_data::<super::PeerCert>().cloned())?;
+    let instance_id = cert.instance_id.clone();
+    let token = crate::auth::bearer(req);
+    let token_presented = token.is_some();
+    // A token that is not `fg-<uuid>` cannot be ours: no lookup.
+    let digest = token
+        .filter(|t| {
+            t.strip_prefix("fg-")
+                .and_then(|u| Uuid::parse_str(u).ok())
+                .is_some()
         })
-        .await
-        .map_err(|e| internal("grant lookup failed", e))?
-    } else {
-        None
-    };
-    let grant = grant.ok_or(ApiError::Unauthorized("Grant token does not resolve"))?;
-    if grant.peer_id != peer.id {
-        return Err(ApiError::Unauthorized(
-            "Grant belongs to a different federation peer",
-        ));
-    }
-    Ok(grant)
+        .map(|t| powernode_domain::token::sha256_hex(t.as_bytes()));
+    let (k, i) = (kind.to_owned(), id.to_owned());
+    let (authed, (grant, now, resource)) =
+        super::auth::lookup_with(state, cert, false, move |conn| {
+            let grant = match digest {
+                Some(d) => powernode_store::grants::by_token_digest(conn, &d)?,
+                None => None,
+            };
+            let now = powernode_store::database_now(conn)?;
+            let resource = if fetch_resource {
+                powernode_store::grants::get_resource(conn, &k, &i)?
+            } else {
+                None
+            };
+            Ok((grant, now, resource))
+        })
+        .await?;
+    Ok(ResourceCall {
+        authed,
+        instance_id,
+        token_presented,
+        grant,
+        now,
+        resource,
+    })
 }
 
 /// The caller's address: the TCP peer, or `X-Forwarded-For`'s first entry when the TCP peer
@@ -610,38 +634,37 @@ fn source_ip(state: &AppState, req: &HttpRequest) -> Option<std::net::IpAddr> {
     Some(tcp)
 }
 
-/// Authorises a resource call: grant, declared kind (422), then the scope dimensions (403).
-async fn authorize(
+/// Authorises a resource call in SPEC §6 order (after the mTLS chain): bearer, grant resolves,
+/// grant bound to this peer, declared kind (422), then the scope dimensions (403).
+fn authorize(
     state: &AppState,
     req: &HttpRequest,
-    auth: &PeerAuth,
+    call: &ResourceCall,
     kind: &str,
     id: &str,
     scope: powernode_domain::grant::Scope,
 ) -> Result<(), ApiError> {
     use powernode_domain::grant;
-    let peer = &auth.0.peer;
-    let row = resolve_grant(state, req, peer).await?;
+    let peer = &call.authed.peer;
+    if !call.token_presented {
+        return Err(ApiError::Unauthorized("Bearer grant token required"));
+    }
+    let row = call
+        .grant
+        .as_ref()
+        .ok_or(ApiError::Unauthorized("Grant token does not resolve"))?;
+    if row.peer_id != peer.id {
+        return Err(ApiError::Unauthorized(
+            "Grant belongs to a different federation peer",
+        ));
+    }
     if !state.settings.resource_kinds.iter().any(|k| k == kind) {
         return Err(ApiError::validation("kind", "unknown")
             .with_message(format!("unknown resource kind {kind}")));
     }
-    let now = crate::services::peers::database_now(state).await?;
+    let now = call.now;
     // The calling instance is the URI SAN of the client certificate we issued to the caller.
-    let instance = auth
-        .0
-        .certificate
-        .cert_pem
-        .as_deref()
-        .and_then(|pem| X509::from_pem(pem.as_bytes()).ok())
-        .and_then(|cert| cert.subject_alt_names())
-        .and_then(|names| {
-            names.iter().find_map(|n| {
-                n.uri()
-                    .and_then(|u| u.strip_prefix("powernode://instance/"))
-                    .map(str::to_owned)
-            })
-        });
+    let instance = call.instance_id.clone();
     let network = req
         .headers()
         .get("x-sdwan-network")
@@ -657,7 +680,7 @@ async fn authorize(
         source_ip: ip,
         now,
     };
-    let g = crate::routes::grants::scope_of(&row);
+    let g = crate::routes::grants::scope_of(row);
     match grant::decide(&g, &ctx) {
         Ok(()) => {
             metrics::counter!("powernode_grant_decisions_total", "result" => "allowed", "dimension" => "none").increment(1);
@@ -696,28 +719,24 @@ async fn authorize(
     security(("grant_token" = [])))]
 #[get("/resources/{kind}/{id}")]
 pub async fn read_resource(
-    auth: PeerAuth,
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (kind, id) = path.into_inner();
+    // One blocking hop: chain, grant, clock and the resource itself.
+    let call = resource_call(&state, &req, &kind, &id, true).await?;
     authorize(
         &state,
         &req,
-        &auth,
+        &call,
         &kind,
         &id,
         powernode_domain::grant::Scope::Read,
-    )
-    .await?;
-    let (k, i) = (kind.clone(), id.clone());
-    let found = db::run(&state.pool, move |conn| {
-        powernode_store::grants::get_resource(conn, &k, &i)
-    })
-    .await
-    .map_err(|e| internal("resource read failed", e))?
-    .ok_or_else(|| ApiError::NotFound(format!("resource {kind}/{id} not found")))?;
+    )?;
+    let found = call
+        .resource
+        .ok_or_else(|| ApiError::NotFound(format!("resource {kind}/{id} not found")))?;
     Ok(ok(crate::routes::grants::resource_json(&found, true)))
 }
 
@@ -727,23 +746,22 @@ pub async fn read_resource(
     security(("grant_token" = [])))]
 #[put("/resources/{kind}/{id}")]
 pub async fn write_resource(
-    auth: PeerAuth,
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let (kind, id) = path.into_inner();
+    let call = resource_call(&state, &req, &kind, &id, false).await?;
     authorize(
         &state,
         &req,
-        &auth,
+        &call,
         &kind,
         &id,
         powernode_domain::grant::Scope::Write,
-    )
-    .await?;
-    let peer_id = auth.0.peer.id;
+    )?;
+    let peer_id = call.authed.peer.id;
     let doc = body.into_inner();
     let stored = db::run(&state.pool, move |conn| {
         use diesel::Connection;
