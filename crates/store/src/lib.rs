@@ -43,6 +43,10 @@ pub fn pool(database_url: &str, max_size: u32, connection_timeout: std::time::Du
         // r2d2 would log every failed connect itself (multi-line); callers log once, on one line.
         .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
         .max_size(max_size)
+        // No `SELECT 1` round trip on every checkout: a connection that broke is discarded
+        // when it is returned (`has_broken`), so after a PostgreSQL restart each pooled
+        // connection fails at most one call, and /readyz reports the outage meanwhile.
+        .test_on_check_out(false)
         .connection_timeout(connection_timeout)
         .build_unchecked(ConnectionManager::new(database_url))
 }

@@ -690,40 +690,36 @@ pub fn record_heartbeat(
     })
 }
 
-#[derive(QueryableByName)]
-struct Beat {
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    id: Uuid,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
-    last_heartbeat_at: Option<OffsetDateTime>,
-}
-
 /// The common heartbeat in one statement and one round trip: the client certificate (by the
 /// fingerprint the TLS layer computed) is a live certificate we issued to a peer that is already
 /// `active`, so the state machine stays put (SPEC §2: active + heartbeat → active, no event) and
 /// only the clocks move. Revocation is checked in the same statement, so it is effective on the
-/// next request. `None`: anything else — the caller runs the full chain and `record_heartbeat`,
-/// which produce the exact refusal or the transition.
+/// next request. Built with the DSL so Diesel prepares it once per connection. `None`: anything
+/// else — the caller runs the full chain and `record_heartbeat`, which produce the exact
+/// refusal or the transition.
 pub fn heartbeat_active(
     conn: &mut PgConnection,
     fingerprint: &str,
 ) -> Result<Option<(Uuid, Option<OffsetDateTime>)>, StoreError> {
-    let beat = diesel::sql_query(
-        "UPDATE peers p
-            SET last_heartbeat_at = now(), updated_at = now()
-           FROM peer_certificates c
-          WHERE c.fingerprint_sha256 = $1
-            AND c.direction = 'inbound'
-            AND c.revoked_at IS NULL
-            AND p.id = c.peer_id
-            AND p.status = $2
-      RETURNING p.id, p.last_heartbeat_at",
+    use crate::schema::peer_certificates as pc;
+    let live_cert_of = pc::table
+        .filter(pc::fingerprint_sha256.eq(fingerprint))
+        .filter(pc::direction.eq(crate::certificates::INBOUND))
+        .filter(pc::revoked_at.is_null())
+        .select(pc::peer_id);
+    Ok(diesel::update(
+        peers::table
+            .filter(peers::id.eq_any(live_cert_of))
+            .filter(peers::status.eq(PeerStatus::Active.as_str())),
     )
-    .bind::<Text, _>(fingerprint)
-    .bind::<Text, _>(PeerStatus::Active.as_str())
-    .get_result::<Beat>(conn)
-    .optional()?;
-    Ok(beat.map(|b| (b.id, b.last_heartbeat_at)))
+    .set((
+        // Typed `now()`, not a SQL literal: literals make Diesel skip its statement cache.
+        peers::last_heartbeat_at.eq(crate::now().nullable()),
+        peers::updated_at.eq(crate::now()),
+    ))
+    .returning((peers::id, peers::last_heartbeat_at))
+    .get_result(conn)
+    .optional()?)
 }
 
 /// Records the outcome of one of our outbound calls (never changes a status).
