@@ -690,36 +690,23 @@ pub fn record_heartbeat(
     })
 }
 
-/// The common heartbeat in one statement and one round trip: the client certificate (by the
-/// fingerprint the TLS layer computed) is a live certificate we issued to a peer that is already
-/// `active`, so the state machine stays put (SPEC §2: active + heartbeat → active, no event) and
-/// only the clocks move. Revocation is checked in the same statement, so it is effective on the
-/// next request. Built with the DSL so Diesel prepares it once per connection. `None`: anything
-/// else — the caller runs the full chain and `record_heartbeat`, which produce the exact
-/// refusal or the transition.
+diesel::define_sql_function! {
+    /// Migration 000009: the active-peer heartbeat as one prepared-plan statement.
+    fn federation_heartbeat_active(fingerprint: Text) -> diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>;
+}
+
+/// The common heartbeat in one round trip: the client certificate (by the fingerprint the TLS
+/// layer computed) is a live certificate we issued to a peer that is already `active`, so the
+/// state machine stays put (SPEC §2: active + heartbeat → active, no event) and only the clocks
+/// move. Revocation is checked in the same statement, so it is effective on the next request.
+/// A `SELECT` of a function, so Diesel prepares it once per connection and PostgreSQL keeps the
+/// function's plan. `None`: anything else — the caller runs the full chain and
+/// `record_heartbeat`, which produce the exact refusal or the transition.
 pub fn heartbeat_active(
     conn: &mut PgConnection,
     fingerprint: &str,
-) -> Result<Option<(Uuid, Option<OffsetDateTime>)>, StoreError> {
-    use crate::schema::peer_certificates as pc;
-    let live_cert_of = pc::table
-        .filter(pc::fingerprint_sha256.eq(fingerprint))
-        .filter(pc::direction.eq(crate::certificates::INBOUND))
-        .filter(pc::revoked_at.is_null())
-        .select(pc::peer_id);
-    Ok(diesel::update(
-        peers::table
-            .filter(peers::id.eq_any(live_cert_of))
-            .filter(peers::status.eq(PeerStatus::Active.as_str())),
-    )
-    .set((
-        // Typed `now()`, not a SQL literal: literals make Diesel skip its statement cache.
-        peers::last_heartbeat_at.eq(crate::now().nullable()),
-        peers::updated_at.eq(crate::now()),
-    ))
-    .returning((peers::id, peers::last_heartbeat_at))
-    .get_result(conn)
-    .optional()?)
+) -> Result<Option<OffsetDateTime>, StoreError> {
+    Ok(diesel::select(federation_heartbeat_active(fingerprint)).get_result(conn)?)
 }
 
 /// Records the outcome of one of our outbound calls (never changes a status).

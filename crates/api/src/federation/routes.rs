@@ -465,11 +465,11 @@ pub async fn heartbeat(
         })
         .await
         .map_err(|e| internal("heartbeat failed", e))?;
-        if let Some((_, at)) = beat {
+        if let Some(at) = beat {
             metrics::counter!("powernode_heartbeats_received_total").increment(1);
             return Ok(ok(json!({
                 "status": PeerStatus::Active,
-                "last_heartbeat_at": at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+                "last_heartbeat_at": at.format(&time::format_description::well_known::Rfc3339).ok(),
             })));
         }
     }

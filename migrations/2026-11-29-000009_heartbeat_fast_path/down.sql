@@ -1,0 +1,1 @@
+DROP FUNCTION federation_heartbeat_active(text);
