@@ -107,3 +107,57 @@ fn the_idle_sweep_reads_an_index_not_the_table() {
     assert!(plan.contains("peers_active_heartbeat_age"), "{plan}");
     assert!(!plan.contains("Seq Scan on peers"), "{plan}");
 }
+
+#[test]
+fn a_heartbeat_batch_applies_only_live_certificates_of_active_peers() {
+    use powernode_store::certificates::{self, INBOUND, NewCertificate, OUTBOUND};
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let now = powernode_store::database_now(&mut conn).unwrap();
+    let cert = |conn: &mut PgConnection, peer, direction, fp: &str| {
+        certificates::insert(
+            conn,
+            &NewCertificate {
+                peer_id: peer,
+                direction,
+                serial: &fp[..16],
+                subject: "CN=fed:x",
+                fingerprint_sha256: fp,
+                cert_pem: "-",
+                key_sealed: None,
+                not_before: now,
+                not_after: now + time::Duration::days(90),
+            },
+        )
+        .unwrap();
+    };
+    let (live, revoked, outbound, suspended) = (
+        "a".repeat(64),
+        "b".repeat(64),
+        "c".repeat(64),
+        "d".repeat(64),
+    );
+    let active = insert_peer(&mut conn, "active", "platform", Some(600));
+    cert(&mut conn, active, INBOUND, &live);
+    cert(&mut conn, active, INBOUND, &revoked);
+    cert(&mut conn, active, OUTBOUND, &outbound);
+    diesel::sql_query(format!(
+        "UPDATE peer_certificates SET revoked_at = now() WHERE fingerprint_sha256 = '{revoked}'"
+    ))
+    .execute(&mut conn)
+    .unwrap();
+    let off = insert_peer(&mut conn, "suspended", "platform", Some(600));
+    cert(&mut conn, off, INBOUND, &suspended);
+
+    let batch = [live.clone(), revoked, outbound, suspended, "e".repeat(64)];
+    let (at, applied) = peers::heartbeat_active_batch(&mut conn, &batch).unwrap();
+    assert_eq!(applied, vec![live]);
+    let peer = peers::find(&mut conn, active).unwrap().unwrap();
+    assert_eq!(peer.status, PeerStatus::Active);
+    assert_eq!(peer.last_heartbeat_at, Some(at));
+    let other = peers::find(&mut conn, off).unwrap().unwrap();
+    assert!(other.last_heartbeat_at.unwrap() < at);
+    // Nothing applied is an empty list, not an error.
+    let (_, none) = peers::heartbeat_active_batch(&mut conn, &[]).unwrap();
+    assert!(none.is_empty());
+}

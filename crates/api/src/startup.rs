@@ -22,6 +22,8 @@ pub struct AppState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub pool: powernode_store::PgPool,
     pub redis: redis::Client,
+    /// Active peers' heartbeats, applied in batches (see `federation::batch`).
+    pub heartbeats: crate::federation::batch::HeartbeatBatcher,
 }
 
 pub struct Application {
@@ -62,12 +64,14 @@ impl Application {
         let grace = settings.shutdown_grace;
         let limits = crate::ratelimit::Limits::new(&settings);
         limits.spawn_eviction();
+        let heartbeats = crate::federation::batch::HeartbeatBatcher::start(pool.clone())?;
         let state = web::Data::new(AppState {
             limits,
             metrics: crate::observability::install()?,
             settings,
             pool,
             redis,
+            heartbeats,
         });
         // The document comes from the same registration the server uses (built once here).
         let (_, doc) = App::new()

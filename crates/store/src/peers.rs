@@ -691,22 +691,35 @@ pub fn record_heartbeat(
 }
 
 diesel::define_sql_function! {
-    /// Migration 000009: the active-peer heartbeat as one prepared-plan statement.
-    fn federation_heartbeat_active(fingerprint: Text) -> diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>;
+    /// Migration 000010: many active-peer heartbeats as one statement.
+    fn federation_heartbeat_active_batch(fingerprints: diesel::sql_types::Array<Text>) -> diesel::sql_types::Jsonb;
 }
 
-/// The common heartbeat in one round trip: the client certificate (by the fingerprint the TLS
-/// layer computed) is a live certificate we issued to a peer that is already `active`, so the
-/// state machine stays put (SPEC §2: active + heartbeat → active, no event) and only the clocks
-/// move. Revocation is checked in the same statement, so it is effective on the next request.
-/// A `SELECT` of a function, so Diesel prepares it once per connection and PostgreSQL keeps the
-/// function's plan. `None`: anything else — the caller runs the full chain and
-/// `record_heartbeat`, which produce the exact refusal or the transition.
-pub fn heartbeat_active(
+/// Applies the heartbeats of every fingerprint that is a live certificate we issued to an
+/// active peer, in one statement. Returns the database time they were recorded at and the
+/// fingerprints that were applied; the others need the full chain.
+pub fn heartbeat_active_batch(
     conn: &mut PgConnection,
-    fingerprint: &str,
-) -> Result<Option<OffsetDateTime>, StoreError> {
-    Ok(diesel::select(federation_heartbeat_active(fingerprint)).get_result(conn)?)
+    fingerprints: &[String],
+) -> Result<(OffsetDateTime, Vec<String>), StoreError> {
+    let answer: Value =
+        diesel::select(federation_heartbeat_active_batch(fingerprints)).get_result(conn)?;
+    let corrupt = |v: &Value| StoreError::CorruptRow {
+        table: "peers",
+        column: "federation_heartbeat_active_batch",
+        value: v.to_string(),
+    };
+    let at = answer["at"]
+        .as_str()
+        .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+        .ok_or_else(|| corrupt(&answer))?;
+    let applied = answer["fingerprints"]
+        .as_array()
+        .ok_or_else(|| corrupt(&answer))?
+        .iter()
+        .filter_map(|f| f.as_str().map(str::to_owned))
+        .collect();
+    Ok((at, applied))
 }
 
 /// Records the outcome of one of our outbound calls (never changes a status).

@@ -4,6 +4,7 @@
 //! `accept` work without one; `PeerAuth` enforces them everywhere else.
 
 pub mod auth;
+pub mod batch;
 pub mod routes;
 
 use std::any::Any;

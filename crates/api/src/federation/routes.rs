@@ -452,19 +452,19 @@ pub async fn heartbeat(
 ) -> Result<HttpResponse, ApiError> {
     let cert = super::auth::admit(&state, http.conn_data::<super::PeerCert>().cloned())?;
     let req = body.map(web::Json::into_inner).unwrap_or_default();
-    // The common case — an active peer reporting nothing new — is one statement; anything
-    // else (a transition, new facts, a refusal) takes the full chain below.
+    // The common case — an active peer reporting nothing new — is batched with the other
+    // heartbeats in flight into one statement; anything else (a transition, new facts, a
+    // refusal) takes the full chain below.
     let carries_facts = req.capabilities.is_some()
         || req.endpoints.is_some()
         || req.extension_slugs.is_some()
         || req.sync_cursor.is_some();
     if !carries_facts {
-        let fingerprint = cert.fingerprint_sha256.clone();
-        let beat = db::run(&state.pool, move |conn| {
-            peers::heartbeat_active(conn, &fingerprint)
-        })
-        .await
-        .map_err(|e| internal("heartbeat failed", e))?;
+        let beat = state
+            .heartbeats
+            .beat(cert.fingerprint_sha256.clone())
+            .await
+            .map_err(|e| internal("heartbeat failed", e))?;
         if let Some(at) = beat {
             metrics::counter!("powernode_heartbeats_received_total").increment(1);
             return Ok(ok(json!({
