@@ -188,6 +188,38 @@ async fn drive(
     total
 }
 
+/// `powernode_heartbeats_received_total` from the API's /metrics.
+async fn heartbeats_counted(api: &Api) -> u64 {
+    let text = reqwest::get(format!("{}/metrics", api.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("powernode_heartbeats_received_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+/// Rows PostgreSQL has updated in `peers` (its statistics, flushed before reading).
+fn peer_updates(db: &TestDb) -> u64 {
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = db.conn();
+    // Idle backends flush their statistics within 10 s (PGSTAT_IDLE_INTERVAL).
+    std::thread::sleep(Duration::from_secs(11));
+    diesel::sql_query("SELECT pg_stat_force_next_flush()")
+        .execute(&mut conn)
+        .ok();
+    diesel::sql_query("SELECT n_tup_upd AS n FROM pg_stat_user_tables WHERE relname = 'peers'")
+        .get_result::<N>(&mut conn)
+        .map_or(0, |n| u64::try_from(n.n).unwrap_or(0))
+}
+
 struct Api {
     process: Process,
     http: String,
@@ -381,7 +413,15 @@ async fn main() {
         assert!(r.status().is_success(), "heartbeat refused: {}", r.status());
     }
     let work: Vec<_> = clients.iter().map(|c| (c.clone(), heartbeat(c))).collect();
+    let (counted_before, updated_before) = (heartbeats_counted(&api).await, peer_updates(&db));
     let mut ingest = drive(work, plan.duration, None).await;
+    // The figure is checked, not trusted: the API counted them and PostgreSQL updated rows.
+    notes.push(format!(
+        "ingest check: {} answered 200, the API counted {}, PostgreSQL updated {} peer rows",
+        ingest.ok,
+        heartbeats_counted(&api).await - counted_before,
+        peer_updates(&db) - updated_before
+    ));
     let ingest_rss = vm_hwm_kib(api.process.child.id().unwrap_or(0));
     rows.push(row(
         "heartbeat ingest (req/s vs pgbench UPDATE tps)",
