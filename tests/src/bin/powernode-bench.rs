@@ -247,6 +247,10 @@ fn api_env(db: &TestDb, http: u16, fed: u16, master_key: &str) -> Vec<(&'static 
         ),
         ("POWERNODE_FEDERATION_RATE_BURST", "100000000".to_owned()),
         ("RUST_LOG", "warn".to_owned()),
+        (
+            "POWERNODE_DATABASE_POOL_SIZE",
+            std::env::var("BENCH_POOL").unwrap_or_else(|_| "10".to_owned()),
+        ),
     ]
 }
 
