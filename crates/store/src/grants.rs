@@ -10,7 +10,7 @@ use crate::events::{self as fleet, NewEvent};
 use crate::schema::{grants, shared_resources};
 use powernode_domain::events::{EventKind, EventSource, Severity};
 
-#[derive(Queryable, Selectable, Debug, Clone)]
+#[derive(Queryable, Selectable, Debug, Clone, serde::Deserialize)]
 #[diesel(table_name = grants, check_for_backend(diesel::pg::Pg))]
 pub struct GrantRow {
     pub id: Uuid,
@@ -23,12 +23,16 @@ pub struct GrantRow {
     pub node_instance_ids: Vec<Option<String>>,
     pub sdwan_network_ids: Vec<Option<String>>,
     pub source_cidrs: Vec<Option<String>>,
+    #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
     pub auto_renew: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
     pub revocation_reason: Option<String>,
     pub created_by: Option<Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
 }
 
@@ -233,7 +237,7 @@ pub fn renew(
     })
 }
 
-#[derive(Queryable, Selectable, Debug, Clone)]
+#[derive(Queryable, Selectable, Debug, Clone, serde::Deserialize)]
 #[diesel(table_name = shared_resources, check_for_backend(diesel::pg::Pg))]
 pub struct Resource {
     pub kind: String,
@@ -241,7 +245,61 @@ pub struct Resource {
     pub document: Value,
     pub version: i32,
     pub updated_by_peer: Option<Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+diesel::define_sql_function! {
+    /// Migration 000011: certificate + peer status, grant, clock and resource in one statement.
+    fn federation_resource_lookup(
+        fingerprint: diesel::sql_types::Text,
+        grant_digest: diesel::sql_types::Nullable<diesel::sql_types::Text>,
+        kind: diesel::sql_types::Text,
+        id: diesel::sql_types::Nullable<diesel::sql_types::Text>,
+    ) -> diesel::sql_types::Jsonb;
+}
+
+/// The presented certificate as the mTLS chain needs it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct CertificateFacts {
+    pub peer_id: Uuid,
+    pub direction: String,
+    pub revoked: bool,
+    /// None when the certificate's peer row is gone.
+    pub peer_status: Option<String>,
+}
+
+/// What a peer's resource call needs, read in one round trip.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ResourceLookup {
+    #[serde(with = "time::serde::rfc3339")]
+    pub now: OffsetDateTime,
+    pub certificate: Option<CertificateFacts>,
+    pub grant: Option<GrantRow>,
+    pub resource: Option<Resource>,
+}
+
+/// One prepared `SELECT federation_resource_lookup(…)`. `grant_digest` None: no lookup;
+/// `resource_id` None: the resource is not read.
+pub fn resource_lookup(
+    conn: &mut PgConnection,
+    fingerprint: &str,
+    grant_digest: Option<&str>,
+    kind: &str,
+    resource_id: Option<&str>,
+) -> Result<ResourceLookup, StoreError> {
+    let answer: Value = diesel::select(federation_resource_lookup(
+        fingerprint,
+        grant_digest,
+        kind,
+        resource_id,
+    ))
+    .get_result(conn)?;
+    serde_json::from_value(answer.clone()).map_err(|_| StoreError::CorruptRow {
+        table: "shared_resources",
+        column: "federation_resource_lookup",
+        value: answer.to_string(),
+    })
 }
 
 pub fn get_resource(

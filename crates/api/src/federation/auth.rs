@@ -72,28 +72,17 @@ where
     })
     .await
     .map_err(|e| internal("mTLS lookup failed", e))?;
-    let row = row.ok_or(ApiError::Unauthorized(
-        "Certificate not found for mTLS subject",
-    ))?;
-    if row.revoked_at.is_some() {
-        return Err(ApiError::Unauthorized("Certificate is revoked"));
-    }
-    // Only certificates we issued to a peer authenticate it; our own outbound ones do not.
-    let peer = peer
-        .filter(|_| row.direction == INBOUND)
-        .ok_or(ApiError::Unauthorized(
-            "No FederationPeer bound to this certificate",
-        ))?;
-    let reachable = matches!(
-        peer.status,
-        PeerStatus::Enrolled | PeerStatus::Active | PeerStatus::Degraded
-    ) || (allow_accepted && peer.status == PeerStatus::Accepted);
-    if !reachable {
-        return Err(ApiError::UnauthorizedPeer(format!(
-            "FederationPeer is not in a reachable status ({})",
-            peer.status
-        )));
-    }
+    check_chain(
+        row.as_ref().map(|r| ChainFacts {
+            revoked: r.revoked_at.is_some(),
+            inbound: r.direction == INBOUND,
+            peer_status: peer.as_ref().map(|p| p.status),
+        }),
+        allow_accepted,
+    )?;
+    let (Some(row), Some(peer)) = (row, peer) else {
+        return Err(internal("mTLS lookup", "chain passed without a row"));
+    };
     let more = more.ok_or_else(|| internal("mTLS lookup", "extra result missing"))?;
     Ok((
         AuthedPeer {
@@ -102,6 +91,43 @@ where
         },
         more,
     ))
+}
+
+/// What the chain needs to know about a presented certificate we found by fingerprint.
+pub struct ChainFacts {
+    pub revoked: bool,
+    /// Issued by us to a peer (not one of our own outbound certificates).
+    pub inbound: bool,
+    /// The status of the certificate's peer, if the row exists.
+    pub peer_status: Option<PeerStatus>,
+}
+
+/// SPEC §4's chain over what the lookup found, in order, with its exact 401s. `None`: no
+/// certificate with that fingerprint.
+pub fn check_chain(cert: Option<ChainFacts>, allow_accepted: bool) -> Result<(), ApiError> {
+    let cert = cert.ok_or(ApiError::Unauthorized(
+        "Certificate not found for mTLS subject",
+    ))?;
+    if cert.revoked {
+        return Err(ApiError::Unauthorized("Certificate is revoked"));
+    }
+    // Only certificates we issued to a peer authenticate it; our own outbound ones do not.
+    let status = cert
+        .peer_status
+        .filter(|_| cert.inbound)
+        .ok_or(ApiError::Unauthorized(
+            "No FederationPeer bound to this certificate",
+        ))?;
+    let reachable = matches!(
+        status,
+        PeerStatus::Enrolled | PeerStatus::Active | PeerStatus::Degraded
+    ) || (allow_accepted && status == PeerStatus::Accepted);
+    if !reachable {
+        return Err(ApiError::UnauthorizedPeer(format!(
+            "FederationPeer is not in a reachable status ({status})"
+        )));
+    }
+    Ok(())
 }
 
 /// An enrolled, active or degraded peer.

@@ -557,10 +557,11 @@ pub async fn renew(
     })))
 }
 
-/// What a resource call needs, fetched in one blocking hop together with the mTLS chain: the
-/// presented grant (if its token is well formed), the database clock, and the resource.
+/// What a resource call needs, read in one statement (`federation_resource_lookup`): the
+/// certificate with its peer's status, the presented grant (if its token is well formed), the
+/// database clock, and the resource. The checks run here, in SPEC §4 then §6 order.
 struct ResourceCall {
-    authed: super::auth::AuthedPeer,
+    peer_id: Uuid,
     instance_id: Option<String>,
     token_presented: bool,
     grant: Option<powernode_store::grants::GrantRow>,
@@ -587,29 +588,46 @@ async fn resource_call(
                 .is_some()
         })
         .map(|t| powernode_domain::token::sha256_hex(t.as_bytes()));
-    let (k, i) = (kind.to_owned(), id.to_owned());
-    let (authed, (grant, now, resource)) =
-        super::auth::lookup_with(state, cert, false, move |conn| {
-            let grant = match digest {
-                Some(d) => powernode_store::grants::by_token_digest(conn, &d)?,
-                None => None,
-            };
-            let now = powernode_store::database_now(conn)?;
-            let resource = if fetch_resource {
-                powernode_store::grants::get_resource(conn, &k, &i)?
-            } else {
-                None
-            };
-            Ok((grant, now, resource))
-        })
-        .await?;
+    let (k, i) = (kind.to_owned(), fetch_resource.then(|| id.to_owned()));
+    let fingerprint = cert.fingerprint_sha256;
+    let found = db::run(&state.pool, move |conn| {
+        powernode_store::grants::resource_lookup(
+            conn,
+            &fingerprint,
+            digest.as_deref(),
+            &k,
+            i.as_deref(),
+        )
+    })
+    .await
+    .map_err(|e| internal("resource lookup failed", e))?;
+    let facts = match &found.certificate {
+        None => None,
+        Some(c) => Some(super::auth::ChainFacts {
+            revoked: c.revoked,
+            inbound: c.direction == powernode_store::certificates::INBOUND,
+            peer_status: c
+                .peer_status
+                .as_deref()
+                .map(|s| {
+                    s.parse::<PeerStatus>()
+                        .map_err(|_| internal("resource lookup", format!("unknown status {s}")))
+                })
+                .transpose()?,
+        }),
+    };
+    super::auth::check_chain(facts, false)?;
+    let peer_id = found
+        .certificate
+        .map(|c| c.peer_id)
+        .ok_or_else(|| internal("resource lookup", "chain passed without a certificate"))?;
     Ok(ResourceCall {
-        authed,
+        peer_id,
         instance_id,
         token_presented,
-        grant,
-        now,
-        resource,
+        grant: found.grant,
+        now: found.now,
+        resource: found.resource,
     })
 }
 
@@ -645,7 +663,7 @@ fn authorize(
     scope: powernode_domain::grant::Scope,
 ) -> Result<(), ApiError> {
     use powernode_domain::grant;
-    let peer = &call.authed.peer;
+    let peer_id = call.peer_id;
     if !call.token_presented {
         return Err(ApiError::Unauthorized("Bearer grant token required"));
     }
@@ -653,7 +671,7 @@ fn authorize(
         .grant
         .as_ref()
         .ok_or(ApiError::Unauthorized("Grant token does not resolve"))?;
-    if row.peer_id != peer.id {
+    if row.peer_id != peer_id {
         return Err(ApiError::Unauthorized(
             "Grant belongs to a different federation peer",
         ));
@@ -701,7 +719,7 @@ fn authorize(
                 .collect();
             tracing::warn!(
                 grant_id = %row.id,
-                peer_id = %peer.id,
+                peer_id = %peer_id,
                 kind,
                 id,
                 scope = %scope,
@@ -761,7 +779,7 @@ pub async fn write_resource(
         &id,
         powernode_domain::grant::Scope::Write,
     )?;
-    let peer_id = call.authed.peer.id;
+    let peer_id = call.peer_id;
     let doc = body.into_inner();
     let stored = db::run(&state.pool, move |conn| {
         use diesel::Connection;

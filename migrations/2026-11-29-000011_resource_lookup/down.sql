@@ -1,0 +1,1 @@
+DROP FUNCTION federation_resource_lookup(text, text, text, text);
