@@ -161,3 +161,65 @@ fn a_heartbeat_batch_applies_only_live_certificates_of_active_peers() {
     let (_, none) = peers::heartbeat_active_batch(&mut conn, &[]).unwrap();
     assert!(none.is_empty());
 }
+
+#[test]
+fn a_lookup_batch_answers_each_call_in_order() {
+    use powernode_store::certificates::{self, INBOUND, NewCertificate};
+    use powernode_store::grants::{self, LookupRequest};
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let now = powernode_store::database_now(&mut conn).unwrap();
+    let peer = insert_peer(&mut conn, "active", "platform", Some(5));
+    let fp = "f".repeat(64);
+    certificates::insert(
+        &mut conn,
+        &NewCertificate {
+            peer_id: peer,
+            direction: INBOUND,
+            serial: "01",
+            subject: "CN=fed:x",
+            fingerprint_sha256: &fp,
+            cert_pem: "-",
+            key_sealed: None,
+            not_before: now,
+            not_after: now + time::Duration::days(90),
+        },
+    )
+    .unwrap();
+    grants::put_resource(
+        &mut conn,
+        "sdwan_config",
+        "r1",
+        &serde_json::json!({"mtu": 1420}),
+        None,
+    )
+    .unwrap();
+    let request = |fingerprint: &str, id: Option<&str>| LookupRequest {
+        fingerprint: fingerprint.to_owned(),
+        grant_digest: Some("0".repeat(64)),
+        kind: "sdwan_config".to_owned(),
+        resource_id: id.map(str::to_owned),
+    };
+    let answers = grants::resource_lookup_batch(
+        &mut conn,
+        &[
+            request(&fp, Some("r1")),
+            request(&"9".repeat(64), Some("r1")),
+            request(&fp, None),
+        ],
+    )
+    .unwrap();
+    assert_eq!(answers.len(), 3);
+    let first = answers[0].certificate.as_ref().unwrap();
+    assert_eq!((first.peer_id, first.revoked), (peer, false));
+    assert_eq!(first.peer_status.as_deref(), Some("active"));
+    assert_eq!(answers[0].resource.as_ref().unwrap().document["mtu"], 1420);
+    assert!(answers[0].grant.is_none());
+    assert!(answers[1].certificate.is_none());
+    assert!(answers[2].resource.is_none());
+    assert!(
+        grants::resource_lookup_batch(&mut conn, &[])
+            .unwrap()
+            .is_empty()
+    );
+}

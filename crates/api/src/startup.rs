@@ -24,6 +24,8 @@ pub struct AppState {
     pub redis: redis::Client,
     /// Active peers' heartbeats, applied in batches (see `federation::batch`).
     pub heartbeats: crate::federation::batch::HeartbeatBatcher,
+    /// Resource calls' lookups, batched the same way.
+    pub lookups: crate::federation::batch::LookupBatcher,
 }
 
 pub struct Application {
@@ -64,7 +66,8 @@ impl Application {
         let grace = settings.shutdown_grace;
         let limits = crate::ratelimit::Limits::new(&settings);
         limits.spawn_eviction();
-        let heartbeats = crate::federation::batch::HeartbeatBatcher::start(pool.clone())?;
+        let heartbeats = crate::federation::batch::heartbeats(pool.clone())?;
+        let lookups = crate::federation::batch::lookups(pool.clone())?;
         let state = web::Data::new(AppState {
             limits,
             metrics: crate::observability::install()?,
@@ -72,6 +75,7 @@ impl Application {
             pool,
             redis,
             heartbeats,
+            lookups,
         });
         // The document comes from the same registration the server uses (built once here).
         let (_, doc) = App::new()

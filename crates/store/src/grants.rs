@@ -249,16 +249,6 @@ pub struct Resource {
     pub updated_at: OffsetDateTime,
 }
 
-diesel::define_sql_function! {
-    /// Migration 000011: certificate + peer status, grant, clock and resource in one statement.
-    fn federation_resource_lookup(
-        fingerprint: diesel::sql_types::Text,
-        grant_digest: diesel::sql_types::Nullable<diesel::sql_types::Text>,
-        kind: diesel::sql_types::Text,
-        id: diesel::sql_types::Nullable<diesel::sql_types::Text>,
-    ) -> diesel::sql_types::Jsonb;
-}
-
 /// The presented certificate as the mTLS chain needs it.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct CertificateFacts {
@@ -279,27 +269,52 @@ pub struct ResourceLookup {
     pub resource: Option<Resource>,
 }
 
-/// One prepared `SELECT federation_resource_lookup(…)`. `grant_digest` None: no lookup;
-/// `resource_id` None: the resource is not read.
-pub fn resource_lookup(
+diesel::define_sql_function! {
+    /// Migration 000012: `federation_resource_lookup` for many calls in one statement.
+    fn federation_resource_lookup_batch(
+        fingerprints: diesel::sql_types::Array<diesel::sql_types::Text>,
+        grant_digests: diesel::sql_types::Array<diesel::sql_types::Nullable<diesel::sql_types::Text>>,
+        kinds: diesel::sql_types::Array<diesel::sql_types::Text>,
+        ids: diesel::sql_types::Array<diesel::sql_types::Nullable<diesel::sql_types::Text>>,
+    ) -> diesel::sql_types::Jsonb;
+}
+
+/// One resource call's lookup, as `resource_lookup` takes it.
+#[derive(Debug, Clone)]
+pub struct LookupRequest {
+    pub fingerprint: String,
+    pub grant_digest: Option<String>,
+    pub kind: String,
+    pub resource_id: Option<String>,
+}
+
+/// `resource_lookup` for many calls in one statement; answers in request order.
+pub fn resource_lookup_batch(
     conn: &mut PgConnection,
-    fingerprint: &str,
-    grant_digest: Option<&str>,
-    kind: &str,
-    resource_id: Option<&str>,
-) -> Result<ResourceLookup, StoreError> {
-    let answer: Value = diesel::select(federation_resource_lookup(
-        fingerprint,
-        grant_digest,
-        kind,
-        resource_id,
+    requests: &[LookupRequest],
+) -> Result<Vec<ResourceLookup>, StoreError> {
+    let fingerprints: Vec<&str> = requests.iter().map(|r| r.fingerprint.as_str()).collect();
+    let digests: Vec<Option<&str>> = requests.iter().map(|r| r.grant_digest.as_deref()).collect();
+    let kinds: Vec<&str> = requests.iter().map(|r| r.kind.as_str()).collect();
+    let ids: Vec<Option<&str>> = requests.iter().map(|r| r.resource_id.as_deref()).collect();
+    let answer: Value = diesel::select(federation_resource_lookup_batch(
+        fingerprints,
+        digests,
+        kinds,
+        ids,
     ))
     .get_result(conn)?;
-    serde_json::from_value(answer.clone()).map_err(|_| StoreError::CorruptRow {
+    let corrupt = || StoreError::CorruptRow {
         table: "shared_resources",
-        column: "federation_resource_lookup",
+        column: "federation_resource_lookup_batch",
         value: answer.to_string(),
-    })
+    };
+    let answers: Vec<ResourceLookup> =
+        serde_json::from_value(answer.clone()).map_err(|_| corrupt())?;
+    if answers.len() != requests.len() {
+        return Err(corrupt());
+    }
+    Ok(answers)
 }
 
 pub fn get_resource(

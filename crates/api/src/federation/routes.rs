@@ -462,7 +462,7 @@ pub async fn heartbeat(
     if !carries_facts {
         let beat = state
             .heartbeats
-            .beat(cert.fingerprint_sha256.clone())
+            .call(cert.fingerprint_sha256.clone())
             .await
             .map_err(|e| internal("heartbeat failed", e))?;
         if let Some(at) = beat {
@@ -557,7 +557,8 @@ pub async fn renew(
     })))
 }
 
-/// What a resource call needs, read in one statement (`federation_resource_lookup`): the
+/// What a resource call needs, read in one statement (`federation_resource_lookup_batch`, with
+/// the other calls in flight): the
 /// certificate with its peer's status, the presented grant (if its token is well formed), the
 /// database clock, and the resource. The checks run here, in SPEC §4 then §6 order.
 struct ResourceCall {
@@ -588,19 +589,16 @@ async fn resource_call(
                 .is_some()
         })
         .map(|t| powernode_domain::token::sha256_hex(t.as_bytes()));
-    let (k, i) = (kind.to_owned(), fetch_resource.then(|| id.to_owned()));
-    let fingerprint = cert.fingerprint_sha256;
-    let found = db::run(&state.pool, move |conn| {
-        powernode_store::grants::resource_lookup(
-            conn,
-            &fingerprint,
-            digest.as_deref(),
-            &k,
-            i.as_deref(),
-        )
-    })
-    .await
-    .map_err(|e| internal("resource lookup failed", e))?;
+    let found = state
+        .lookups
+        .call(powernode_store::grants::LookupRequest {
+            fingerprint: cert.fingerprint_sha256,
+            grant_digest: digest,
+            kind: kind.to_owned(),
+            resource_id: fetch_resource.then(|| id.to_owned()),
+        })
+        .await
+        .map_err(|e| internal("resource lookup failed", e))?;
     let facts = match &found.certificate {
         None => None,
         Some(c) => Some(super::auth::ChainFacts {
