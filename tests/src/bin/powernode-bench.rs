@@ -662,24 +662,34 @@ async fn main() {
                  WHERE id IN (SELECT id FROM peers WHERE status = 'active' \
                  AND id::text LIKE '00000000-0000-4000-a000-%' \
                  AND ('x' || lpad(right(id::text, 12), 16, '0'))::bit(64)::bigint % 100 = 0)";
-    sql(&db, stale);
-    sql(&db, "VACUUM ANALYZE peers");
     let bare = "UPDATE peers SET status = 'degraded', \
                 metadata = metadata || jsonb_build_object('degraded_reason', 'heartbeat stale (>5 minutes)'), \
                 updated_at = now() WHERE status = 'active' AND peer_kind = 'platform' \
                 AND COALESCE(last_heartbeat_at, '-infinity'::timestamptz) < now() - make_interval(secs => 300) \
                 RETURNING id";
-    let started = Instant::now();
-    sql(&db, bare);
-    let bare_time = started.elapsed();
-    sql(
-        &db,
-        "UPDATE peers SET status = 'active', metadata = metadata - 'degraded_reason' WHERE status = 'degraded'",
-    );
-    sql(&db, "VACUUM ANALYZE peers");
-    let (stale_time, swept) = sweep().await;
+    let reset = "UPDATE peers SET status = 'active', metadata = metadata - 'degraded_reason' \
+                 WHERE status = 'degraded'";
+    // Three rounds on the same rows, medians compared: one round is at the mercy of the
+    // machine's other tenants.
+    let (mut bare_times, mut sweep_times, mut swept) = (Vec::new(), Vec::new(), 0);
+    sql(&db, stale);
+    for _ in 0..3 {
+        sql(&db, "VACUUM ANALYZE peers");
+        let started = Instant::now();
+        sql(&db, bare);
+        bare_times.push(started.elapsed());
+        sql(&db, reset);
+        sql(&db, "VACUUM ANALYZE peers");
+        let (took, n) = sweep().await;
+        sweep_times.push(took);
+        swept = n;
+        sql(&db, reset);
+    }
+    bare_times.sort();
+    sweep_times.sort();
+    let (bare_time, stale_time) = (bare_times[1], sweep_times[1]);
     rows.push(row(
-        &format!("sweep, 1 % stale ({swept} degraded, events included)"),
+        &format!("sweep, 1 % stale ({swept} degraded, events included; median of 3)"),
         format!("{:.1} ms", stale_time.as_secs_f64() * 1000.0),
         format!("{:.1} ms bare UPDATE", bare_time.as_secs_f64() * 1000.0),
         format!("{:.2}×", stale_time.as_secs_f64() / bare_time.as_secs_f64()),
