@@ -1,7 +1,7 @@
 -- federation_resource_lookup for every resource call in flight, as one statement: the API's
 -- batcher thread collects the calls that arrived while the previous batch ran. One answer per
--- call, in input order, each shaped exactly as federation_resource_lookup's.
-CREATE FUNCTION federation_resource_lookup_batch(text[], text[], text[], text[]) RETURNS jsonb
+-- call, in input order, each shaped exactly as federation_resource_lookup's, as JSON text.
+CREATE FUNCTION federation_resource_lookup_batch(text[], text[], text[], text[]) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     answer jsonb;
@@ -22,7 +22,8 @@ BEGIN
                       WHERE r.kind = q.kind AND r.id = q.resource_id)) ORDER BY q.n), '[]'::jsonb)
       INTO answer
       FROM unnest($1, $2, $3, $4) WITH ORDINALITY AS q(fingerprint, digest, kind, resource_id, n);
-    RETURN answer;
+    -- Text, not jsonb: the API parses it straight into its row structs.
+    RETURN answer::text;
 END
 $$;
 

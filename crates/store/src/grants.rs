@@ -276,7 +276,7 @@ diesel::define_sql_function! {
         grant_digests: diesel::sql_types::Array<diesel::sql_types::Nullable<diesel::sql_types::Text>>,
         kinds: diesel::sql_types::Array<diesel::sql_types::Text>,
         ids: diesel::sql_types::Array<diesel::sql_types::Nullable<diesel::sql_types::Text>>,
-    ) -> diesel::sql_types::Jsonb;
+    ) -> diesel::sql_types::Text;
 }
 
 /// One resource call's lookup, as `resource_lookup` takes it.
@@ -297,20 +297,20 @@ pub fn resource_lookup_batch(
     let digests: Vec<Option<&str>> = requests.iter().map(|r| r.grant_digest.as_deref()).collect();
     let kinds: Vec<&str> = requests.iter().map(|r| r.kind.as_str()).collect();
     let ids: Vec<Option<&str>> = requests.iter().map(|r| r.resource_id.as_deref()).collect();
-    let answer: Value = diesel::select(federation_resource_lookup_batch(
+    let answer: String = diesel::select(federation_resource_lookup_batch(
         fingerprints,
         digests,
         kinds,
         ids,
     ))
     .get_result(conn)?;
+    // Parsed straight into the row structs: no intermediate JSON tree to build and copy.
     let corrupt = || StoreError::CorruptRow {
         table: "shared_resources",
         column: "federation_resource_lookup_batch",
-        value: answer.to_string(),
+        value: answer.chars().take(200).collect(),
     };
-    let answers: Vec<ResourceLookup> =
-        serde_json::from_value(answer.clone()).map_err(|_| corrupt())?;
+    let answers: Vec<ResourceLookup> = serde_json::from_str(&answer).map_err(|_| corrupt())?;
     if answers.len() != requests.len() {
         return Err(corrupt());
     }
