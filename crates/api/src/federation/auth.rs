@@ -43,32 +43,13 @@ pub async fn lookup(
     cert: PeerCert,
     allow_accepted: bool,
 ) -> Result<AuthedPeer, ApiError> {
-    lookup_with(state, cert, allow_accepted, |_| Ok(()))
-        .await
-        .map(|(authed, ())| authed)
-}
-
-/// As `lookup`, running `extra` on the same connection in the same blocking hop (what the
-/// handler will need anyway: a grant, the resource). `extra`'s result is only handed out when
-/// the chain passes, so the chain's refusals keep their order.
-pub async fn lookup_with<T, F>(
-    state: &AppState,
-    cert: PeerCert,
-    allow_accepted: bool,
-    extra: F,
-) -> Result<(AuthedPeer, T), ApiError>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut diesel::PgConnection) -> Result<T, powernode_store::StoreError> + Send + 'static,
-{
     let fingerprint = cert.fingerprint_sha256;
-    let (row, peer, more) = db::run(&state.pool, move |conn| {
+    let (row, peer) = db::run(&state.pool, move |conn| {
         let Some(row) = certificates::by_fingerprint(conn, &fingerprint)? else {
-            return Ok((None, None, None));
+            return Ok((None, None));
         };
         let peer = peers::find(conn, row.peer_id)?;
-        let more = extra(conn)?;
-        Ok((Some(row), peer, Some(more)))
+        Ok((Some(row), peer))
     })
     .await
     .map_err(|e| internal("mTLS lookup failed", e))?;
@@ -83,14 +64,10 @@ where
     let (Some(row), Some(peer)) = (row, peer) else {
         return Err(internal("mTLS lookup", "chain passed without a row"));
     };
-    let more = more.ok_or_else(|| internal("mTLS lookup", "extra result missing"))?;
-    Ok((
-        AuthedPeer {
-            peer,
-            certificate: row,
-        },
-        more,
-    ))
+    Ok(AuthedPeer {
+        peer,
+        certificate: row,
+    })
 }
 
 /// What the chain needs to know about a presented certificate we found by fingerprint.
