@@ -298,6 +298,19 @@ impl TestApp {
             .await
     }
 
+    /// One SDWAN Manager tick through the worker endpoint; its `data` (`{expired, executed, …}`).
+    pub async fn sdwan_tick(&self) -> serde_json::Value {
+        let resp = self
+            .client
+            .post(self.url("/api/v1/system/worker_api/sdwan_manager/tick"))
+            .header("X-Worker-Token", WORKER_TOKEN)
+            .send()
+            .await
+            .expect("tick request");
+        assert_eq!(resp.status(), 200, "tick refused");
+        resp.json::<serde_json::Value>().await.expect("tick body")["data"].clone()
+    }
+
     pub async fn sweep(&self) -> reqwest::Response {
         self.client
             .post(self.url("/api/v1/system/worker_api/federation/heartbeat_sweep"))

@@ -332,16 +332,7 @@ async fn powernodectl_drives_the_approval_queue_policies_and_the_agent() {
     let peer = powernode_tests::insert_peer(&mut conn, "active", "platform", Some(5));
     let app = spawn_app(settings(&db)).await;
     let (r, a) = (Some(requester.as_str()), Some(approver.as_str()));
-    let tick = || async {
-        let resp = app
-            .client
-            .post(app.url("/api/v1/system/worker_api/sdwan_manager/tick"))
-            .header("X-Worker-Token", powernode_tests::WORKER_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-    };
+    let tick = || app.sdwan_tick();
 
     // A gated propose: queued; once approved and executed, `approvals result` shows the token once.
     let out = ctl(
