@@ -8,11 +8,9 @@ use actix_web::{FromRequest, HttpRequest, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::future::LocalBoxFuture;
-use powernode_domain::Permission;
 use powernode_domain::token::sha256_hex;
 use powernode_store::operators::Operator;
 use secrecy::{ExposeSecret, SecretString};
-use uuid::Uuid;
 
 use crate::crypto::random_bytes;
 use crate::db;
@@ -74,25 +72,9 @@ impl FromRequest for WorkerAuth {
     }
 }
 
-/// The authenticated operator of a request. Handlers call `require` for each permission.
+/// The authenticated operator of a request; services check its permissions.
 #[derive(Debug, Clone)]
 pub struct OperatorAuth(pub Operator);
-
-impl OperatorAuth {
-    pub fn require(&self, permission: Permission) -> Result<&Operator, ApiError> {
-        if self.0.has(permission) {
-            Ok(&self.0)
-        } else {
-            Err(ApiError::Forbidden {
-                permission: permission.as_str(),
-            })
-        }
-    }
-
-    pub fn id(&self) -> Uuid {
-        self.0.id
-    }
-}
 
 /// Mints an operator token and its digest; the token is shown once and never stored.
 pub fn mint_operator_token() -> Result<(SecretString, String), ApiError> {

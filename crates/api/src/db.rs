@@ -24,3 +24,23 @@ where
     .await?;
     Ok(result?)
 }
+
+/// Runs `f` in one transaction on the blocking pool, with one flat error: the service's own
+/// refusals pass through, a lost pool or connection becomes 500 (cause logged once).
+pub async fn transaction<T, F>(pool: &PgPool, f: F) -> Result<T, crate::error::ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut PgConnection) -> Result<T, crate::error::ApiError> + Send + 'static,
+{
+    let pool = pool.clone();
+    actix_web::web::block(move || {
+        use diesel::Connection;
+        let mut conn = pool
+            .get()
+            .map_err(|e| crate::error::internal("database unavailable", e))?;
+        let conn: &mut PgConnection = &mut conn;
+        conn.transaction(f)
+    })
+    .await
+    .map_err(|e| crate::error::internal("blocking pool is gone", e))?
+}

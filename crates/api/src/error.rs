@@ -193,14 +193,24 @@ impl ResponseError for ApiError {
     }
 }
 
-/// `{"success":true,"data":…}`
-pub fn ok<T: Serialize>(data: T) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "success": true, "data": data }))
+impl From<powernode_store::peers::PeerOpError> for ApiError {
+    fn from(e: powernode_store::peers::PeerOpError) -> Self {
+        match e {
+            powernode_store::peers::PeerOpError::NotFound => {
+                ApiError::Token(powernode_domain::token::TokenRejection::NotRecognized)
+            }
+            powernode_store::peers::PeerOpError::Illegal(e) => ApiError::IllegalTransition(e),
+            powernode_store::peers::PeerOpError::Conflict(m) => ApiError::Conflict(m),
+            powernode_store::peers::PeerOpError::Rejected(r) => ApiError::Token(r),
+            powernode_store::peers::PeerOpError::Store(e) => internal("peer operation failed", e),
+        }
+    }
 }
 
-/// 201 with the success envelope.
-pub fn created<T: Serialize>(data: T) -> HttpResponse {
-    HttpResponse::Created().json(json!({ "success": true, "data": data }))
+impl From<diesel::result::Error> for ApiError {
+    fn from(e: diesel::result::Error) -> Self {
+        internal("database error", e)
+    }
 }
 
 /// An error as one log line: libpq and friends end messages with newlines, which would split
@@ -307,7 +317,7 @@ mod tests {
     }
 
     async fn probe(_: web::Json<Probe>) -> HttpResponse {
-        ok("fine")
+        crate::render::ok("fine")
     }
 
     async fn call(body: Vec<u8>, content_type: &str) -> (u16, Value) {

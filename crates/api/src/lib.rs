@@ -11,6 +11,7 @@ pub mod error;
 pub mod federation;
 pub mod observability;
 pub mod ratelimit;
+pub mod render;
 pub mod routes;
 pub mod services;
 pub mod settings;

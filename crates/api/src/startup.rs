@@ -13,19 +13,28 @@ use utoipa_actix_web::AppExt;
 
 use crate::error::{self, MAX_BODY_BYTES};
 use crate::routes;
+use crate::services::Ctx;
 use crate::settings::{Settings, redact_url};
 
-/// Shared, read-only state of every worker thread.
+/// Shared, read-only state of every worker thread: the services' narrow context plus what only
+/// the HTTP layer needs (rate limits, metrics handle, Redis for `/readyz`, batcher threads).
 pub struct AppState {
+    pub ctx: Ctx,
     pub limits: crate::ratelimit::Limits,
-    pub settings: Settings,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
-    pub pool: powernode_store::PgPool,
     pub redis: redis::Client,
     /// Active peers' heartbeats, applied in batches (see `federation::batch`).
     pub heartbeats: crate::federation::batch::HeartbeatBatcher,
     /// Resource calls' lookups, batched the same way.
     pub lookups: crate::federation::batch::LookupBatcher,
+}
+
+/// Handlers hand `&state` to services, which see only the context.
+impl std::ops::Deref for AppState {
+    type Target = Ctx;
+    fn deref(&self) -> &Ctx {
+        &self.ctx
+    }
 }
 
 pub struct Application {
@@ -69,10 +78,9 @@ impl Application {
         let heartbeats = crate::federation::batch::heartbeats(pool.clone())?;
         let lookups = crate::federation::batch::lookups(pool.clone())?;
         let state = web::Data::new(AppState {
+            ctx: Ctx { pool, settings },
             limits,
             metrics: crate::observability::install()?,
-            settings,
-            pool,
             redis,
             heartbeats,
             lookups,

@@ -5,6 +5,9 @@ use strum::{AsRefStr, Display, EnumIter, EnumString, IntoStaticStr};
 
 use crate::events::{EventKind, EventSource, Severity};
 
+/// The instance-to-instance contract version both sides must speak (SPEC §3 accept).
+pub const CONTRACT_VERSION: i32 = 1;
+
 /// Lifecycle status of a federation peer row.
 #[derive(
     Debug,

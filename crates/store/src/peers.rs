@@ -183,6 +183,28 @@ pub fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<Peer>, StoreErro
         .transpose()
 }
 
+/// A peer's status, its row locked `FOR SHARE` until the caller's transaction ends (a
+/// concurrent transition waits), or `None` when it does not exist.
+pub fn status_for_share(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<PeerStatus>, StoreError> {
+    peers::table
+        .find(id)
+        .select(peers::status)
+        .for_share()
+        .first::<String>(conn)
+        .optional()?
+        .map(|s| {
+            s.parse::<PeerStatus>().map_err(|_| StoreError::CorruptRow {
+                table: "peers",
+                column: "status",
+                value: s,
+            })
+        })
+        .transpose()
+}
+
 pub fn list(conn: &mut PgConnection, status: Option<PeerStatus>) -> Result<Vec<Peer>, StoreError> {
     let mut query = peers::table.select(PeerRow::as_select()).into_boxed();
     if let Some(status) = status {

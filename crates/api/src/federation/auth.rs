@@ -11,6 +11,7 @@ use powernode_store::peers::{self, Peer};
 use super::PeerCert;
 use crate::db;
 use crate::error::{ApiError, internal};
+use crate::services::Ctx;
 use crate::startup::AppState;
 
 /// A peer authenticated by the client certificate we issued to it.
@@ -26,7 +27,7 @@ async fn authenticate(
     allow_accepted: bool,
 ) -> Result<AuthedPeer, ApiError> {
     let cert = admit(&state, cert)?;
-    lookup(&state, cert, allow_accepted).await
+    lookup(&state.ctx, cert, allow_accepted).await
 }
 
 /// The first steps of the chain, without the database: a client certificate was presented
@@ -39,12 +40,12 @@ pub fn admit(state: &AppState, cert: Option<PeerCert>) -> Result<PeerCert, ApiEr
 
 /// The rest of the chain for an admitted certificate, with SPEC §4's exact 401s.
 pub async fn lookup(
-    state: &AppState,
+    ctx: &Ctx,
     cert: PeerCert,
     allow_accepted: bool,
 ) -> Result<AuthedPeer, ApiError> {
     let fingerprint = cert.fingerprint_sha256;
-    let (row, peer) = db::run(&state.pool, move |conn| {
+    let (row, peer) = db::run(&ctx.pool, move |conn| {
         let Some(row) = certificates::by_fingerprint(conn, &fingerprint)? else {
             return Ok((None, None));
         };

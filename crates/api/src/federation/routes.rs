@@ -1,23 +1,19 @@
 //! Peer-facing endpoints under `/api/v1/system/federation_api` (unknown body fields ignored).
+//! Each handler extracts the caller (client certificate, addresses, headers) and calls one
+//! service function in `services::inbound`.
 
 use actix_web::{HttpRequest, HttpResponse, ResponseError, get, post, put, web};
-use openssl::hash::MessageDigest;
-use openssl::x509::X509;
-use powernode_domain::PeerStatus;
-use powernode_store::certificates::{self, INBOUND, NewCertificate, OUTBOUND};
-use powernode_store::peers::{self, PeerOpError, RemoteFacts, Sealed};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use uuid::Uuid;
+use serde_json::Value;
 
-use super::auth::{HandshakeAuth, PeerAuth};
-use crate::ca::{self, CLIENT_CERT_DAYS, CLIENT_KEY_CONTEXT, OpenCa};
-use crate::db;
-use crate::error::{ApiError, internal, ok};
-use crate::observability;
+use super::PeerCert;
+use super::auth::{HandshakeAuth, PeerAuth, admit};
+use crate::error::ApiError;
+use crate::render::ok;
+use crate::services::inbound::{
+    self as service, AcceptRequest, HandshakeRequest, HeartbeatRequest, RenewRequest,
+    ResourceCaller,
+};
 use crate::startup::AppState;
-
-pub const CONTRACT_VERSION: i32 = 1;
 
 /// Registered through `utoipa_actix_web` so the OpenAPI document includes this listener's
 /// routes (tagged `federation`).
@@ -42,106 +38,9 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
 #[utoipa::path(tag = "federation (mTLS listener)", responses((status = 200, description = "CA certificate (DER, application/pkix-cert)")))]
 #[get("/ca")]
 pub async fn ca_certificate(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let identity = ca::ensure_identity(&state.pool, &state.settings.master_key)
-        .await
-        .map_err(|e| internal("instance identity unavailable", e))?;
-    let der = X509::from_pem(identity.ca_cert_pem.as_bytes())
-        .and_then(|c| c.to_der())
-        .map_err(|e| internal("CA certificate unreadable", e))?;
     Ok(HttpResponse::Ok()
         .content_type("application/pkix-cert")
-        .body(der))
-}
-
-#[derive(Deserialize, Serialize, Clone, utoipa::ToSchema)]
-pub struct Instance {
-    pub instance_id: Uuid,
-    pub url: String,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct AcceptRequest {
-    pub peer_id: Uuid,
-    pub acceptance_token: Option<String>,
-    pub contract_version: i32,
-    pub instance: Instance,
-    pub csr_pem: String,
-    pub ca_pem: String,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub capabilities: Option<Value>,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub extension_slugs: Option<Value>,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub endpoints: Option<Value>,
-}
-
-impl std::fmt::Debug for AcceptRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AcceptRequest")
-            .field("peer_id", &self.peer_id)
-            .field("acceptance_token", &"[REDACTED]")
-            .finish_non_exhaustive()
-    }
-}
-
-/// Validates a peer's CA: exactly one self-signed CA:TRUE certificate, currently valid.
-pub fn validate_ca_pem(pem: &str) -> Result<(X509, String), String> {
-    let certs = X509::stack_from_pem(pem.as_bytes()).map_err(|_| "not PEM".to_owned())?;
-    if certs.is_empty() {
-        return Err("not PEM".to_owned());
-    }
-    let [cert] = certs.as_slice() else {
-        return Err(format!(
-            "expected exactly one certificate, got {}",
-            certs.len()
-        ));
-    };
-    let text = cert
-        .to_text()
-        .map(|t| String::from_utf8_lossy(&t).into_owned())
-        .unwrap_or_default();
-    if !text.contains("CA:TRUE") {
-        return Err("not a CA certificate (basicConstraints CA:TRUE missing)".to_owned());
-    }
-    let public = cert
-        .public_key()
-        .map_err(|_| "unreadable public key".to_owned())?;
-    if !cert.verify(&public).unwrap_or(false) || cert.issuer_name_hash() != cert.subject_name_hash()
-    {
-        return Err("not self-signed".to_owned());
-    }
-    let now = openssl::asn1::Asn1Time::days_from_now(0).map_err(|e| e.to_string())?;
-    if cert.not_before() > now || cert.not_after() < now {
-        return Err("not currently valid".to_owned());
-    }
-    let sha = cert
-        .digest(MessageDigest::sha256())
-        .map(hex::encode)
-        .map_err(|e| e.to_string())?;
-    Ok((cert.clone(), sha))
-}
-
-impl From<PeerOpError> for ApiError {
-    fn from(e: PeerOpError) -> Self {
-        match e {
-            PeerOpError::NotFound => {
-                ApiError::Token(powernode_domain::token::TokenRejection::NotRecognized)
-            }
-            PeerOpError::Illegal(e) => ApiError::IllegalTransition(e),
-            PeerOpError::Conflict(m) => ApiError::Conflict(m),
-            PeerOpError::Rejected(r) => ApiError::Token(r),
-            PeerOpError::Store(e) => internal("peer operation failed", e),
-        }
-    }
-}
-
-impl From<diesel::result::Error> for ApiError {
-    fn from(e: diesel::result::Error) -> Self {
-        internal("database error", e)
-    }
+        .body(service::ca_certificate(&state).await?))
 }
 
 /// A's side of accept (SPEC §3): every check in order before anything is written, then in one
@@ -163,140 +62,7 @@ pub async fn accept(
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
     crate::ratelimit::check(&state.limits.accept, &source)?;
-    let req = body.into_inner();
-    if req.contract_version != CONTRACT_VERSION {
-        return Err(ApiError::validation(
-            "contract_version",
-            format!("{} is unsupported; supported: [1]", req.contract_version),
-        )
-        .with_message(format!(
-            "Unsupported contract_version {}; supported: [1]",
-            req.contract_version
-        )));
-    }
-    let identity = ca::ensure_identity(&state.pool, &state.settings.master_key)
-        .await
-        .map_err(|e| internal("instance identity unavailable", e))?;
-    let open = OpenCa::open(&identity, &state.settings.master_key)
-        .map_err(|e| internal("CA unavailable", e))?;
-    let (our_key, our_csr) = ca::key_and_csr().map_err(|e| internal("key generation", e))?;
-    let sealed_key = state
-        .settings
-        .master_key
-        .seal(
-            CLIENT_KEY_CONTEXT,
-            &our_key
-                .private_key_to_pem_pkcs8()
-                .map_err(|e| internal("key encoding", e))?,
-        )
-        .map_err(|e| internal("sealing", e))?;
-    let drill_allowed = state.settings.drill_allowed();
-    let peer_id = req.peer_id;
-    let request = req;
-    let csr_for_b = our_csr.clone();
-    let ca_chain_pem = identity.ca_cert_pem.clone();
-    let result = db::run(&state.pool, move |conn| {
-        Ok(peers::accept_with::<ApiError, _>(
-            conn,
-            peer_id,
-            request.acceptance_token.as_deref(),
-            drill_allowed,
-            |conn, peer, now| {
-                let url = powernode_domain::InstanceUrl::parse(&request.instance.url)
-                    .map(|u| u.as_str().to_owned())
-                    .unwrap_or_default();
-                if url != peer.remote_instance_url {
-                    return Err(ApiError::validation("instance", "url does not match proposed peer")
-                        .with_message("instance url does not match proposed peer".to_owned()));
-                }
-                let remote = request.instance.instance_id;
-                if peers::instance_bound_elsewhere(conn, remote, peer.id).map_err(|e| internal("lookup", e))? {
-                    return Err(ApiError::Conflict(format!("instance {remote} is already federated")));
-                }
-                let issued = open
-                    .sign_client_csr(&request.csr_pem, peer.id, remote, now, CLIENT_CERT_DAYS)
-                    .map_err(|e| ApiError::validation("csr_pem", e.to_string()).with_message(e.to_string()))?;
-                let (_, ca_sha) = validate_ca_pem(&request.ca_pem).map_err(|reason| {
-                    ApiError::validation("ca_pem", format!("invalid CA certificate: {reason}"))
-                        .with_message(format!("invalid CA certificate: {reason}"))
-                })?;
-                peers::set_remote_facts(
-                    conn,
-                    peer.id,
-                    &RemoteFacts {
-                        remote_instance_id: Some(remote),
-                        remote_ca_pem: Some(&request.ca_pem),
-                        remote_ca_sha256: Some(&ca_sha),
-                        contract_version_agreed: Some(CONTRACT_VERSION),
-                        capabilities: request.capabilities.clone(),
-                        extension_slugs: request.extension_slugs.clone(),
-                        endpoints: request.endpoints.clone(),
-                        pending_outbound_key: Some(Some(&sealed_key)),
-                    },
-                )
-                .map_err(|e| internal("peer update", e))?;
-                ca::record_issued(conn, peer.id, &issued)
-                .map_err(|e| internal("certificate insert", e))?;
-                crate::services::federation::certificate_event(conn, peer.id, &issued, "issued")
-                    .map_err(|e| internal("event", e))?;
-                Ok(json!({ "certificate_serial": issued.serial_hex, "remote_instance_id": remote, "client_cert_pem": issued.pem }))
-            },
-        ))
-    })
-    .await
-    .map_err(|e| internal("accept failed", e))?;
-    observability::token_check(match &result {
-        Ok(_) => "accepted",
-        Err(ApiError::Token(r)) => match r {
-            powernode_domain::token::TokenRejection::NotRecognized => "not_recognized",
-            powernode_domain::token::TokenRejection::Mismatch => "mismatch",
-            powernode_domain::token::TokenRejection::Required => "required",
-            powernode_domain::token::TokenRejection::Expired(_) => "expired",
-        },
-        Err(_) => "refused",
-    });
-    let moved = result?;
-    observability::transition(moved.from, moved.status, 1);
-    let client_cert_pem = db::run(&state.pool, move |conn| {
-        certificates::for_peer(conn, peer_id, INBOUND)
-    })
-    .await
-    .map_err(|e| internal("certificate read", e))?
-    .into_iter()
-    .next()
-    .and_then(|c| c.cert_pem)
-    .unwrap_or_default();
-    tracing::info!(peer_id = %peer_id, "peer accepted over the federation API");
-    Ok(HttpResponse::Ok().json(json!({
-        "success": true,
-        "data": {
-            "peer_id": peer_id,
-            "status": moved.status,
-            "client_cert_pem": client_cert_pem,
-            "ca_chain_pem": ca_chain_pem,
-            "csr_pem": csr_for_b,
-            "instance": { "instance_id": identity.instance_id, "url": state.settings.federation_public_url },
-            "peer_kind": moved.peer_kind,
-            "spawn_role": moved.spawn_role,
-            "spawn_mode": moved.spawn_mode,
-        }
-    })))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct HandshakeRequest {
-    pub client_cert_pem: String,
-    #[serde(default)]
-    pub ca_chain_pem: Option<String>,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub capabilities: Option<Value>,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub extension_slugs: Option<Value>,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub endpoints: Option<Value>,
+    Ok(ok(service::accept(&state, body.into_inner()).await?))
 }
 
 /// The handshake (SPEC §4): the certificate the caller issued to us must chain to its pinned
@@ -310,135 +76,12 @@ pub async fn handshake(
     state: web::Data<AppState>,
     body: web::Json<HandshakeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let peer_id = auth.0.peer.id;
-    let req = body.into_inner();
-    let master = state.settings.master_key.clone();
-    let moved = db::run(&state.pool, move |conn| {
-        use diesel::Connection;
-        Ok(conn.transaction::<_, ApiError, _>(|conn| {
-            let peer = peers::lock_for_update(conn, peer_id)?;
-            if peer.status != PeerStatus::Accepted {
-                return Ok(peers::handshake_locked(conn, &peer)?);
-            }
-            let reject = |reason: &str| {
-                ApiError::validation(
-                    "client_cert_pem",
-                    format!("handshake certificate rejected: {reason}"),
-                )
-                .with_message(format!("handshake certificate rejected: {reason}"))
-            };
-            let cert =
-                X509::from_pem(req.client_cert_pem.as_bytes()).map_err(|_| reject("not PEM"))?;
-            let ca = peer
-                .remote_ca_pem
-                .as_deref()
-                .and_then(|p| X509::from_pem(p.as_bytes()).ok())
-                .ok_or_else(|| reject("no pinned CA for this peer"))?;
-            let ca_key = ca
-                .public_key()
-                .map_err(|_| reject("pinned CA unreadable"))?;
-            if !cert.verify(&ca_key).unwrap_or(false) {
-                return Err(reject("does not chain to the pinned CA"));
-            }
-            let fingerprint = cert
-                .digest(MessageDigest::sha256())
-                .map(hex::encode)
-                .map_err(|_| reject("digest"))?;
-            // After a resume the peer repeats the handshake with the certificate it delivered
-            // before: it is already our outbound certificate, so only the status moves.
-            let known = certificates::by_fingerprint(conn, &fingerprint)
-                .map_err(|e| internal("lookup", e))?;
-            if known.is_some_and(|c| {
-                c.peer_id == peer_id && c.direction == OUTBOUND && c.revoked_at.is_none()
-            }) {
-                return Ok(peers::handshake_locked(conn, &peer)?);
-            }
-            let sealed = peer
-                .pending_outbound_key
-                .clone()
-                .ok_or_else(|| reject("no pending key"))?;
-            let key_pem = master
-                .open(CLIENT_KEY_CONTEXT, &sealed.0)
-                .map_err(|_| reject("pending key unreadable"))?;
-            let key = openssl::pkey::PKey::private_key_from_pem(
-                secrecy::ExposeSecret::expose_secret(&key_pem),
-            )
-            .map_err(|_| reject("pending key unreadable"))?;
-            let cert_key = cert
-                .public_key()
-                .map_err(|_| reject("unreadable public key"))?;
-            if !key.public_eq(&cert_key) {
-                return Err(reject("does not carry our pending key"));
-            }
-            let (not_before, not_after) = ca::validity(&cert);
-            let serial = cert
-                .serial_number()
-                .to_bn()
-                .and_then(|b| b.to_hex_str().map(|h| h.to_lowercase()))
-                .map_err(|_| reject("serial"))?;
-            certificates::insert(
-                conn,
-                &NewCertificate {
-                    peer_id,
-                    direction: OUTBOUND,
-                    serial: &serial,
-                    subject: &format!("{:?}", cert.subject_name()),
-                    fingerprint_sha256: &fingerprint,
-                    cert_pem: &req.client_cert_pem,
-                    key_sealed: Some(&Sealed(sealed.0.clone())),
-                    not_before,
-                    not_after,
-                },
-            )
-            .map_err(|e| internal("certificate insert", e))?;
-            peers::set_remote_facts(
-                conn,
-                peer_id,
-                &RemoteFacts {
-                    remote_instance_id: None,
-                    remote_ca_pem: None,
-                    remote_ca_sha256: None,
-                    contract_version_agreed: None,
-                    capabilities: req.capabilities.clone(),
-                    extension_slugs: req.extension_slugs.clone(),
-                    endpoints: req.endpoints.clone(),
-                    pending_outbound_key: Some(None),
-                },
-            )
-            .map_err(|e| internal("peer update", e))?;
-            let peer = peers::lock_for_update(conn, peer_id)?;
-            Ok(peers::handshake_locked(conn, &peer)?)
-        }))
-    })
-    .await
-    .map_err(|e| internal("handshake failed", e))??;
-    if moved.from != moved.status {
-        observability::transition(moved.from, moved.status, 1);
-        tracing::info!(peer_id = %peer_id, "handshake completed; peer enrolled");
-    }
-    Ok(ok(json!({
-        "peer_id": peer_id,
-        "status": moved.status,
-        "last_handshake_at": moved.last_handshake_at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
-    })))
-}
-
-#[derive(Deserialize, Default, utoipa::ToSchema)]
-pub struct HeartbeatRequest {
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub capabilities: Option<Value>,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub endpoints: Option<Value>,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub sync_cursor: Option<Value>,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub extension_slugs: Option<Value>,
-    #[serde(default)]
-    pub platform_version: Option<String>,
+    Ok(ok(service::handshake(
+        &state,
+        &auth.0.peer,
+        body.into_inner(),
+    )
+    .await?))
 }
 
 /// An authenticated heartbeat: last_heartbeat_at, enrolled/degraded → active.
@@ -450,63 +93,11 @@ pub async fn heartbeat(
     state: web::Data<AppState>,
     body: Option<web::Json<HeartbeatRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let cert = super::auth::admit(&state, http.conn_data::<super::PeerCert>().cloned())?;
+    let cert = admit(&state, http.conn_data::<PeerCert>().cloned())?;
     let req = body.map(web::Json::into_inner).unwrap_or_default();
-    // The common case — an active peer reporting nothing new — is batched with the other
-    // heartbeats in flight into one statement; anything else (a transition, new facts, a
-    // refusal) takes the full chain below.
-    let carries_facts = req.capabilities.is_some()
-        || req.endpoints.is_some()
-        || req.extension_slugs.is_some()
-        || req.sync_cursor.is_some();
-    if !carries_facts {
-        let beat = state
-            .heartbeats
-            .call(cert.fingerprint_sha256.clone())
-            .await
-            .map_err(|e| internal("heartbeat failed", e))?;
-        if let Some(at) = beat {
-            metrics::counter!("powernode_heartbeats_received_total").increment(1);
-            return Ok(ok(json!({
-                "status": PeerStatus::Active,
-                "last_heartbeat_at": at.format(&time::format_description::well_known::Rfc3339).ok(),
-            })));
-        }
-    }
-    let auth = super::auth::lookup(&state, cert, false).await?;
-    let peer_id = auth.peer.id;
-    let moved = db::run(&state.pool, move |conn| {
-        Ok(peers::record_heartbeat(
-            conn,
-            peer_id,
-            &RemoteFacts {
-                remote_instance_id: None,
-                remote_ca_pem: None,
-                remote_ca_sha256: None,
-                contract_version_agreed: None,
-                capabilities: req.capabilities,
-                extension_slugs: req.extension_slugs,
-                endpoints: req.endpoints,
-                pending_outbound_key: None,
-            },
-            req.sync_cursor,
-        ))
-    })
-    .await
-    .map_err(|e| internal("heartbeat failed", e))??;
-    metrics::counter!("powernode_heartbeats_received_total").increment(1);
-    if moved.from != moved.status {
-        observability::transition(moved.from, moved.status, 1);
-    }
-    Ok(ok(json!({
-        "status": moved.status,
-        "last_heartbeat_at": moved.last_heartbeat_at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
-    })))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct RenewRequest {
-    pub csr_pem: String,
+    Ok(ok(
+        service::heartbeat(&state, &state.heartbeats, cert, req).await?
+    ))
 }
 
 /// Certificate rotation over the existing mTLS channel (SPEC §4): a new client certificate
@@ -520,213 +111,29 @@ pub async fn renew(
     state: web::Data<AppState>,
     body: web::Json<RenewRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let peer = auth.0.peer;
-    let remote = peer
-        .remote_instance_id
-        .ok_or_else(|| internal("renew", "peer without remote_instance_id"))?;
-    let identity = ca::ensure_identity(&state.pool, &state.settings.master_key)
-        .await
-        .map_err(|e| internal("instance identity unavailable", e))?;
-    let open = OpenCa::open(&identity, &state.settings.master_key)
-        .map_err(|e| internal("CA unavailable", e))?;
-    let csr = body.into_inner().csr_pem;
-    let peer_id = peer.id;
-    let issued = db::run(&state.pool, move |conn| {
-        use diesel::Connection;
-        Ok(conn.transaction::<_, ApiError, _>(|conn| {
-            let now = powernode_store::database_now(conn).map_err(|e| internal("clock", e))?;
-            let issued = open
-                .sign_client_csr(&csr, peer_id, remote, now, CLIENT_CERT_DAYS)
-                .map_err(|e| {
-                    ApiError::validation("csr_pem", e.to_string()).with_message(e.to_string())
-                })?;
-            ca::record_issued(conn, peer_id, &issued)
-                .map_err(|e| internal("certificate insert", e))?;
-            crate::services::federation::certificate_event(conn, peer_id, &issued, "renewed")
-                .map_err(|e| internal("event", e))?;
-            Ok(issued)
-        }))
-    })
-    .await
-    .map_err(|e| internal("renew failed", e))??;
-    tracing::info!(peer_id = %peer_id, serial = %issued.serial_hex, "client certificate renewed");
-    Ok(ok(json!({
-        "client_cert_pem": issued.pem,
-        "ca_chain_pem": identity.ca_cert_pem,
-        "not_after": issued.not_after.format(&time::format_description::well_known::Rfc3339).ok(),
-    })))
+    Ok(ok(
+        service::renew(&state, &auth.0.peer, body.into_inner()).await?
+    ))
 }
 
-/// What a resource call needs, read in one statement (`federation_resource_lookup_batch`, with
-/// the other calls in flight): the
-/// certificate with its peer's status, the presented grant (if its token is well formed), the
-/// database clock, and the resource. The checks run here, in SPEC §4 then §6 order.
-struct ResourceCall {
-    peer_id: Uuid,
-    instance_id: Option<String>,
-    token_presented: bool,
-    grant: Option<powernode_store::grants::GrantRow>,
-    now: time::OffsetDateTime,
-    resource: Option<powernode_store::grants::Resource>,
-}
-
-async fn resource_call(
-    state: &AppState,
-    req: &HttpRequest,
-    kind: &str,
-    id: &str,
-    fetch_resource: bool,
-) -> Result<ResourceCall, ApiError> {
-    let cert = super::auth::admit(state, req.conn_data::<super::PeerCert>().cloned())?;
-    let instance_id = cert.instance_id.clone();
-    let token = crate::auth::bearer(req);
-    let token_presented = token.is_some();
-    // A token that is not `fg-<uuid>` cannot be ours: no lookup.
-    let digest = token
-        .filter(|t| {
-            t.strip_prefix("fg-")
-                .and_then(|u| Uuid::parse_str(u).ok())
-                .is_some()
-        })
-        .map(|t| powernode_domain::token::sha256_hex(t.as_bytes()));
-    let found = state
-        .lookups
-        .call(powernode_store::grants::LookupRequest {
-            fingerprint: cert.fingerprint_sha256,
-            grant_digest: digest,
-            kind: kind.to_owned(),
-            resource_id: fetch_resource.then(|| id.to_owned()),
-        })
-        .await
-        .map_err(|e| internal("resource lookup failed", e))?;
-    let facts = match &found.certificate {
-        None => None,
-        Some(c) => Some(super::auth::ChainFacts {
-            revoked: c.revoked,
-            inbound: c.direction == powernode_store::certificates::INBOUND,
-            peer_status: c
-                .peer_status
-                .as_deref()
-                .map(|s| {
-                    s.parse::<PeerStatus>()
-                        .map_err(|_| internal("resource lookup", format!("unknown status {s}")))
-                })
-                .transpose()?,
-        }),
-    };
-    super::auth::check_chain(facts, false)?;
-    let peer_id = found
-        .certificate
-        .map(|c| c.peer_id)
-        .ok_or_else(|| internal("resource lookup", "chain passed without a certificate"))?;
-    Ok(ResourceCall {
-        peer_id,
-        instance_id,
-        token_presented,
-        grant: found.grant,
-        now: found.now,
-        resource: found.resource,
-    })
-}
-
-/// The caller's address: the TCP peer, or `X-Forwarded-For`'s first entry when the TCP peer
-/// is a configured trusted proxy.
-fn source_ip(state: &AppState, req: &HttpRequest) -> Option<std::net::IpAddr> {
-    let tcp = req.peer_addr()?.ip();
-    if state
-        .settings
-        .trusted_proxies
-        .iter()
-        .any(|p| p.contains(&tcp))
-        && let Some(forwarded) = req
-            .headers()
-            .get("x-forwarded-for")
+/// The caller of a resource call, after the listener's admission (certificate presented,
+/// within its rate limit).
+fn resource_caller(state: &AppState, req: &HttpRequest) -> Result<ResourceCaller, ApiError> {
+    let cert = admit(state, req.conn_data::<PeerCert>().cloned())?;
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok())
-    {
-        return Some(forwarded);
-    }
-    Some(tcp)
-}
-
-/// Authorises a resource call in SPEC §6 order (after the mTLS chain): bearer, grant resolves,
-/// grant bound to this peer, declared kind (422), then the scope dimensions (403).
-fn authorize(
-    state: &AppState,
-    req: &HttpRequest,
-    call: &ResourceCall,
-    kind: &str,
-    id: &str,
-    scope: powernode_domain::grant::Scope,
-) -> Result<(), ApiError> {
-    use powernode_domain::grant;
-    let peer_id = call.peer_id;
-    if !call.token_presented {
-        return Err(ApiError::Unauthorized("Bearer grant token required"));
-    }
-    let row = call
-        .grant
-        .as_ref()
-        .ok_or(ApiError::Unauthorized("Grant token does not resolve"))?;
-    if row.peer_id != peer_id {
-        return Err(ApiError::Unauthorized(
-            "Grant belongs to a different federation peer",
-        ));
-    }
-    if !state.settings.resource_kinds.iter().any(|k| k == kind) {
-        return Err(ApiError::validation("kind", "unknown")
-            .with_message(format!("unknown resource kind {kind}")));
-    }
-    let now = call.now;
-    // The calling instance is the URI SAN of the client certificate we issued to the caller.
-    let instance = call.instance_id.clone();
-    let network = req
-        .headers()
-        .get("x-sdwan-network")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let ip = source_ip(state, req).ok_or_else(|| internal("grant", "no peer address"))?;
-    let ctx = grant::Context {
-        resource_kind: kind,
-        resource_id: id,
-        scope,
-        instance_id: instance.as_deref(),
-        network: network.as_deref(),
-        source_ip: ip,
-        now,
+            .map(str::to_owned)
     };
-    let g = crate::routes::grants::scope_of(row);
-    match grant::decide(&g, &ctx) {
-        Ok(()) => {
-            metrics::counter!("powernode_grant_decisions_total", "result" => "allowed", "dimension" => "none").increment(1);
-            Ok(())
-        }
-        Err(denial) => {
-            metrics::counter!("powernode_grant_decisions_total", "result" => "denied", "dimension" => denial.dimension.as_ref().to_owned()).increment(1);
-            let checks: Vec<String> = grant::explain(&g, &ctx)
-                .into_iter()
-                .map(|c| {
-                    format!(
-                        "{}={} ({})",
-                        c.dimension,
-                        if c.ok { "ok" } else { "failed" },
-                        c.why
-                    )
-                })
-                .collect();
-            tracing::warn!(
-                grant_id = %row.id,
-                peer_id = %peer_id,
-                kind,
-                id,
-                scope = %scope,
-                checks = %checks.join("; "),
-                "grant denied: {denial}"
-            );
-            Err(ApiError::GrantScope(denial))
-        }
-    }
+    Ok(ResourceCaller {
+        cert,
+        bearer: crate::auth::bearer(req).map(str::to_owned),
+        network: header("x-sdwan-network"),
+        tcp_peer: req.peer_addr().map(|a| a.ip()),
+        forwarded_for: header("x-forwarded-for")
+            .and_then(|v| v.split(',').next().and_then(|v| v.trim().parse().ok())),
+    })
 }
 
 /// A peer reads a shared resource under a grant with `read`.
@@ -740,20 +147,15 @@ pub async fn read_resource(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (kind, id) = path.into_inner();
-    // One blocking hop: chain, grant, clock and the resource itself.
-    let call = resource_call(&state, &req, &kind, &id, true).await?;
-    authorize(
+    let caller = resource_caller(&state, &req)?;
+    Ok(ok(service::read_resource(
         &state,
-        &req,
-        &call,
-        &kind,
-        &id,
-        powernode_domain::grant::Scope::Read,
-    )?;
-    let found = call
-        .resource
-        .ok_or_else(|| ApiError::NotFound(format!("resource {kind}/{id} not found")))?;
-    Ok(ok(crate::routes::grants::resource_json(&found, true)))
+        &state.lookups,
+        caller,
+        kind,
+        id,
+    )
+    .await?))
 }
 
 /// A peer writes a shared resource under a grant with `write` (new version + event).
@@ -768,38 +170,14 @@ pub async fn write_resource(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let (kind, id) = path.into_inner();
-    let call = resource_call(&state, &req, &kind, &id, false).await?;
-    authorize(
+    let caller = resource_caller(&state, &req)?;
+    Ok(ok(service::write_resource(
         &state,
-        &req,
-        &call,
-        &kind,
-        &id,
-        powernode_domain::grant::Scope::Write,
-    )?;
-    let peer_id = call.peer_id;
-    let doc = body.into_inner();
-    let stored = db::run(&state.pool, move |conn| {
-        use diesel::Connection;
-        conn.transaction(|conn| {
-            let stored =
-                powernode_store::grants::put_resource(conn, &kind, &id, &doc, Some(peer_id))?;
-            let payload = crate::routes::grants::resource_json(&stored, false);
-            powernode_store::events::insert(
-                conn,
-                &powernode_store::events::NewEvent {
-                    kind: powernode_domain::events::EventKind::ResourceUpdated,
-                    severity: powernode_domain::events::Severity::Low,
-                    source: powernode_domain::events::EventSource::FederationGrant,
-                    peer_id: Some(peer_id),
-                    payload: &payload,
-                    correlation_id: None,
-                },
-            )?;
-            Ok(stored)
-        })
-    })
-    .await
-    .map_err(|e| internal("resource write failed", e))?;
-    Ok(ok(crate::routes::grants::resource_json(&stored, false)))
+        &state.lookups,
+        caller,
+        kind,
+        id,
+        body.into_inner(),
+    )
+    .await?))
 }

@@ -1,64 +1,12 @@
 //! `GET /api/v1/system/fleet/events` — the fleet event log, newest first.
 
 use actix_web::{HttpResponse, get, web};
-use powernode_domain::Permission;
-use powernode_store::events::{self, EventFilter, FleetEvent};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
-use uuid::Uuid;
 
 use crate::auth::OperatorAuth;
-use crate::db;
-use crate::error::{ApiError, internal, ok};
+use crate::error::ApiError;
+use crate::render::ok;
+use crate::services::events::{self as service, EventView, EventsQuery};
 use crate::startup::AppState;
-
-pub const DEFAULT_LIMIT: i64 = 50;
-pub const MAX_LIMIT: i64 = 500;
-
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct EventsQuery {
-    /// e.g. `federation_heartbeat_sweep`, `accept_controller`, `federation_peer`.
-    pub source: Option<String>,
-    /// e.g. `federation.peer.heartbeat_stale`.
-    pub kind: Option<String>,
-    pub peer_id: Option<Uuid>,
-    /// ISO 8601 / RFC 3339 timestamp; events emitted at or after it.
-    pub since: Option<String>,
-    /// 1–500, default 50.
-    pub limit: Option<i64>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct EventView {
-    pub id: Uuid,
-    pub kind: String,
-    pub severity: String,
-    pub source: String,
-    pub peer_id: Option<Uuid>,
-    #[schema(value_type = Object)]
-    pub payload: Value,
-    pub correlation_id: Option<Uuid>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub emitted_at: OffsetDateTime,
-}
-
-impl From<FleetEvent> for EventView {
-    fn from(e: FleetEvent) -> Self {
-        EventView {
-            id: e.id,
-            kind: e.kind,
-            severity: e.severity,
-            source: e.source,
-            peer_id: e.peer_id,
-            payload: e.payload,
-            correlation_id: e.correlation_id,
-            emitted_at: e.emitted_at,
-        }
-    }
-}
 
 /// Query fleet events by source, kind, peer and time, newest first.
 #[utoipa::path(
@@ -74,37 +22,5 @@ pub async fn list(
     state: web::Data<AppState>,
     query: web::Query<EventsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::FederationRead)?;
-    let q = query.into_inner();
-    let since = q
-        .since
-        .as_deref()
-        .map(|s| {
-            OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
-                ApiError::BadRequest(format!(
-                    "since must be an ISO 8601 timestamp such as 2026-11-29T00:00:00Z (got {s:?})"
-                ))
-            })
-        })
-        .transpose()?;
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be between 1 and {MAX_LIMIT}"
-        )));
-    }
-    let filter = EventFilter {
-        source: q.source,
-        kind: q.kind,
-        peer_id: q.peer_id,
-        since,
-        limit,
-    };
-    let found = db::run(&state.pool, move |conn| events::list(conn, &filter))
-        .await
-        .map_err(|e| internal("events query failed", e))?;
-    Ok(ok(found
-        .into_iter()
-        .map(EventView::from)
-        .collect::<Vec<_>>()))
+    Ok(ok(service::list(&state, &auth.0, query.into_inner()).await?))
 }

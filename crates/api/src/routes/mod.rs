@@ -14,7 +14,6 @@ pub mod worker_api;
 
 use actix_web::dev::ResourceDef;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use serde::de::DeserializeOwned;
 use utoipa_actix_web::scope;
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -109,25 +108,4 @@ pub async fn unmatched(req: HttpRequest, known: web::Data<KnownPaths>) -> HttpRe
         ApiError::NotFound(format!("no route for {} {}", req.method(), req.path()))
     };
     error.error_response()
-}
-
-/// A JSON body that may be absent: empty → `T::default()`; otherwise parsed strictly.
-pub fn optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    if body.len() > crate::error::MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge);
-    }
-    serde_json::from_slice(body).map_err(|e| {
-        if e.is_data() {
-            ApiError::BadRequest(format!("invalid request body: {e}"))
-        } else {
-            ApiError::BadRequest(format!(
-                "request body is not valid JSON (line {}, column {})",
-                e.line(),
-                e.column()
-            ))
-        }
-    })
 }

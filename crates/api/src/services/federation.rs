@@ -21,7 +21,7 @@ use crate::ca::{self, CLIENT_CERT_DAYS, CLIENT_KEY_CONTEXT, Issued, OpenCa};
 use crate::db;
 use crate::error::{ApiError, internal};
 use crate::observability;
-use crate::startup::AppState;
+use crate::services::Ctx;
 
 /// Every outbound peer call gives up after this long.
 pub const PEER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -86,7 +86,7 @@ async fn peer_answer(url: &str, resp: reqwest::Response) -> Result<Value, ApiErr
 /// our CSR to A, then in one transaction record our row for A as `accepted`, our client
 /// certificate with its sealed key, and the certificate we issue to A from A's CSR.
 pub async fn accept_remote(
-    state: &AppState,
+    ctx: &Ctx,
     acceptance_token: SecretString,
     actor: Uuid,
 ) -> Result<Peer, ApiError> {
@@ -124,7 +124,7 @@ pub async fn accept_remote(
     let remote_ca_pem =
         String::from_utf8_lossy(&remote_ca.to_pem().map_err(|e| internal("pem", e))?).into_owned();
 
-    let identity = ca::ensure_identity(&state.pool, &state.settings.master_key)
+    let identity = ca::ensure_identity(&ctx.pool, &ctx.settings.master_key)
         .await
         .map_err(|e| internal("instance identity unavailable", e))?;
     let (our_key, our_csr) = ca::key_and_csr().map_err(|e| internal("key generation", e))?;
@@ -137,8 +137,8 @@ pub async fn accept_remote(
     let body = json!({
         "peer_id": claims.peer_id,
         "acceptance_token": acceptance_token.expose_secret(),
-        "contract_version": crate::federation::routes::CONTRACT_VERSION,
-        "instance": { "instance_id": identity.instance_id, "url": state.settings.federation_public_url },
+        "contract_version": powernode_domain::peer::CONTRACT_VERSION,
+        "instance": { "instance_id": identity.instance_id, "url": ctx.settings.federation_public_url },
         "csr_pem": our_csr,
         "ca_pem": identity.ca_cert_pem,
         "capabilities": [],
@@ -185,8 +185,7 @@ pub async fn accept_remote(
         .map_err(|e| internal("digest", e))?;
     let (cert_from, cert_to) = ca::validity(&cert);
     let sealed = Sealed(
-        state
-            .settings
+        ctx.settings
             .master_key
             .seal(
                 CLIENT_KEY_CONTEXT,
@@ -196,11 +195,11 @@ pub async fn accept_remote(
             )
             .map_err(|e| internal("seal", e))?,
     );
-    let open = OpenCa::open(&identity, &state.settings.master_key)
+    let open = OpenCa::open(&identity, &ctx.settings.master_key)
         .map_err(|e| internal("CA unavailable", e))?;
     let remote_ca_sha = claims.ca_sha256.clone();
     let url = base.clone();
-    let peer = db::run(&state.pool, move |conn| {
+    let peer = db::run(&ctx.pool, move |conn| {
         use diesel::Connection;
         Ok(conn.transaction::<_, ApiError, _>(|conn| {
             let id = Uuid::new_v4();
@@ -238,7 +237,7 @@ pub async fn accept_remote(
                     remote_instance_id: Some(remote_instance_id),
                     remote_ca_pem: Some(&remote_ca_pem),
                     remote_ca_sha256: Some(&remote_ca_sha),
-                    contract_version_agreed: Some(crate::federation::routes::CONTRACT_VERSION),
+                    contract_version_agreed: Some(powernode_domain::peer::CONTRACT_VERSION),
                     capabilities: None,
                     extension_slugs: None,
                     endpoints: None,
@@ -290,9 +289,9 @@ pub struct PeerRun {
 
 /// Our client certificate and key for a peer (and whether it is due for rotation), or an
 /// error after logging SPEC §4's partial-config warning and refusal.
-async fn client_for(state: &AppState, peer: &Peer) -> Result<(reqwest::Client, bool), String> {
+async fn client_for(ctx: &Ctx, peer: &Peer) -> Result<(reqwest::Client, bool), String> {
     let id = peer.id;
-    let row = db::run(&state.pool, move |conn| {
+    let row = db::run(&ctx.pool, move |conn| {
         certificates::for_peer(conn, id, OUTBOUND)
     })
     .await
@@ -303,7 +302,7 @@ async fn client_for(state: &AppState, peer: &Peer) -> Result<(reqwest::Client, b
     let key = row
         .as_ref()
         .and_then(|r| r.key_sealed.as_ref())
-        .and_then(|k| state.settings.master_key.open(CLIENT_KEY_CONTEXT, k).ok());
+        .and_then(|k| ctx.settings.master_key.open(CLIENT_KEY_CONTEXT, k).ok());
     let (Some(cert), Some(key)) = (cert, key) else {
         let has_cert = row.as_ref().is_some_and(|r| r.cert_pem.is_some());
         let has_key = row.as_ref().is_some_and(|r| r.key_sealed.is_some());
@@ -313,13 +312,9 @@ async fn client_for(state: &AppState, peer: &Peer) -> Result<(reqwest::Client, b
                 && row
                     .as_ref()
                     .and_then(|r| r.key_sealed.as_ref())
-                    .is_some_and(|k| state
-                        .settings
-                        .master_key
-                        .open(CLIENT_KEY_CONTEXT, k)
-                        .is_ok())
+                    .is_some_and(|k| ctx.settings.master_key.open(CLIENT_KEY_CONTEXT, k).is_ok())
         );
-        if state.settings.plaintext_fallback_allowed() {
+        if ctx.settings.plaintext_fallback_allowed() {
             // "Plaintext": TLS to the pinned CA, without a client certificate.
             let ca = peer.remote_ca_pem.as_deref().ok_or("no pinned CA")?;
             let client = reqwest::Client::builder()
@@ -356,15 +351,10 @@ async fn client_for(state: &AppState, peer: &Peer) -> Result<(reqwest::Client, b
 
 /// Rotation at 75 % of the lifetime: a new key and CSR, sent over the current mTLS channel;
 /// the new certificate and its sealed key are stored together. The old one stays valid.
-async fn renew(
-    state: &AppState,
-    client: &reqwest::Client,
-    base: &str,
-    peer: &Peer,
-) -> Result<(), String> {
+async fn renew(ctx: &Ctx, client: &reqwest::Client, base: &str, peer: &Peer) -> Result<(), String> {
     let (key, csr) = ca::key_and_csr().map_err(|e| e.to_string())?;
     let peer_id = peer.id;
-    let Some(claimed) = crate::claim::claim(&state.pool, move |conn| {
+    let Some(claimed) = crate::claim::claim(&ctx.pool, move |conn| {
         peers::claim_one(conn, peer_id).map_err(PeerOpError::from)
     })
     .await?
@@ -400,8 +390,7 @@ async fn renew(
         .and_then(|b| b.to_hex_str().map(|h| h.to_lowercase()))
         .map_err(|e| e.to_string())?;
     let sealed = Sealed(
-        state
-            .settings
+        ctx.settings
             .master_key
             .seal(
                 CLIENT_KEY_CONTEXT,
@@ -456,9 +445,9 @@ async fn call(client: &reqwest::Client, url: &str, body: &Value) -> Result<Value
 
 /// One PeerClient pass: pending handshakes (our accepted_here rows in accepted), then
 /// heartbeats to every enrolled/active/degraded peer, concurrently (bounded), 10 s timeouts.
-pub async fn run_peer_heartbeats(state: &AppState) -> Result<PeerRun, ApiError> {
+pub async fn run_peer_heartbeats(ctx: &Ctx) -> Result<PeerRun, ApiError> {
     use futures::StreamExt;
-    let (targets, ran_at) = db::run(&state.pool, |conn| {
+    let (targets, ran_at) = db::run(&ctx.pool, |conn| {
         let mut all = peers::list(conn, Some(PeerStatus::Accepted))?;
         all.retain(|p| p.origin == PeerOrigin::AcceptedHere && p.peer_kind == PeerKind::Platform);
         for s in [
@@ -479,7 +468,7 @@ pub async fn run_peer_heartbeats(state: &AppState) -> Result<PeerRun, ApiError> 
     let results: Vec<(Uuid, Result<(), String>)> = futures::stream::iter(targets)
         .map(|peer| async move {
             let id = peer.id;
-            (id, contact(state, peer).await)
+            (id, contact(ctx, peer).await)
         })
         .buffer_unordered(8)
         .collect()
@@ -488,13 +477,16 @@ pub async fn run_peer_heartbeats(state: &AppState) -> Result<PeerRun, ApiError> 
     let mut failed = Vec::new();
     for (id, r) in results {
         let error = r.as_ref().err().cloned();
-        let _ = db::run(&state.pool, move |conn| {
+        let _ = db::run(&ctx.pool, move |conn| {
             peers::record_outbound(conn, id, error.as_deref())
         })
         .await;
         match r {
             Ok(()) => sent += 1,
-            Err(e) => failed.push(json!({ "peer_id": id, "error": e })),
+            Err(e) => {
+                tracing::warn!(peer_id = %id, "[PeerClient] call failed: {e}");
+                failed.push(json!({ "peer_id": id, "error": e }));
+            }
         }
     }
     Ok(PeerRun {
@@ -504,33 +496,33 @@ pub async fn run_peer_heartbeats(state: &AppState) -> Result<PeerRun, ApiError> 
     })
 }
 
-async fn contact(state: &AppState, peer: Peer) -> Result<(), String> {
-    let (client, due) = client_for(state, &peer).await?;
+async fn contact(ctx: &Ctx, peer: Peer) -> Result<(), String> {
+    let (client, due) = client_for(ctx, &peer).await?;
     let base = format!("{}{FEDERATION_API}", peer.remote_instance_url);
     if peer.status == PeerStatus::Accepted {
-        return handshake(state, &client, &base, &peer).await;
+        return handshake(ctx, &client, &base, &peer).await;
     }
     if due {
-        renew(state, &client, &base, &peer).await?;
+        renew(ctx, &client, &base, &peer).await?;
     }
     let result = call(&client, &format!("{base}/heartbeat"), &json!({})).await;
     // The other side was resumed (back to accepted): repeat the handshake, no status change here.
     if let Err(e) = &result
         && e.contains("FederationPeer is not in a reachable status (accepted)")
     {
-        return handshake(state, &client, &base, &peer).await;
+        return handshake(ctx, &client, &base, &peer).await;
     }
     result.map(|_| ())
 }
 
 async fn handshake(
-    state: &AppState,
+    ctx: &Ctx,
     client: &reqwest::Client,
     base: &str,
     peer: &Peer,
 ) -> Result<(), String> {
     let id = peer.id;
-    let issued = db::run(&state.pool, move |conn| {
+    let issued = db::run(&ctx.pool, move |conn| {
         certificates::for_peer(conn, id, INBOUND)
     })
     .await
@@ -540,7 +532,7 @@ async fn handshake(
     .and_then(|c| c.cert_pem)
     .ok_or("no certificate issued to this peer")?;
     let body = json!({ "client_cert_pem": issued, "capabilities": [], "extension_slugs": [], "endpoints": [] });
-    let Some(claimed) = crate::claim::claim(&state.pool, move |conn| {
+    let Some(claimed) = crate::claim::claim(&ctx.pool, move |conn| {
         peers::claim_one(conn, id).map_err(PeerOpError::from)
     })
     .await?

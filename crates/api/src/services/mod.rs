@@ -1,7 +1,39 @@
 //! Service functions: load, apply the domain rule, persist and record the event in one
-//! transaction. Handlers call exactly one of these.
+//! transaction. Handlers (REST, the federation listener, the worker API, later MCP and the UI)
+//! call exactly one of these; each checks its caller's permission itself, so no surface can
+//! forget it.
 
 pub mod approvals;
+pub mod events;
 pub mod federation;
+pub mod grants;
+pub mod health;
+pub mod inbound;
 pub mod operators;
 pub mod peers;
+pub mod worker;
+
+use powernode_domain::Permission;
+use powernode_store::PgPool;
+use powernode_store::operators::Operator;
+
+use crate::error::ApiError;
+use crate::settings::Settings;
+
+/// What a service may use: the database and the settings (with the master key). Not the HTTP
+/// layer's metrics handle, Redis client or batcher threads; time comes from the database.
+pub struct Ctx {
+    pub pool: PgPool,
+    pub settings: Settings,
+}
+
+/// The operator a service acts for must hold `permission` (403 naming it otherwise).
+pub fn require(operator: &Operator, permission: Permission) -> Result<(), ApiError> {
+    if operator.has(permission) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden {
+            permission: permission.as_str(),
+        })
+    }
+}

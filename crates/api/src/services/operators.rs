@@ -2,13 +2,60 @@
 
 use powernode_domain::Permission;
 use powernode_store::operators::{self, NewOperator, Operator};
-use secrecy::SecretString;
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::auth::mint_operator_token;
 use crate::db::{self, DbError};
 use crate::error::{ApiError, internal};
-use crate::startup::AppState;
+use crate::services::{Ctx, require};
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OperatorView {
+    pub id: Uuid,
+    pub name: String,
+    #[schema(value_type = Vec<String>)]
+    pub permissions: Vec<Permission>,
+    pub created_by: Option<Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub disabled_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+impl From<Operator> for OperatorView {
+    fn from(o: Operator) -> Self {
+        OperatorView {
+            id: o.id,
+            name: o.name,
+            permissions: o.permissions,
+            created_by: o.created_by,
+            created_at: o.created_at,
+            disabled_at: o.disabled_at,
+            last_used_at: o.last_used_at,
+        }
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOperatorRequest {
+    pub name: String,
+    /// Any of `system.federation.read`, `system.federation.manage`,
+    /// `system.infra_tasks.control`, `system.operators.admin`.
+    pub permissions: Vec<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OperatorWithToken {
+    pub operator: OperatorView,
+    /// `pnop_…`, shown once; only its SHA-256 is stored.
+    pub token: String,
+}
 
 pub fn validate_name(raw: &str) -> Result<String, ApiError> {
     let name = raw.trim();
@@ -56,16 +103,20 @@ fn is_unique_violation(e: &DbError) -> bool {
     )
 }
 
-/// Creates an operator; the token is returned once and only its digest is stored.
+/// Creates an operator (admin only); the token is returned once and only its digest is
+/// stored.
 pub async fn create(
-    state: &AppState,
-    name: String,
-    permissions: Vec<Permission>,
-    created_by: Option<Uuid>,
-) -> Result<(Operator, SecretString), ApiError> {
+    ctx: &Ctx,
+    operator: &Operator,
+    req: CreateOperatorRequest,
+) -> Result<OperatorWithToken, ApiError> {
+    require(operator, Permission::OperatorsAdmin)?;
+    let name = validate_name(&req.name)?;
+    let permissions = parse_permissions(&req.permissions)?;
+    let created_by = Some(operator.id);
     let (token, digest) = mint_operator_token()?;
     let shown = name.clone();
-    let result = db::run(&state.pool, move |conn| {
+    let result = db::run(&ctx.pool, move |conn| {
         operators::insert(
             conn,
             &NewOperator {
@@ -80,7 +131,10 @@ pub async fn create(
     match result {
         Ok(op) => {
             tracing::info!(operator_id = %op.id, name = %op.name, created_by = ?created_by, "operator created");
-            Ok((op, token))
+            Ok(OperatorWithToken {
+                operator: op.into(),
+                token: token.expose_secret().to_owned(),
+            })
         }
         Err(e) if is_unique_violation(&e) => Err(ApiError::Conflict(format!(
             "an enabled operator named {shown:?} already exists"
@@ -89,21 +143,32 @@ pub async fn create(
     }
 }
 
-pub async fn list(state: &AppState) -> Result<Vec<Operator>, ApiError> {
-    db::run(&state.pool, operators::list)
+/// Every operator, enabled and disabled (admin only).
+pub async fn list(ctx: &Ctx, operator: &Operator) -> Result<Vec<OperatorView>, ApiError> {
+    require(operator, Permission::OperatorsAdmin)?;
+    let all = db::run(&ctx.pool, operators::list)
         .await
-        .map_err(|e| internal("operator list failed", e))
+        .map_err(|e| internal("operator list failed", e))?;
+    Ok(all.into_iter().map(OperatorView::from).collect())
 }
 
-pub async fn disable(state: &AppState, id: Uuid, actor: Uuid) -> Result<Operator, ApiError> {
-    let disabled = db::run(&state.pool, move |conn| operators::disable(conn, id))
+/// The operator behind the presented token.
+pub fn me(operator: &Operator) -> OperatorView {
+    operator.clone().into()
+}
+
+/// Disables an operator (admin only); its token stops working on the next request.
+pub async fn disable(ctx: &Ctx, operator: &Operator, id: Uuid) -> Result<OperatorView, ApiError> {
+    require(operator, Permission::OperatorsAdmin)?;
+    let actor = operator.id;
+    let disabled = db::run(&ctx.pool, move |conn| operators::disable(conn, id))
         .await
         .map_err(|e| internal("operator disable failed", e))?;
     if let Some(op) = disabled {
         tracing::info!(operator_id = %id, disabled_by = %actor, "operator disabled");
-        return Ok(op);
+        return Ok(op.into());
     }
-    let exists = db::run(&state.pool, move |conn| operators::find(conn, id))
+    let exists = db::run(&ctx.pool, move |conn| operators::find(conn, id))
         .await
         .map_err(|e| internal("operator lookup failed", e))?;
     Err(match exists {

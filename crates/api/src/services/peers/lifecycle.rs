@@ -20,8 +20,8 @@ use crate::crypto::random_bytes;
 use crate::db;
 use crate::error::{ApiError, internal};
 use crate::observability;
+use crate::services::Ctx;
 use crate::settings::Settings;
-use crate::startup::AppState;
 
 const MAX_LIST_ITEMS: usize = 64;
 const MAX_ITEM_LEN: usize = 200;
@@ -156,32 +156,32 @@ pub struct Proposed {
     pub token: Option<SecretString>,
 }
 
-fn mint_for(state: &AppState, peer_id: Uuid, ca_sha256: &str) -> Result<MintedToken, ApiError> {
+fn mint_for(ctx: &Ctx, peer_id: Uuid, ca_sha256: &str) -> Result<MintedToken, ApiError> {
     let secret = random_bytes::<32>().map_err(|e| internal("acceptance token", e))?;
     Ok(token::mint(
         peer_id,
-        state.settings.federation_public_url.as_str(),
+        ctx.settings.federation_public_url.as_str(),
         ca_sha256,
         &secret,
     ))
 }
 
 pub async fn propose(
-    state: &AppState,
+    ctx: &Ctx,
     command: ProposeCommand,
     actor: Uuid,
 ) -> Result<Proposed, ApiError> {
-    let identity = ca::ensure_identity(&state.pool, &state.settings.master_key)
+    let identity = ca::ensure_identity(&ctx.pool, &ctx.settings.master_key)
         .await
         .map_err(|e| internal("instance identity unavailable", e))?;
     let id = Uuid::new_v4();
     let minted = if command.drill {
         None
     } else {
-        Some(mint_for(state, id, &identity.ca_sha256)?)
+        Some(mint_for(ctx, id, &identity.ca_sha256)?)
     };
     let digest = minted.as_ref().map(|m| m.digest.clone());
-    let peer = db::run(&state.pool, move |conn| {
+    let peer = db::run(&ctx.pool, move |conn| {
         let to_json = |v: &Vec<String>| Value::from(v.clone());
         peers::propose(
             conn,
@@ -225,15 +225,15 @@ fn op_error(e: PeerOpError, id: Uuid) -> ApiError {
     }
 }
 
-pub async fn find(state: &AppState, id: Uuid) -> Result<Peer, ApiError> {
-    db::run(&state.pool, move |conn| peers::find(conn, id))
+pub async fn find(ctx: &Ctx, id: Uuid) -> Result<Peer, ApiError> {
+    db::run(&ctx.pool, move |conn| peers::find(conn, id))
         .await
         .map_err(|e| internal("peer lookup failed", e))?
         .ok_or_else(|| ApiError::NotFound(format!("peer {id} not found")))
 }
 
-pub async fn list(state: &AppState, status: Option<PeerStatus>) -> Result<Vec<Peer>, ApiError> {
-    db::run(&state.pool, move |conn| peers::list(conn, status))
+pub async fn list(ctx: &Ctx, status: Option<PeerStatus>) -> Result<Vec<Peer>, ApiError> {
+    db::run(&ctx.pool, move |conn| peers::list(conn, status))
         .await
         .map_err(|e| internal("peer list failed", e))
 }
@@ -255,13 +255,13 @@ pub fn reason(raw: &str) -> Result<String, ApiError> {
 
 /// Suspend, resume or revoke (operator transitions of SPEC §2).
 pub async fn transition(
-    state: &AppState,
+    ctx: &Ctx,
     id: Uuid,
     event: PeerEvent,
     reason: Option<String>,
     actor: Uuid,
 ) -> Result<Peer, ApiError> {
-    let peer = db::run(&state.pool, move |conn| {
+    let peer = db::run(&ctx.pool, move |conn| {
         Ok(peers::transition(
             conn,
             id,
@@ -285,13 +285,9 @@ pub struct RevokeCommand {
     pub reason: String,
 }
 
-pub async fn revoke(
-    state: &AppState,
-    command: RevokeCommand,
-    actor: Uuid,
-) -> Result<Peer, ApiError> {
+pub async fn revoke(ctx: &Ctx, command: RevokeCommand, actor: Uuid) -> Result<Peer, ApiError> {
     transition(
-        state,
+        ctx,
         command.peer_id,
         PeerEvent::Revoke,
         Some(command.reason),
@@ -302,18 +298,18 @@ pub async fn revoke(
 
 /// Replaces the token of a proposed peer; the old one stops working at once.
 pub async fn regenerate_token(
-    state: &AppState,
+    ctx: &Ctx,
     id: Uuid,
     ttl_seconds: Option<u32>,
     actor: Uuid,
 ) -> Result<Proposed, ApiError> {
-    let ttl = token_ttl(&state.settings, ttl_seconds)?;
-    let identity = ca::ensure_identity(&state.pool, &state.settings.master_key)
+    let ttl = token_ttl(&ctx.settings, ttl_seconds)?;
+    let identity = ca::ensure_identity(&ctx.pool, &ctx.settings.master_key)
         .await
         .map_err(|e| internal("instance identity unavailable", e))?;
-    let minted = mint_for(state, id, &identity.ca_sha256)?;
+    let minted = mint_for(ctx, id, &identity.ca_sha256)?;
     let digest = minted.digest.clone();
-    let peer = db::run(&state.pool, move |conn| {
+    let peer = db::run(&ctx.pool, move |conn| {
         Ok(peers::regenerate_token(conn, id, &digest, ttl, Some(actor)))
     })
     .await
@@ -326,8 +322,8 @@ pub async fn regenerate_token(
     })
 }
 
-pub async fn delete(state: &AppState, id: Uuid, actor: Uuid) -> Result<Peer, ApiError> {
-    let peer = db::run(&state.pool, move |conn| {
+pub async fn delete(ctx: &Ctx, id: Uuid, actor: Uuid) -> Result<Peer, ApiError> {
+    let peer = db::run(&ctx.pool, move |conn| {
         Ok(peers::delete(conn, id, Some(actor)))
     })
     .await
@@ -362,8 +358,8 @@ pub fn derive(peer: &Peer, now: OffsetDateTime, stale_after_secs: u32) -> Derive
     }
 }
 
-pub async fn database_now(state: &AppState) -> Result<OffsetDateTime, ApiError> {
-    db::run(&state.pool, powernode_store::database_now)
+pub async fn database_now(ctx: &Ctx) -> Result<OffsetDateTime, ApiError> {
+    db::run(&ctx.pool, powernode_store::database_now)
         .await
         .map_err(|e| internal("database clock unavailable", e))
 }

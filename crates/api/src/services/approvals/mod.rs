@@ -1,0 +1,355 @@
+//! The approval gate, decisions, emergency lowering and the SDWAN Manager tick (SPEC §7).
+//!
+//! Gated actions (propose, revoke, B's operator accept) call [`gate`] with their validated,
+//! serialisable command. `Proceed` runs the action now on the caller's path; a queued request
+//! is executed later by [`tick`] through the very same service functions.
+
+use powernode_domain::approval::{
+    self, ExecutionPlan, FEDERATION_PEER_ACCEPT, FEDERATION_PEER_PROPOSE, FEDERATION_PEER_REVOKE,
+    Gate, SDWAN_MANAGER_AGENT,
+};
+use powernode_store::StoreError;
+use powernode_store::approvals::{
+    self as store, ApprovalOpError, ApprovalRequest, NewRequest, Outcome,
+};
+use powernode_store::peers::Sealed;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::db;
+use crate::error::{ApiError, internal};
+use crate::services::Ctx;
+use crate::services::peers::lifecycle::{self as peer_service, ProposeCommand, RevokeCommand};
+
+pub mod queue;
+
+pub use queue::ApprovalView;
+
+/// A gated action's answer: done now, or queued for approval (the caller answers 202).
+pub enum Gated<T> {
+    Done(T),
+    Queued(Box<ApprovalView>),
+}
+
+impl<T> Gated<T> {
+    pub fn queued(request: ApprovalRequest) -> Self {
+        Gated::Queued(Box::new(request.into()))
+    }
+}
+
+/// Most requests one tick executes; the rest wait for the next tick.
+const MAX_EXECUTIONS_PER_TICK: usize = 100;
+
+fn params_context(id: Uuid) -> Vec<u8> {
+    format!("approval-params:{id}").into_bytes()
+}
+
+fn result_context(id: Uuid) -> Vec<u8> {
+    format!("approval-result:{id}").into_bytes()
+}
+
+pub fn op_error(e: ApprovalOpError) -> ApiError {
+    use powernode_domain::approval::DecisionRefusal as R;
+    match e {
+        ApprovalOpError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
+        ApprovalOpError::Refused(r @ (R::OwnRequest | R::NotRequester)) => {
+            ApiError::ForbiddenAction(r.to_string())
+        }
+        ApprovalOpError::Refused(r) => ApiError::Conflict(r.to_string()),
+        ApprovalOpError::Forbidden(m) => ApiError::ForbiddenAction(m),
+        ApprovalOpError::Conflict(m) => ApiError::Conflict(m),
+        ApprovalOpError::Invalid { field, message } => ApiError::validation(field, message),
+        ApprovalOpError::Store(e) => internal("approval operation failed", e),
+    }
+}
+
+async fn in_transaction<T, F>(ctx: &Ctx, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut diesel::PgConnection) -> Result<T, ApprovalOpError> + Send + 'static,
+{
+    db::run(&ctx.pool, move |conn| {
+        use diesel::Connection;
+        Ok(conn.transaction(f))
+    })
+    .await
+    .map_err(|e| internal("approval operation failed", e))?
+    .map_err(op_error)
+}
+
+/// One gated call: what it is, what the approver sees, and the secret it needs (if any).
+pub struct GateCall {
+    pub action: &'static str,
+    /// Shown to approvers; never a secret.
+    pub params: Value,
+    /// Sealed with the master key until execution (an acceptance token).
+    pub secret: Option<SecretString>,
+    pub actor: Uuid,
+}
+
+/// The gate (SPEC §7): restores ended lowerings, then by the effective policy proceeds (with
+/// `approval.notified` for `notify_and_proceed`), queues a request, or refuses.
+/// `Ok(None)`: run the action now. `Ok(Some(request))`: answer 202 with it.
+pub async fn gate(ctx: &Ctx, call: GateCall) -> Result<Option<ApprovalRequest>, ApiError> {
+    let id = Uuid::new_v4();
+    let sealed = call
+        .secret
+        .as_ref()
+        .map(|s| {
+            ctx.settings
+                .master_key
+                .seal(&params_context(id), s.expose_secret().as_bytes())
+                .map(Sealed)
+        })
+        .transpose()
+        .map_err(|e| internal("sealing approval params", e))?;
+    let GateCall {
+        action,
+        params,
+        actor,
+        ..
+    } = call;
+    let outcome = in_transaction(ctx, move |conn| {
+        store::restore_ended(conn)?;
+        let policy = store::lock_policy(conn, action)?;
+        let now = powernode_store::database_now(conn)?;
+        match policy.state.gate(now) {
+            Gate::Proceed { notify } => {
+                if notify {
+                    store::notify(conn, action, &params, None, actor)?;
+                }
+                Ok(Ok(None))
+            }
+            Gate::Blocked => Ok(Err(())),
+            Gate::Pending => Ok(Ok(Some(store::insert_request(
+                conn,
+                &NewRequest {
+                    id,
+                    action,
+                    params: &params,
+                    params_sealed: sealed.as_ref(),
+                    requested_by: actor,
+                    timeout_secs: policy.state.timeout_secs,
+                },
+            )?))),
+        }
+    })
+    .await?;
+    match outcome {
+        Err(()) => {
+            tracing::warn!(action, operator_id = %actor, "action blocked by policy");
+            Err(ApiError::validation("action", "blocked by policy")
+                .with_message("Action blocked by policy".to_owned()))
+        }
+        Ok(Some(request)) => {
+            tracing::info!(action, approval_request_id = %request.id, operator_id = %actor, expires_at = %request.expires_at, "approval required");
+            Ok(Some(request))
+        }
+        Ok(None) => Ok(None),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The SDWAN Manager tick
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TickOutcome {
+    /// Pending requests past expiry that got their timeout action.
+    pub expired: usize,
+    pub executed: usize,
+    pub failed: usize,
+    /// The agent is paused: nothing was executed.
+    pub paused: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub ran_at: OffsetDateTime,
+}
+
+pub async fn tick(ctx: &Ctx) -> Result<TickOutcome, ApiError> {
+    let (expired, paused) = in_transaction(ctx, |conn| {
+        let restored = store::restore_ended(conn)?;
+        for action in &restored {
+            tracing::info!(action, "policy restored: lowering window ended");
+        }
+        let expired = store::expire_due(conn)?;
+        let paused = store::find_agent(conn, SDWAN_MANAGER_AGENT)?.is_some_and(|a| a.paused());
+        Ok((expired, paused))
+    })
+    .await?;
+    for r in &expired {
+        tracing::info!(approval_request_id = %r.id, action = %r.action, status = %r.status, "approval request timed out");
+    }
+    let (mut executed, mut failed) = (0, 0);
+    if paused {
+        tracing::info!("SDWAN Manager is paused: approved requests wait");
+    } else {
+        for _ in 0..MAX_EXECUTIONS_PER_TICK {
+            match execute_next(ctx).await? {
+                None => break,
+                Some(true) => executed += 1,
+                Some(false) => failed += 1,
+            }
+        }
+    }
+    let ran_at = peer_service::database_now(ctx).await?;
+    let outcome = TickOutcome {
+        expired: expired.len(),
+        executed,
+        failed,
+        paused,
+        ran_at,
+    };
+    if outcome.expired + outcome.executed + outcome.failed > 0 {
+        tracing::info!(
+            expired = outcome.expired,
+            executed = outcome.executed,
+            failed = outcome.failed,
+            paused = outcome.paused,
+            "SDWAN Manager tick"
+        );
+    }
+    Ok(outcome)
+}
+
+/// Claims the oldest approved, unexecuted request and executes it once, the claim spanning the
+/// execution. `None` when there is nothing (left) to execute; otherwise whether it succeeded.
+async fn execute_next(ctx: &Ctx) -> Result<Option<bool>, ApiError> {
+    let claimed = crate::claim::claim(&ctx.pool, |conn| -> Result<_, StoreError> {
+        let Some(request) = store::claim_executable(conn)? else {
+            return Ok(None);
+        };
+        let started = store::started_attempts(conn, request.id)?;
+        Ok(Some((request, started)))
+    })
+    .await
+    .map_err(|e| internal("approval claim failed", e))?;
+    let Some(claimed) = claimed else {
+        return Ok(None);
+    };
+    let (request, started) = claimed.value.clone();
+    let id = request.id;
+    let outcome = match approval::execution_plan(started) {
+        ExecutionPlan::GiveUp => {
+            tracing::error!(approval_request_id = %id, action = %request.action, "execution was interrupted twice; not run again");
+            Outcome::Failed(
+                "execution was interrupted twice; not run again (revoke and re-propose to recover)"
+                    .to_owned(),
+            )
+        }
+        plan => {
+            // Committed before the action runs, so a crash mid-execution is seen next tick.
+            let recorded = db::run(&ctx.pool, move |conn| store::start_attempt(conn, id)).await;
+            if let Err(e) = recorded {
+                claimed.release().await;
+                return Err(internal("recording an execution attempt failed", e));
+            }
+            if plan == ExecutionPlan::Rerun {
+                tracing::warn!(approval_request_id = %id, action = %request.action, "re-running an execution that was interrupted");
+            }
+            run(ctx, &request).await
+        }
+    };
+    let succeeded = matches!(outcome, Outcome::Succeeded { .. });
+    crate::observability::approval_execution(if succeeded { "succeeded" } else { "failed" });
+    if let Outcome::Failed(e) = &outcome {
+        tracing::warn!(approval_request_id = %id, action = %request.action, error = %e, "approved action failed");
+    } else {
+        tracing::info!(approval_request_id = %id, action = %request.action, "approved action executed");
+    }
+    claimed
+        .finish(Box::new(move |conn| {
+            store::record_execution(conn, id, outcome, started + 1).map(|_| ())
+        }))
+        .await
+        .map_err(|e| internal("recording an execution failed", e))?;
+    Ok(Some(succeeded))
+}
+
+fn command<T: serde::de::DeserializeOwned>(request: &ApprovalRequest) -> Result<T, String> {
+    serde_json::from_value(request.params.clone())
+        .map_err(|e| format!("stored params are unreadable: {e}"))
+}
+
+/// Runs an approved action through the same service function its route uses.
+async fn run(ctx: &Ctx, request: &ApprovalRequest) -> Outcome {
+    let actor = request.requested_by;
+    let result: Result<(Value, Option<SecretString>), String> = match request.action.as_str() {
+        FEDERATION_PEER_PROPOSE => match command::<ProposeCommand>(request) {
+            Err(e) => Err(e),
+            Ok(cmd) => peer_service::propose(ctx, cmd, actor)
+                .await
+                .map(|p| {
+                    (
+                        json!({
+                            "peer_id": p.peer.id,
+                            "remote_instance_url": p.peer.remote_instance_url,
+                            "acceptance_token_expires_at": p.peer.acceptance_token_expires_at
+                                .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+                        }),
+                        p.token,
+                    )
+                })
+                .map_err(|e| e.to_string()),
+        },
+        FEDERATION_PEER_REVOKE => match command::<RevokeCommand>(request) {
+            Err(e) => Err(e),
+            Ok(cmd) => peer_service::revoke(ctx, cmd, actor)
+                .await
+                .map(|p| (json!({"peer_id": p.id, "status": p.status}), None))
+                .map_err(|e| e.to_string()),
+        },
+        FEDERATION_PEER_ACCEPT => match open_params(ctx, request) {
+            Err(e) => Err(e),
+            Ok(token) => crate::services::federation::accept_remote(ctx, token, actor)
+                .await
+                .map(|p| {
+                    (
+                        json!({"peer_id": p.id, "remote_instance_url": p.remote_instance_url, "status": p.status}),
+                        None,
+                    )
+                })
+                .map_err(|e| e.to_string()),
+        },
+        other => Err(format!("no executor for action {other}")),
+    };
+    match result {
+        Err(e) => Outcome::Failed(e),
+        Ok((result, secret)) => {
+            let sealed = secret.map(|s| {
+                ctx.settings
+                    .master_key
+                    .seal(&result_context(request.id), s.expose_secret().as_bytes())
+                    .map(Sealed)
+            });
+            match sealed.transpose() {
+                Ok(result_sealed) => Outcome::Succeeded {
+                    result,
+                    result_sealed,
+                },
+                Err(e) => Outcome::Failed(format!("sealing the result failed: {e}")),
+            }
+        }
+    }
+}
+
+fn open_params(ctx: &Ctx, request: &ApprovalRequest) -> Result<SecretString, String> {
+    let sealed = request
+        .params_sealed
+        .as_ref()
+        .ok_or("the request's sealed params are gone")?;
+    let plain = ctx
+        .settings
+        .master_key
+        .open(&params_context(request.id), &sealed.0)
+        .map_err(|e| format!("opening sealed params failed: {e}"))?;
+    String::from_utf8(plain.expose_secret().clone())
+        .map(SecretString::from)
+        .map_err(|_| "sealed params are not text".to_owned())
+}
+
+pub async fn pending_count(ctx: &Ctx) -> Result<i64, ApiError> {
+    db::run(&ctx.pool, store::pending_count)
+        .await
+        .map_err(|e| internal("approval count failed", e))
+}

@@ -1,0 +1,480 @@
+//! The approval queue as operators use it (SPEC §7): list, show, decide, cancel, claim a
+//! result; intervention policies with emergency lowering; the agents' pause switch. Every
+//! function checks the operator's permission and returns what every surface shows.
+
+use powernode_domain::Permission;
+use powernode_domain::approval::{self, ApprovalStatus, ExecutionStatus, Policy, TimeoutAction};
+use powernode_store::approvals::{
+    self as store, Agent, ApprovalOpError, ApprovalRequest, StoredPolicy,
+};
+use powernode_store::operators::Operator;
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{in_transaction, result_context};
+use crate::db;
+use crate::error::{ApiError, internal};
+use crate::services::{Ctx, require};
+
+const MAX_LIST: i64 = 500;
+
+/// An approval request as operators see it; sealed params and results never appear.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ApprovalView {
+    pub id: Uuid,
+    pub action: String,
+    /// What the action will do (secrets such as an acceptance token are held sealed instead).
+    #[schema(value_type = Object)]
+    pub params: Value,
+    pub requested_by: Uuid,
+    #[schema(value_type = String, example = "pending")]
+    pub status: ApprovalStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// An operator id, or `sdwan_manager` for a timeout.
+    pub decided_by: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub decided_at: Option<OffsetDateTime>,
+    pub comments: Option<String>,
+    #[schema(value_type = String, example = "pending")]
+    pub execution_status: ExecutionStatus,
+    pub execution_error: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub executed_at: Option<OffsetDateTime>,
+    /// What the execution produced that may be shown (e.g. the new peer's id).
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
+    /// A secret result (a minted acceptance token) waits for `claim_result`.
+    pub result_claimable: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub result_claimed_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<ApprovalRequest> for ApprovalView {
+    fn from(r: ApprovalRequest) -> Self {
+        ApprovalView {
+            result_claimable: r.execution_status == ExecutionStatus::Succeeded
+                && r.result_claimed_at.is_none(),
+            id: r.id,
+            action: r.action,
+            params: r.params,
+            requested_by: r.requested_by,
+            status: r.status,
+            expires_at: r.expires_at,
+            decided_by: r.decided_by,
+            decided_at: r.decided_at,
+            comments: r.comments,
+            execution_status: r.execution_status,
+            execution_error: r.execution_error,
+            executed_at: r.executed_at,
+            result: r.result,
+            result_claimed_at: r.result_claimed_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// `pending` (default), `approved`, `rejected`, `expired`, `cancelled` or `all`.
+    pub status: Option<String>,
+    /// At most this many, newest first (1–500, default 100).
+    pub limit: Option<i64>,
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    /// Recorded on the request and in its event (at most 2000 characters).
+    pub comments: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ClaimedResultView {
+    pub approval_request: ApprovalView,
+    /// The acceptance token an approved propose minted (`pnfa1_…`); shown this once.
+    pub acceptance_token: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LoweringView {
+    #[schema(value_type = String)]
+    pub to: Policy,
+    #[serde(with = "time::serde::rfc3339")]
+    pub until: OffsetDateTime,
+    pub lowered_by: Option<Uuid>,
+    pub reason: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PolicyView {
+    pub action: String,
+    /// The stored policy.
+    #[schema(value_type = String, example = "require_approval")]
+    pub policy: Policy,
+    /// What the gate applies now (the lowering while its window lasts).
+    #[schema(value_type = String, example = "require_approval")]
+    pub effective_policy: Policy,
+    pub timeout_seconds: u32,
+    #[schema(value_type = String, example = "reject")]
+    pub timeout_action: TimeoutAction,
+    pub auto_approve_allowed: bool,
+    pub timeout_approve_allowed: bool,
+    pub lowered: Option<LoweringView>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl PolicyView {
+    pub fn new(p: StoredPolicy, now: OffsetDateTime) -> Self {
+        let lowered = p.state.active_lowering(now).map(|l| LoweringView {
+            to: l.to,
+            until: l.until,
+            lowered_by: p.lowered_by,
+            reason: p.lowered_reason.clone(),
+        });
+        PolicyView {
+            effective_policy: p.state.effective(now),
+            policy: p.state.policy,
+            timeout_seconds: p.state.timeout_secs,
+            timeout_action: p.state.timeout_action,
+            auto_approve_allowed: p.state.auto_approve_allowed,
+            timeout_approve_allowed: p.state.timeout_approve_allowed,
+            action: p.state.action,
+            lowered,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyUpdate {
+    #[schema(value_type = String, example = "require_approval")]
+    pub policy: String,
+    pub timeout_seconds: u32,
+    #[schema(value_type = String, example = "reject")]
+    pub timeout_action: String,
+}
+
+fn parse_policy(field: &str, raw: &str) -> Result<Policy, ApiError> {
+    raw.parse().map_err(|_| {
+        ApiError::validation(
+            field,
+            "must be auto_approve, notify_and_proceed, require_approval or blocked",
+        )
+    })
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LowerRequest {
+    /// A less strict policy, e.g. `notify_and_proceed`.
+    #[schema(value_type = String, example = "notify_and_proceed")]
+    pub to: String,
+    /// Window length (1 s – 24 h); the policy restores itself when it ends.
+    pub for_seconds: u32,
+    pub reason: String,
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentStatusRequest {
+    pub reason: Option<String>,
+}
+
+/// One approval request.
+pub async fn show(ctx: &Ctx, operator: &Operator, id: Uuid) -> Result<ApprovalView, ApiError> {
+    require(operator, Permission::FederationRead)?;
+    db::run(&ctx.pool, move |conn| store::find_request(conn, id))
+        .await
+        .map_err(|e| internal("approval lookup failed", e))?
+        .map(ApprovalView::from)
+        .ok_or_else(|| ApiError::NotFound(format!("approval request {id} not found")))
+}
+
+/// Approval requests, newest first; pending ones by default.
+pub async fn list(
+    ctx: &Ctx,
+    operator: &Operator,
+    query: ListQuery,
+) -> Result<Vec<ApprovalView>, ApiError> {
+    require(operator, Permission::FederationRead)?;
+    let status = match query.status.as_deref() {
+        None => Some(ApprovalStatus::Pending),
+        Some("all") => None,
+        Some(s) => Some(s.parse().map_err(|_| {
+            ApiError::BadRequest(format!(
+                "status must be pending, approved, rejected, expired, cancelled or all (got {s:?})"
+            ))
+        })?),
+    };
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_LIST).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {MAX_LIST}"
+        )));
+    }
+    let requests = db::run(&ctx.pool, move |conn| {
+        store::list_requests(conn, status, limit)
+    })
+    .await
+    .map_err(|e| internal("approval list failed", e))?;
+    Ok(requests.into_iter().map(ApprovalView::from).collect())
+}
+
+/// Validates optional comments.
+fn comments(raw: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let trimmed = raw.trim();
+    if trimmed.chars().count() > approval::MAX_COMMENTS_LEN {
+        return Err(ApiError::validation(
+            "comments",
+            format!(
+                "is too long (maximum {} characters)",
+                approval::MAX_COMMENTS_LEN
+            ),
+        ));
+    }
+    Ok((!trimmed.is_empty()).then(|| trimmed.to_owned()))
+}
+
+/// Approve (`approve = true`) or reject a pending request; one of N concurrent decisions wins.
+pub async fn decide(
+    ctx: &Ctx,
+    operator: &Operator,
+    id: Uuid,
+    approve: bool,
+    req: DecisionRequest,
+) -> Result<ApprovalView, ApiError> {
+    require(operator, Permission::InfraTasksControl)?;
+    let comments = comments(req.comments)?;
+    let decider = operator.id;
+    let decided = in_transaction(ctx, move |conn| {
+        store::decide(conn, id, approve, decider, comments.as_deref())
+    })
+    .await?;
+    tracing::info!(approval_request_id = %id, action = %decided.action, status = %decided.status, operator_id = %decider, "approval request decided");
+    Ok(decided.into())
+}
+
+/// The requester withdraws their own pending request.
+pub async fn cancel(
+    ctx: &Ctx,
+    operator: &Operator,
+    id: Uuid,
+    req: DecisionRequest,
+) -> Result<ApprovalView, ApiError> {
+    let comments = comments(req.comments)?;
+    let requester = operator.id;
+    let cancelled = in_transaction(ctx, move |conn| {
+        store::cancel(conn, id, requester, comments.as_deref())
+    })
+    .await?;
+    tracing::info!(approval_request_id = %id, operator_id = %requester, "approval request cancelled");
+    Ok(cancelled.into())
+}
+
+/// Hands the requester what an executed request produced (the acceptance token an approved
+/// propose minted), exactly once; it is wiped afterwards.
+pub async fn claim_result(
+    ctx: &Ctx,
+    operator: &Operator,
+    id: Uuid,
+) -> Result<ClaimedResultView, ApiError> {
+    let requester = operator.id;
+    let request = in_transaction(ctx, move |conn| store::claim_result(conn, id, requester)).await?;
+    let secret = request
+        .result_sealed
+        .as_ref()
+        .map(|sealed| {
+            ctx.settings
+                .master_key
+                .open(&result_context(id), &sealed.0)
+                .map_err(|e| internal("opening approval result", e))
+                .and_then(|plain| {
+                    String::from_utf8(plain.expose_secret().clone())
+                        .map_err(|e| internal("approval result", e))
+                })
+        })
+        .transpose()?;
+    tracing::info!(approval_request_id = %id, operator_id = %requester, "approval result claimed");
+    let mut view = ApprovalView::from(request);
+    view.result_claimable = false;
+    Ok(ClaimedResultView {
+        approval_request: view,
+        acceptance_token: secret,
+    })
+}
+
+/// Intervention policies of every gated action.
+pub async fn policies(ctx: &Ctx, operator: &Operator) -> Result<Vec<PolicyView>, ApiError> {
+    require(operator, Permission::FederationRead)?;
+    let (all, now) = db::run(&ctx.pool, |conn| {
+        Ok((
+            store::list_policies(conn)?,
+            powernode_store::database_now(conn)?,
+        ))
+    })
+    .await
+    .map_err(|e| internal("policy list failed", e))?;
+    Ok(all.into_iter().map(|p| PolicyView::new(p, now)).collect())
+}
+
+/// One action's policy.
+pub async fn policy(
+    ctx: &Ctx,
+    operator: &Operator,
+    action: String,
+) -> Result<PolicyView, ApiError> {
+    require(operator, Permission::FederationRead)?;
+    let missing = ApiError::NotFound(format!("policy {action} not found"));
+    let (found, now) = db::run(&ctx.pool, move |conn| {
+        Ok((
+            store::find_policy(conn, &action)?,
+            powernode_store::database_now(conn)?,
+        ))
+    })
+    .await
+    .map_err(|e| internal("policy lookup failed", e))?;
+    Ok(PolicyView::new(found.ok_or(missing)?, now))
+}
+
+/// Emergency lowering for a bounded window (SPEC §7).
+pub async fn lower(
+    ctx: &Ctx,
+    operator: &Operator,
+    action: String,
+    req: LowerRequest,
+) -> Result<PolicyView, ApiError> {
+    require(operator, Permission::InfraTasksControl)?;
+    let to = parse_policy("to", &req.to)?;
+    let reason = crate::services::peers::lifecycle::reason(&req.reason)?;
+    let (for_secs, by) = (req.for_seconds, operator.id);
+    let lowered = in_transaction(ctx, move |conn| {
+        store::restore_ended(conn)?;
+        let current = store::lock_policy(conn, &action)?;
+        let now = powernode_store::database_now(conn)?;
+        if let Some(l) = current.state.active_lowering(now) {
+            return Err(ApprovalOpError::Conflict(format!(
+                "Policy {action} is already lowered to {} until {}; restore it first",
+                l.to,
+                l.until
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default()
+            )));
+        }
+        current
+            .state
+            .check_lowering(to, for_secs)
+            .map_err(|r| ApprovalOpError::Invalid {
+                field: r.field,
+                message: r.message,
+            })?;
+        Ok((
+            store::lower(conn, &current, to, for_secs, by, &reason)?,
+            now,
+        ))
+    })
+    .await?;
+    tracing::warn!(action = %lowered.0.state.action, to = %to, for_secs, operator_id = %by, "policy lowered for an emergency");
+    Ok(PolicyView::new(lowered.0, lowered.1))
+}
+
+/// Ends an emergency lowering now.
+pub async fn restore(
+    ctx: &Ctx,
+    operator: &Operator,
+    action: String,
+) -> Result<PolicyView, ApiError> {
+    require(operator, Permission::InfraTasksControl)?;
+    let by = operator.id;
+    let restored = in_transaction(ctx, move |conn| {
+        store::restore_ended(conn)?;
+        let current = store::lock_policy(conn, &action)?;
+        let now = powernode_store::database_now(conn)?;
+        if current.state.active_lowering(now).is_none() {
+            return Err(ApprovalOpError::Conflict(format!(
+                "Policy {action} is not lowered"
+            )));
+        }
+        Ok((store::restore(conn, &current, by)?, now))
+    })
+    .await?;
+    tracing::info!(action = %restored.0.state.action, operator_id = %by, "policy restored by an operator");
+    Ok(PolicyView::new(restored.0, restored.1))
+}
+
+/// Changes an action's policy permanently (from the next gate evaluation and tick).
+pub async fn update_policy(
+    ctx: &Ctx,
+    operator: &Operator,
+    action: String,
+    req: PolicyUpdate,
+) -> Result<PolicyView, ApiError> {
+    require(operator, Permission::InfraTasksControl)?;
+    let policy = parse_policy("policy", &req.policy)?;
+    let timeout_action: TimeoutAction = req
+        .timeout_action
+        .parse()
+        .map_err(|_| ApiError::validation("timeout_action", "must be reject or approve"))?;
+    let (timeout_secs, by) = (req.timeout_seconds, operator.id);
+    let updated = in_transaction(ctx, move |conn| {
+        let current = store::lock_policy(conn, &action)?;
+        current
+            .state
+            .check_update(policy, timeout_secs, timeout_action)
+            .map_err(|r| ApprovalOpError::Invalid {
+                field: r.field,
+                message: r.message,
+            })?;
+        let now = powernode_store::database_now(conn)?;
+        Ok((
+            store::update_policy(conn, &current, policy, timeout_secs, timeout_action, by)?,
+            now,
+        ))
+    })
+    .await?;
+    tracing::info!(action = %updated.0.state.action, policy = %policy, timeout_secs, operator_id = %by, "policy updated");
+    Ok(PolicyView::new(updated.0, updated.1))
+}
+
+/// Agents (the SDWAN Manager) and whether they are paused.
+pub async fn agents(ctx: &Ctx, operator: &Operator) -> Result<Vec<Agent>, ApiError> {
+    require(operator, Permission::FederationRead)?;
+    db::run(&ctx.pool, store::list_agents)
+        .await
+        .map_err(|e| internal("agent list failed", e))
+}
+
+/// Pauses (`paused = true`) or resumes an agent.
+pub async fn set_agent_paused(
+    ctx: &Ctx,
+    operator: &Operator,
+    name: String,
+    paused: bool,
+    req: AgentStatusRequest,
+) -> Result<Agent, ApiError> {
+    require(operator, Permission::InfraTasksControl)?;
+    let reason = req
+        .reason
+        .as_deref()
+        .map(crate::services::peers::lifecycle::reason)
+        .transpose()?;
+    let by = operator.id;
+    let agent = in_transaction(ctx, move |conn| {
+        store::set_agent_paused(conn, &name, paused, by, reason.as_deref())
+    })
+    .await?;
+    tracing::warn!(agent = %agent.name, status = %agent.status, operator_id = %by, "agent status changed");
+    Ok(agent)
+}

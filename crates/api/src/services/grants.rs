@@ -1,0 +1,454 @@
+//! Grants (SPEC §6) and the shared resources peers read and write under them: issue, list,
+//! show, revoke, renew, explain; resource get/put/delete for operators.
+
+use std::net::IpAddr;
+
+use powernode_domain::grant::{self, Check, Context, GrantScope, Scope};
+use powernode_domain::token::sha256_hex;
+use powernode_domain::{PeerStatus, Permission};
+use powernode_store::grants::{self as store, GrantRow, Lifecycle, NewGrant, texts};
+use powernode_store::operators::Operator;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Ctx, require};
+use crate::db;
+use crate::error::{ApiError, internal};
+
+const DEFAULT_TTL_DAYS: u32 = 30;
+const MAX_TTL_DAYS: u32 = 365;
+const MAX_ID_LEN: usize = 64;
+
+/// A grant as operators see it (never its token).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct GrantView {
+    pub id: Uuid,
+    pub peer_id: Uuid,
+    pub resource_kind: String,
+    pub resource_id: Option<String>,
+    pub permission_scopes: Vec<String>,
+    pub node_instance_ids: Vec<String>,
+    pub sdwan_network_ids: Vec<String>,
+    pub source_cidrs: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    pub auto_renew: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+    pub revocation_reason: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<GrantRow> for GrantView {
+    fn from(g: GrantRow) -> Self {
+        GrantView {
+            id: g.id,
+            peer_id: g.peer_id,
+            resource_kind: g.resource_kind,
+            resource_id: g.resource_id,
+            permission_scopes: texts(&g.permission_scopes),
+            node_instance_ids: texts(&g.node_instance_ids),
+            sdwan_network_ids: texts(&g.sdwan_network_ids),
+            source_cidrs: texts(&g.source_cidrs),
+            expires_at: g.expires_at,
+            auto_renew: g.auto_renew,
+            revoked_at: g.revoked_at,
+            revocation_reason: g.revocation_reason,
+            created_at: g.created_at,
+        }
+    }
+}
+
+/// The domain's view of a stored grant.
+pub fn scope_of(g: &GrantRow) -> GrantScope {
+    GrantScope {
+        resource_kind: g.resource_kind.clone(),
+        resource_id: g.resource_id.clone(),
+        permission_scopes: texts(&g.permission_scopes)
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect(),
+        node_instance_ids: texts(&g.node_instance_ids),
+        sdwan_network_ids: texts(&g.sdwan_network_ids),
+        source_cidrs: texts(&g.source_cidrs)
+            .iter()
+            .filter_map(|c| grant::parse_cidr(c).ok())
+            .collect(),
+        expires_at: g.expires_at,
+        revoked: g.revoked_at.is_some(),
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IssueRequest {
+    pub resource_kind: String,
+    pub resource_id: Option<String>,
+    /// Subset of `read`, `write`.
+    pub permission_scopes: Vec<String>,
+    #[serde(default)]
+    pub node_instance_ids: Vec<String>,
+    #[serde(default)]
+    pub sdwan_network_ids: Vec<String>,
+    #[serde(default)]
+    pub source_cidrs: Vec<String>,
+    /// Default 30, at most 365.
+    pub ttl_days: Option<u32>,
+    #[serde(default)]
+    pub auto_renew: bool,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct IssuedGrant {
+    pub grant: GrantView,
+    /// `fg-<uuid v4>`: the bearer token, shown once.
+    pub token: String,
+}
+
+fn ids(field: &str, values: &[String]) -> Result<(), ApiError> {
+    if values
+        .iter()
+        .any(|v| v.trim().is_empty() || v.chars().count() > MAX_ID_LEN)
+    {
+        return Err(ApiError::validation(
+            field,
+            format!("items must be 1-{MAX_ID_LEN} characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn ttl(days: Option<u32>) -> Result<u32, ApiError> {
+    let days = days.unwrap_or(DEFAULT_TTL_DAYS);
+    if !(1..=MAX_TTL_DAYS).contains(&days) {
+        return Err(ApiError::validation(
+            "ttl_days",
+            format!("must be between 1 and {MAX_TTL_DAYS}"),
+        ));
+    }
+    Ok(days)
+}
+
+/// A kind operators and peers may use: one of `POWERNODE_FEDERATION_RESOURCE_KINDS`.
+pub fn known_kind(ctx: &Ctx, kind: &str) -> Result<(), ApiError> {
+    if ctx.settings.resource_kinds.iter().any(|k| k == kind) {
+        Ok(())
+    } else {
+        Err(ApiError::validation(
+            "resource_kind",
+            format!("{kind} is not a declared resource kind"),
+        )
+        .with_message(format!("unknown resource kind {kind}")))
+    }
+}
+
+fn validate_issue(ctx: &Ctx, req: &IssueRequest) -> Result<u32, ApiError> {
+    known_kind(ctx, &req.resource_kind)?;
+    if let Some(rid) = &req.resource_id {
+        ids("resource_id", std::slice::from_ref(rid))?;
+    }
+    if req.permission_scopes.is_empty()
+        || req
+            .permission_scopes
+            .iter()
+            .any(|s| s.parse::<Scope>().is_err())
+    {
+        return Err(ApiError::validation(
+            "permission_scopes",
+            "must be a non-empty subset of read, write",
+        ));
+    }
+    ids("node_instance_ids", &req.node_instance_ids)?;
+    ids("sdwan_network_ids", &req.sdwan_network_ids)?;
+    for c in &req.source_cidrs {
+        grant::parse_cidr(c).map_err(|e| ApiError::validation("source_cidrs", e.to_string()))?;
+    }
+    ttl(req.ttl_days)
+}
+
+/// Issues a grant to a peer that is not revoked: the peer row is locked (`FOR SHARE`) while
+/// the grant is inserted, in one transaction, so a concurrent revoke cannot slip between.
+pub async fn issue(
+    ctx: &Ctx,
+    operator: &Operator,
+    peer_id: Uuid,
+    req: IssueRequest,
+) -> Result<IssuedGrant, ApiError> {
+    require(operator, Permission::FederationManage)?;
+    let ttl_days = validate_issue(ctx, &req)?;
+    let token = format!("fg-{}", Uuid::new_v4());
+    let digest = sha256_hex(token.as_bytes());
+    let actor = operator.id;
+    let row = db::transaction(&ctx.pool, move |conn| {
+        let status = powernode_store::peers::status_for_share(conn, peer_id)
+            .map_err(|e| internal("peer lookup failed", e))?
+            .ok_or_else(|| ApiError::NotFound(format!("peer {peer_id} not found")))?;
+        if status == PeerStatus::Revoked {
+            return Err(ApiError::Conflict(format!("peer {peer_id} is revoked")));
+        }
+        store::issue(
+            conn,
+            &NewGrant {
+                peer_id,
+                token_digest: &digest,
+                resource_kind: &req.resource_kind,
+                resource_id: req.resource_id.as_deref(),
+                permission_scopes: &req.permission_scopes,
+                node_instance_ids: &req.node_instance_ids,
+                sdwan_network_ids: &req.sdwan_network_ids,
+                source_cidrs: &req.source_cidrs,
+                ttl_days,
+                auto_renew: req.auto_renew,
+                created_by: Some(actor),
+            },
+        )
+        .map_err(|e| internal("grant issue failed", e))
+    })
+    .await?;
+    tracing::info!(grant_id = %row.id, peer_id = %peer_id, operator_id = %actor, "grant issued");
+    Ok(IssuedGrant {
+        grant: row.into(),
+        token,
+    })
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub peer_id: Option<Uuid>,
+    /// `active`, `expired` or `revoked`.
+    pub lifecycle: Option<String>,
+}
+
+/// Grants, newest first, by peer and lifecycle.
+pub async fn list(
+    ctx: &Ctx,
+    operator: &Operator,
+    query: ListQuery,
+) -> Result<Vec<GrantView>, ApiError> {
+    require(operator, Permission::FederationRead)?;
+    let lifecycle = match query.lifecycle.as_deref() {
+        None => None,
+        Some("active") => Some(Lifecycle::Active),
+        Some("expired") => Some(Lifecycle::Expired),
+        Some("revoked") => Some(Lifecycle::Revoked),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "lifecycle must be active, expired or revoked (got {other:?})"
+            )));
+        }
+    };
+    let peer = query.peer_id;
+    let rows = db::run(&ctx.pool, move |conn| store::list(conn, peer, lifecycle))
+        .await
+        .map_err(|e| internal("grant list failed", e))?;
+    Ok(rows.into_iter().map(GrantView::from).collect())
+}
+
+async fn load(ctx: &Ctx, id: Uuid) -> Result<GrantRow, ApiError> {
+    db::run(&ctx.pool, move |conn| store::find(conn, id))
+        .await
+        .map_err(|e| internal("grant lookup failed", e))?
+        .ok_or_else(|| ApiError::NotFound(format!("grant {id} not found")))
+}
+
+/// One grant (never its token).
+pub async fn show(ctx: &Ctx, operator: &Operator, id: Uuid) -> Result<GrantView, ApiError> {
+    require(operator, Permission::FederationRead)?;
+    Ok(load(ctx, id).await?.into())
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    pub reason: String,
+}
+
+/// Revokes a live grant (a second revoke is 409); calls with its token are refused at once.
+pub async fn revoke(
+    ctx: &Ctx,
+    operator: &Operator,
+    id: Uuid,
+    req: RevokeRequest,
+) -> Result<GrantView, ApiError> {
+    require(operator, Permission::FederationManage)?;
+    let reason = super::peers::lifecycle::reason(&req.reason)?;
+    let actor = operator.id;
+    db::transaction(&ctx.pool, move |conn| {
+        match store::revoke(conn, id, &reason, Some(actor))
+            .map_err(|e| internal("grant revoke failed", e))?
+        {
+            None => Err(ApiError::NotFound(format!("grant {id} not found"))),
+            Some(Err(_)) => Err(ApiError::Conflict(format!("grant {id} is already revoked"))),
+            Some(Ok(row)) => Ok(GrantView::from(row)),
+        }
+    })
+    .await
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenewRequest {
+    pub ttl_days: Option<u32>,
+}
+
+/// Renews a live grant: its expiry becomes `ttl_days` (default 30) from now.
+pub async fn renew(
+    ctx: &Ctx,
+    operator: &Operator,
+    id: Uuid,
+    req: RenewRequest,
+) -> Result<GrantView, ApiError> {
+    require(operator, Permission::FederationManage)?;
+    let days = ttl(req.ttl_days)?;
+    let actor = operator.id;
+    db::transaction(&ctx.pool, move |conn| {
+        let existing = store::find(conn, id)
+            .map_err(|e| internal("grant lookup failed", e))?
+            .ok_or_else(|| ApiError::NotFound(format!("grant {id} not found")))?;
+        if existing.revoked_at.is_some() {
+            return Err(ApiError::Conflict(format!("grant {id} is revoked")));
+        }
+        store::renew(conn, id, days, Some(actor))
+            .map_err(|e| internal("grant renew failed", e))?
+            .map(GrantView::from)
+            .ok_or_else(|| ApiError::Conflict(format!("grant {id} is revoked")))
+    })
+    .await
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainRequest {
+    pub resource_kind: String,
+    pub resource_id: String,
+    /// `read` or `write`.
+    pub scope: String,
+    pub instance_id: Option<String>,
+    pub network: Option<String>,
+    pub source_ip: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Explanation {
+    pub allowed: bool,
+    pub denial: Option<Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub checks: Vec<Check>,
+}
+
+/// Every check of the grant against a calling context, with ok/failed and why (the runbook's
+/// `applies_to?`), evaluated by the same domain function as the live decision.
+pub async fn explain(
+    ctx: &Ctx,
+    operator: &Operator,
+    id: Uuid,
+    req: ExplainRequest,
+) -> Result<Explanation, ApiError> {
+    require(operator, Permission::FederationRead)?;
+    let scope: Scope = req
+        .scope
+        .parse()
+        .map_err(|_| ApiError::validation("scope", "must be read or write"))?;
+    let source_ip: IpAddr = req
+        .source_ip
+        .parse()
+        .map_err(|_| ApiError::validation("source_ip", "must be an IP address"))?;
+    let (row, now) = db::transaction(&ctx.pool, move |conn| {
+        let row = store::find(conn, id)
+            .map_err(|e| internal("grant lookup failed", e))?
+            .ok_or_else(|| ApiError::NotFound(format!("grant {id} not found")))?;
+        let now = powernode_store::database_now(conn)
+            .map_err(|e| internal("database clock unavailable", e))?;
+        Ok((row, now))
+    })
+    .await?;
+    let call = Context {
+        resource_kind: &req.resource_kind,
+        resource_id: &req.resource_id,
+        scope,
+        instance_id: req.instance_id.as_deref(),
+        network: req.network.as_deref(),
+        source_ip,
+        now,
+    };
+    let g = scope_of(&row);
+    let decision = grant::decide(&g, &call);
+    Ok(Explanation {
+        allowed: decision.is_ok(),
+        denial: decision
+            .err()
+            .map(|d| json!({ "dimension": d.dimension, "error": d.to_string() })),
+        checks: grant::explain(&g, &call),
+    })
+}
+
+/// A resource as answered: with its document, or (after a write) without.
+pub fn resource_json(r: &store::Resource, with_document: bool) -> Value {
+    let mut v = json!({ "kind": r.kind, "id": r.id, "version": r.version });
+    if with_document {
+        v["document"] = r.document.clone();
+    }
+    v
+}
+
+/// An operator reads a shared resource.
+pub async fn get_resource(
+    ctx: &Ctx,
+    operator: &Operator,
+    kind: String,
+    id: String,
+) -> Result<Value, ApiError> {
+    require(operator, Permission::FederationRead)?;
+    known_kind(ctx, &kind)?;
+    let (k, i) = (kind.clone(), id.clone());
+    let found = db::run(&ctx.pool, move |conn| store::get_resource(conn, &k, &i))
+        .await
+        .map_err(|e| internal("resource read failed", e))?
+        .ok_or_else(|| ApiError::NotFound(format!("resource {kind}/{id} not found")))?;
+    Ok(resource_json(&found, true))
+}
+
+/// An operator publishes (creates or replaces) a shared resource.
+pub async fn put_resource(
+    ctx: &Ctx,
+    operator: &Operator,
+    kind: String,
+    id: String,
+    document: Value,
+) -> Result<Value, ApiError> {
+    require(operator, Permission::FederationManage)?;
+    known_kind(ctx, &kind)?;
+    ids("id", std::slice::from_ref(&id))?;
+    let stored = db::run(&ctx.pool, move |conn| {
+        store::put_resource(conn, &kind, &id, &document, None)
+    })
+    .await
+    .map_err(|e| internal("resource write failed", e))?;
+    Ok(resource_json(&stored, false))
+}
+
+/// An operator deletes a shared resource.
+pub async fn delete_resource(
+    ctx: &Ctx,
+    operator: &Operator,
+    kind: String,
+    id: String,
+) -> Result<Value, ApiError> {
+    require(operator, Permission::FederationManage)?;
+    known_kind(ctx, &kind)?;
+    let (k, i) = (kind.clone(), id.clone());
+    let deleted = db::run(&ctx.pool, move |conn| store::delete_resource(conn, &k, &i))
+        .await
+        .map_err(|e| internal("resource delete failed", e))?;
+    if deleted {
+        Ok(json!({ "kind": kind, "id": id, "deleted": true }))
+    } else {
+        Err(ApiError::NotFound(format!(
+            "resource {kind}/{id} not found"
+        )))
+    }
+}

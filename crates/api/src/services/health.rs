@@ -1,0 +1,91 @@
+//! Readiness and the database-derived metric gauges.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::db;
+use crate::error::ApiError;
+use crate::observability;
+use crate::services::Ctx;
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Ready when PostgreSQL and Redis both answer (2 s each); 503 names the one that does not.
+pub async fn readiness(ctx: &Ctx, redis: &redis::Client) -> Result<Value, ApiError> {
+    let (database, redis) = tokio::join!(check_database(ctx), check_redis(redis));
+    let mut down = Vec::new();
+    if !database {
+        down.push("postgresql");
+    }
+    if !redis {
+        down.push("redis");
+    }
+    let status = |up: bool| if up { "ok" } else { "down" };
+    let details = json!({ "postgresql": status(database), "redis": status(redis) });
+    if down.is_empty() {
+        Ok(json!({ "status": "ready", "checks": details }))
+    } else {
+        Err(ApiError::NotReady { down, details })
+    }
+}
+
+/// Refreshes the gauges every replica reports from the shared database (peers by status,
+/// heartbeat ages, pending approvals); marks them down when PostgreSQL does not answer.
+pub async fn refresh_gauges(ctx: &Ctx) {
+    let gauges = db::run(&ctx.pool, |conn| {
+        let counts = powernode_store::peers::count_by_status(conn)?;
+        let ages =
+            powernode_store::peers::heartbeat_ages(conn, observability::HEARTBEAT_AGE_SERIES)?;
+        let pending = powernode_store::approvals::pending_count(conn)?;
+        Ok((counts, ages, pending))
+    })
+    .await;
+    match gauges {
+        Ok((counts, ages, pending)) => {
+            observability::set_database_gauges(&counts, &ages);
+            observability::approvals_pending(pending);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: PostgreSQL unavailable; database gauges not refreshed");
+            observability::database_down();
+        }
+    }
+}
+
+async fn check_database(ctx: &Ctx) -> bool {
+    let result = tokio::time::timeout(
+        CHECK_TIMEOUT,
+        db::run(&ctx.pool, powernode_store::database_now),
+    )
+    .await;
+    match result {
+        Ok(Ok(_)) => true,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %crate::error::one_line(&e), "readiness: PostgreSQL check failed");
+            false
+        }
+        Err(_) => {
+            tracing::warn!("readiness: PostgreSQL check timed out");
+            false
+        }
+    }
+}
+
+async fn check_redis(redis: &redis::Client) -> bool {
+    let ping = async {
+        let mut conn = redis.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await
+    };
+    match tokio::time::timeout(CHECK_TIMEOUT, ping).await {
+        Ok(Ok(_)) => true,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: Redis check failed");
+            false
+        }
+        Err(_) => {
+            tracing::warn!("readiness: Redis check timed out");
+            false
+        }
+    }
+}

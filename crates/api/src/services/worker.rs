@@ -1,0 +1,201 @@
+//! What the worker's ticks do, behind the worker API (the worker never touches PostgreSQL):
+//! the heartbeat sweep (SPEC §5), grant maintenance (SPEC §6), job reports and their status.
+
+use powernode_domain::{PeerStatus, Permission, liveness};
+use powernode_store::operators::Operator;
+use powernode_store::worker_status::{self, JobReport, ScheduleStatus};
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::db;
+use crate::error::ApiError;
+use crate::observability;
+use crate::services::{Ctx, require};
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SweepResponse {
+    /// Number of peers degraded (= `degraded_ids.len()`).
+    pub swept: usize,
+    pub degraded_ids: Vec<Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub ran_at: OffsetDateTime,
+}
+
+/// Degrades active peers whose heartbeat is older than `stale_after`, one event each.
+pub async fn heartbeat_sweep(ctx: &Ctx) -> Result<SweepResponse, ApiError> {
+    let stale_after = ctx.settings.stale_after_secs;
+    let reason = liveness::degraded_reason(stale_after);
+    let started = std::time::Instant::now();
+    let outcome = db::run(&ctx.pool, move |conn| {
+        powernode_store::peers::sweep_stale(conn, stale_after, &reason)
+    })
+    .await
+    .map_err(|e| {
+        observability::sweep("failed", started.elapsed(), 0);
+        tracing::error!(error = %crate::error::one_line(&e), "federation_heartbeat_sweep_failed");
+        ApiError::SweepFailed
+    })?;
+    let degraded = outcome.degraded_ids.len();
+    observability::sweep("succeeded", started.elapsed(), degraded);
+    observability::transition(PeerStatus::Active, PeerStatus::Degraded, degraded as u64);
+    if outcome.degraded_ids.is_empty() {
+        tracing::debug!("heartbeat sweep: no stale peers");
+    } else {
+        tracing::info!(
+            swept = outcome.degraded_ids.len(),
+            degraded_ids = ?outcome.degraded_ids,
+            "heartbeat sweep degraded stale peers"
+        );
+    }
+    Ok(SweepResponse {
+        swept: outcome.degraded_ids.len(),
+        degraded_ids: outcome.degraded_ids,
+        ran_at: outcome.ran_at,
+    })
+}
+
+/// One job outcome, sent by the worker after every tick it ran.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobReportRequest {
+    /// Schedule name, e.g. `federation_heartbeat`.
+    pub schedule: String,
+    /// Job name, e.g. `FederationHeartbeatJob`.
+    pub job: String,
+    /// Scheduled unix second of the tick.
+    pub tick: i64,
+    /// `succeeded` or `failed`.
+    pub outcome: String,
+    /// The reporting worker's name (`<name>-<schedule>-<pid>-<boot id>`).
+    pub worker: String,
+    pub attempts: Option<u32>,
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ScheduleStatusView {
+    pub schedule: String,
+    pub job: String,
+    pub last_outcome: String,
+    pub last_tick: i64,
+    pub last_worker: String,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_success_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_failure_at: Option<OffsetDateTime>,
+    pub last_error: Option<String>,
+    pub runs: i64,
+    pub failures: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<ScheduleStatus> for ScheduleStatusView {
+    fn from(s: ScheduleStatus) -> Self {
+        ScheduleStatusView {
+            schedule: s.schedule,
+            job: s.job,
+            last_outcome: s.last_outcome,
+            last_tick: s.last_tick,
+            last_worker: s.last_worker,
+            last_success_at: s.last_success_at,
+            last_failure_at: s.last_failure_at,
+            last_error: s.last_error,
+            runs: s.runs,
+            failures: s.failures,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+fn short(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.trim().is_empty() || value.chars().count() > max {
+        return Err(ApiError::validation(
+            field,
+            format!("must be 1-{max} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Records a job outcome reported by a worker (feeds `worker status` and `/metrics`).
+pub async fn report(ctx: &Ctx, r: JobReportRequest) -> Result<ScheduleStatusView, ApiError> {
+    let succeeded = match r.outcome.as_str() {
+        "succeeded" => true,
+        "failed" => false,
+        _ => {
+            return Err(ApiError::validation(
+                "outcome",
+                "must be succeeded or failed",
+            ));
+        }
+    };
+    if !r
+        .schedule
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(ApiError::validation(
+            "schedule",
+            "must be lower-case letters, digits and _",
+        ));
+    }
+    short("schedule", &r.schedule, 64)?;
+    short("job", &r.job, 64)?;
+    short("worker", &r.worker, 200)?;
+    let error = r.error.map(|e| e.chars().take(2000).collect::<String>());
+    let stored = db::run(&ctx.pool, move |conn| {
+        worker_status::record(
+            conn,
+            &JobReport {
+                schedule: &r.schedule,
+                job: &r.job,
+                succeeded,
+                tick: r.tick,
+                worker: &r.worker,
+                error: error.as_deref(),
+            },
+        )
+    })
+    .await
+    .map_err(|e| crate::error::internal("worker report failed", e))?;
+    let at = stored.updated_at.unix_timestamp() as f64;
+    observability::worker_job(
+        &stored.schedule,
+        &stored.job,
+        if succeeded { "succeeded" } else { "failed" },
+        at,
+    );
+    Ok(ScheduleStatusView::from(stored))
+}
+
+/// Last success and failure of each worker schedule, as reported by the workers.
+pub async fn status(ctx: &Ctx, operator: &Operator) -> Result<Vec<ScheduleStatusView>, ApiError> {
+    require(operator, Permission::FederationRead)?;
+    let all = db::run(&ctx.pool, worker_status::list)
+        .await
+        .map_err(|e| crate::error::internal("worker status failed", e))?;
+    Ok(all.into_iter().map(ScheduleStatusView::from).collect())
+}
+
+/// Renews `auto_renew` grants of live peers 7 days before expiry.
+pub async fn grant_maintenance(ctx: &Ctx) -> Result<serde_json::Value, ApiError> {
+    let (renewed, ran_at) = db::run(&ctx.pool, |conn| {
+        Ok((
+            powernode_store::grants::auto_renew_due(conn, 7, 30)?,
+            powernode_store::database_now(conn)?,
+        ))
+    })
+    .await
+    .map_err(|e| crate::error::internal("grant maintenance failed", e))?;
+    let ids: Vec<Uuid> = renewed.iter().map(|g| g.id).collect();
+    if !ids.is_empty() {
+        tracing::info!(renewed = ids.len(), grant_ids = ?ids, "auto-renewed grants");
+    }
+    Ok(serde_json::json!({
+        "renewed": ids.len(),
+        "grant_ids": ids,
+        "ran_at": ran_at.format(&time::format_description::well_known::Rfc3339).ok(),
+    }))
+}
