@@ -532,6 +532,12 @@ async fn the_mtls_chain_refuses_each_bad_caller_with_its_message() {
             Some("FederationPeer is not in a reachable status (suspended)")
         )
     );
+    // The refusal carries the status machine-readably; callers react to it, not to the text.
+    assert_eq!(
+        answer["details"],
+        json!({"peer_status": "suspended"}),
+        "{answer}"
+    );
     a.app
         .call(
             reqwest::Method::POST,
@@ -547,6 +553,11 @@ async fn the_mtls_chain_refuses_each_bad_caller_with_its_message() {
             401,
             Some("FederationPeer is not in a reachable status (accepted)")
         )
+    );
+    assert_eq!(
+        answer["details"],
+        json!({"peer_status": "accepted"}),
+        "{answer}"
     );
     // B's PeerClient repeats the handshake; A is enrolled again.
     let run = b.worker("peer_heartbeats").await;

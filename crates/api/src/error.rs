@@ -20,9 +20,10 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     Unauthorized(&'static str),
-    /// 401 with a computed message (mTLS chain: `FederationPeer is not in a reachable status …`).
-    #[error("{0}")]
-    UnauthorizedPeer(String),
+    /// The mTLS chain refused (SPEC §4); a peer in the wrong status carries
+    /// `details.peer_status` so callers react to it, not to the message.
+    #[error(transparent)]
+    Chain(#[from] powernode_domain::chain::ChainRefusal),
     /// The operator lacks `permission`.
     #[error("Forbidden")]
     Forbidden { permission: &'static str },
@@ -44,6 +45,10 @@ pub enum ApiError {
     /// A peer did not answer (502).
     #[error("{0}")]
     PeerUnreachable(String),
+    /// A peer answered with something we refuse to guess at (an unknown enum value): 502, with
+    /// `details.reason`.
+    #[error("{message}")]
+    PeerAnswerInvalid { message: String, reason: String },
     /// A peer's own error passed through unchanged (status, code, message).
     #[error("{error}")]
     Remote {
@@ -83,7 +88,7 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
-            ApiError::Unauthorized(_) | ApiError::UnauthorizedPeer(_) => {
+            ApiError::Unauthorized(_) | ApiError::Chain(_) => {
                 (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
             }
             ApiError::Forbidden { .. } | ApiError::ForbiddenAction(_) => {
@@ -96,7 +101,9 @@ impl ApiError {
             ApiError::Unprocessable { .. } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED")
             }
-            ApiError::PeerUnreachable(_) => (StatusCode::BAD_GATEWAY, "PEER_UNREACHABLE"),
+            ApiError::PeerUnreachable(_) | ApiError::PeerAnswerInvalid { .. } => {
+                (StatusCode::BAD_GATEWAY, "PEER_UNREACHABLE")
+            }
             ApiError::GrantScope(_) => (StatusCode::FORBIDDEN, "GRANT_SCOPE_MISMATCH"),
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED"),
             ApiError::Remote { .. } => (StatusCode::BAD_GATEWAY, "PEER_UNREACHABLE"),
@@ -141,6 +148,10 @@ impl ApiError {
             ApiError::Token(_) => json!({ "field": "acceptance_token" }),
             ApiError::GrantScope(d) => json!({ "dimension": d.dimension }),
             ApiError::RateLimited(secs) => json!({ "retry_after_seconds": secs }),
+            ApiError::PeerAnswerInvalid { reason, .. } => json!({ "reason": reason }),
+            ApiError::Chain(powernode_domain::chain::ChainRefusal::NotReachable(status)) => {
+                json!({ "peer_status": status })
+            }
             _ => json!({}),
         }
     }

@@ -4,6 +4,8 @@
 
 pub mod approval;
 pub mod auth;
+pub mod certificate;
+pub mod chain;
 pub mod config;
 pub mod events;
 pub mod grant;

@@ -1,5 +1,9 @@
 //! Liveness thresholds (SPEC §5).
 
+use time::OffsetDateTime;
+
+use crate::PeerStatus;
+
 /// Default `stale_after`: an active peer silent for longer is degraded by the sweep.
 pub const DEFAULT_STALE_AFTER_SECS: u32 = 300;
 
@@ -14,9 +18,79 @@ pub fn degraded_reason(stale_after_secs: u32) -> String {
     format!("heartbeat stale (>{span})")
 }
 
+/// What a peer's row says at read time, by the database clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Derived {
+    /// Expected to heartbeat (enrolled, active, degraded) and silent for longer than
+    /// `stale_after` (or never heard from).
+    pub heartbeat_stale: bool,
+    /// Proposed, with a token that has not expired yet.
+    pub acceptance_pending: bool,
+}
+
+/// The facts of a peer row `derive` reads.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerFacts {
+    pub status: PeerStatus,
+    pub last_heartbeat_at: Option<OffsetDateTime>,
+    pub token_held: bool,
+    pub token_expires_at: Option<OffsetDateTime>,
+}
+
+pub fn derive(peer: PeerFacts, now: OffsetDateTime, stale_after_secs: u32) -> Derived {
+    let expects_heartbeats = matches!(
+        peer.status,
+        PeerStatus::Enrolled | PeerStatus::Active | PeerStatus::Degraded
+    );
+    let stale_after = time::Duration::seconds(i64::from(stale_after_secs));
+    Derived {
+        heartbeat_stale: expects_heartbeats
+            && peer
+                .last_heartbeat_at
+                .is_none_or(|at| now - at > stale_after),
+        acceptance_pending: peer.status == PeerStatus::Proposed
+            && peer.token_held
+            && peer.token_expires_at.is_some_and(|at| at > now),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use time::macros::datetime;
+
     use super::*;
+
+    #[test]
+    fn staleness_and_pending_tokens_by_the_given_clock() {
+        let now = datetime!(2026-11-29 12:00 UTC);
+        let facts = |status, beat, held, exp| PeerFacts {
+            status,
+            last_heartbeat_at: beat,
+            token_held: held,
+            token_expires_at: exp,
+        };
+        let five_min = Some(datetime!(2026-11-29 11:55 UTC));
+        let six_min = Some(datetime!(2026-11-29 11:54 UTC));
+        assert!(
+            !derive(facts(PeerStatus::Active, five_min, false, None), now, 300).heartbeat_stale
+        );
+        assert!(derive(facts(PeerStatus::Active, six_min, false, None), now, 300).heartbeat_stale);
+        assert!(derive(facts(PeerStatus::Enrolled, None, false, None), now, 300).heartbeat_stale);
+        assert!(!derive(facts(PeerStatus::Suspended, None, false, None), now, 300).heartbeat_stale);
+        let later = Some(datetime!(2026-11-29 13:00 UTC));
+        assert!(
+            derive(facts(PeerStatus::Proposed, None, true, later), now, 300).acceptance_pending
+        );
+        assert!(
+            !derive(facts(PeerStatus::Proposed, None, false, later), now, 300).acceptance_pending
+        );
+        assert!(
+            !derive(facts(PeerStatus::Proposed, None, true, six_min), now, 300).acceptance_pending
+        );
+        assert!(
+            !derive(facts(PeerStatus::Accepted, None, true, later), now, 300).acceptance_pending
+        );
+    }
 
     #[test]
     fn reason_is_rendered_from_the_setting() {

@@ -140,6 +140,9 @@ pub struct Effects {
     pub clear_acceptance_token: bool,
     /// `signed_at` is stamped (the acceptance token was verified).
     pub set_signed_at: bool,
+    /// Every live certificate of the peer is revoked in the same transaction (SPEC §4: a
+    /// revoked peer's certificates stop authenticating on the next request).
+    pub revoke_certificates: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,6 +198,7 @@ pub fn apply(from: PeerStatus, event: PeerEvent) -> Result<Transition, IllegalTr
             clear_keys,
             clear_acceptance_token: matches!(event, PeerEvent::Accept | PeerEvent::Revoke),
             set_signed_at: event == PeerEvent::Accept,
+            revoke_certificates: to == PeerStatus::Revoked,
         },
     })
 }

@@ -44,8 +44,10 @@ impl std::fmt::Debug for PeerCertificate {
     }
 }
 
-pub const INBOUND: &str = "inbound";
-pub const OUTBOUND: &str = "outbound";
+pub use powernode_domain::certificate::Direction;
+
+pub const INBOUND: &str = Direction::Inbound.as_str();
+pub const OUTBOUND: &str = Direction::Outbound.as_str();
 
 /// A certificate to store; `key_sealed` only for outbound rows.
 pub struct NewCertificate<'a> {

@@ -474,8 +474,7 @@ fn apply_locked(
         .optional()?;
     // The row is locked, so the status cannot have moved; a miss means it vanished.
     let updated: Peer = row.ok_or(PeerOpError::NotFound)?.try_into()?;
-    // SPEC §4: revocation revokes the peer's certificates in the same transaction.
-    if to == PeerStatus::Revoked {
+    if effects.revoke_certificates {
         let n = crate::certificates::revoke_for_peer(conn, peer.id, "peer revoked")?;
         if n > 0 {
             let payload = serde_json::json!({ "reason": "peer revoked", "certificates": n });

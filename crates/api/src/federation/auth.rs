@@ -4,7 +4,6 @@
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures::future::LocalBoxFuture;
-use powernode_domain::PeerStatus;
 use powernode_store::certificates::{self, INBOUND, PeerCertificate};
 use powernode_store::peers::{self, Peer};
 
@@ -71,40 +70,11 @@ pub async fn lookup(
     })
 }
 
-/// What the chain needs to know about a presented certificate we found by fingerprint.
-pub struct ChainFacts {
-    pub revoked: bool,
-    /// Issued by us to a peer (not one of our own outbound certificates).
-    pub inbound: bool,
-    /// The status of the certificate's peer, if the row exists.
-    pub peer_status: Option<PeerStatus>,
-}
+pub use powernode_domain::chain::ChainFacts;
 
-/// SPEC §4's chain over what the lookup found, in order, with its exact 401s. `None`: no
-/// certificate with that fingerprint.
+/// SPEC §4's chain (the domain's decision) as the API's 401s.
 pub fn check_chain(cert: Option<ChainFacts>, allow_accepted: bool) -> Result<(), ApiError> {
-    let cert = cert.ok_or(ApiError::Unauthorized(
-        "Certificate not found for mTLS subject",
-    ))?;
-    if cert.revoked {
-        return Err(ApiError::Unauthorized("Certificate is revoked"));
-    }
-    // Only certificates we issued to a peer authenticate it; our own outbound ones do not.
-    let status = cert
-        .peer_status
-        .filter(|_| cert.inbound)
-        .ok_or(ApiError::Unauthorized(
-            "No FederationPeer bound to this certificate",
-        ))?;
-    let reachable = matches!(
-        status,
-        PeerStatus::Enrolled | PeerStatus::Active | PeerStatus::Degraded
-    ) || (allow_accepted && status == PeerStatus::Accepted);
-    if !reachable {
-        return Err(ApiError::UnauthorizedPeer(format!(
-            "FederationPeer is not in a reachable status ({status})"
-        )));
-    }
+    powernode_domain::chain::check(cert, allow_accepted)?;
     Ok(())
 }
 

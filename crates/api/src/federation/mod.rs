@@ -87,8 +87,7 @@ async fn server_certificate(
     })
     .await?;
     if let Some(c) = existing {
-        let lifetime = c.not_after - c.not_before;
-        if now < c.not_before + lifetime * 0.75 {
+        if !powernode_domain::certificate::due_for_rotation(c.not_before, c.not_after, now) {
             return Ok((c.cert_pem, c.key_sealed));
         }
         tracing::info!(host, not_after = %c.not_after, "listener certificate past 75 % of its lifetime; re-issuing");

@@ -65,6 +65,61 @@ fn unreachable(url: &str, e: &reqwest::Error) -> ApiError {
     ))
 }
 
+/// What B takes from A's accept answer. Read before anything is stored.
+struct AcceptAnswer {
+    client_cert_pem: String,
+    their_csr: String,
+    remote_instance_id: Uuid,
+    peer_kind: PeerKind,
+    spawn_role: Option<SpawnRole>,
+    spawn_mode: Option<SpawnMode>,
+}
+
+fn read_accept_answer(base: &str, data: &Value) -> Result<AcceptAnswer, ApiError> {
+    let client_cert_pem = data["client_cert_pem"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let their_csr = data["csr_pem"].as_str().unwrap_or_default().to_owned();
+    let remote_instance_id: Uuid = data["instance"]["instance_id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| {
+            ApiError::PeerUnreachable("peer answered accept without its instance id".to_owned())
+        })?;
+    // An enum value we do not know is refused, never guessed: nothing is stored.
+    let peer_kind = match data["peer_kind"].as_str() {
+        None => PeerKind::Platform,
+        Some(k) => PeerKind::parse(k).map_err(|_| unknown_value(base, "peer_kind", k))?,
+    };
+    let spawn_role = data["spawn_role"]
+        .as_str()
+        .map(|r| SpawnRole::parse(r).map_err(|_| unknown_value(base, "spawn_role", r)))
+        .transpose()?
+        .map(SpawnRole::mirrored);
+    let spawn_mode = data["spawn_mode"]
+        .as_str()
+        .map(|m| SpawnMode::parse(m).map_err(|_| unknown_value(base, "spawn_mode", m)))
+        .transpose()?;
+    Ok(AcceptAnswer {
+        client_cert_pem,
+        their_csr,
+        remote_instance_id,
+        peer_kind,
+        spawn_role,
+        spawn_mode,
+    })
+}
+
+/// A peer's answer we cannot use: 502, with the machine-readable reason in `details.reason`.
+fn unknown_value(url: &str, field: &str, value: &str) -> ApiError {
+    let reason = format!("unknown {field} {value}");
+    ApiError::PeerAnswerInvalid {
+        message: format!("peer at {url} answered with {reason}"),
+        reason,
+    }
+}
+
 /// Passes a peer's error envelope through unchanged; anything else is 502.
 async fn peer_answer(url: &str, resp: reqwest::Response) -> Result<Value, ApiError> {
     let status = resp.status().as_u16();
@@ -154,28 +209,14 @@ pub async fn accept_remote(
         .map_err(|e| unreachable(&base, &e))?;
     let data = peer_answer(&base, resp).await?;
 
-    let client_cert_pem = data["client_cert_pem"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let their_csr = data["csr_pem"].as_str().unwrap_or_default().to_owned();
-    let remote_instance_id: Uuid = data["instance"]["instance_id"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| {
-            ApiError::PeerUnreachable("peer answered accept without its instance id".to_owned())
-        })?;
-    let peer_kind = data["peer_kind"]
-        .as_str()
-        .and_then(|k| PeerKind::parse(k).ok())
-        .unwrap_or(PeerKind::Platform);
-    let spawn_role = data["spawn_role"]
-        .as_str()
-        .and_then(|r| SpawnRole::parse(r).ok())
-        .map(SpawnRole::mirrored);
-    let spawn_mode = data["spawn_mode"]
-        .as_str()
-        .and_then(|m| SpawnMode::parse(m).ok());
+    let AcceptAnswer {
+        client_cert_pem,
+        their_csr,
+        remote_instance_id,
+        peer_kind,
+        spawn_role,
+        spawn_mode,
+    } = read_accept_answer(&base, &data)?;
     let cert = X509::from_pem(client_cert_pem.as_bytes()).map_err(|_| {
         ApiError::PeerUnreachable("peer issued an unreadable certificate".to_owned())
     })?;
@@ -345,7 +386,7 @@ async fn client_for(ctx: &Ctx, peer: &Peer) -> Result<(reqwest::Client, bool), S
     let due = row
         .as_ref()
         .and_then(|r| Some((r.not_before?, r.not_after?)))
-        .is_some_and(|(from, to)| now >= from + (to - from) * 0.75);
+        .is_some_and(|(from, to)| powernode_domain::certificate::due_for_rotation(from, to, now));
     Ok((client, due))
 }
 
@@ -372,7 +413,7 @@ async fn renew(ctx: &Ctx, client: &reqwest::Client, base: &str, peer: &Peer) -> 
         Ok(d) => d,
         Err(e) => {
             claimed.release().await;
-            return Err(e);
+            return Err(e.into());
         }
     };
     let pem = data["client_cert_pem"]
@@ -424,22 +465,44 @@ async fn renew(ctx: &Ctx, client: &reqwest::Client, base: &str, peer: &Peer) -> 
     Ok(())
 }
 
-async fn call(client: &reqwest::Client, url: &str, body: &Value) -> Result<Value, String> {
+/// A call the peer did not answer with success: what to record, and the machine-readable
+/// `details.peer_status` of a chain refusal (how the peer sees us), if it sent one.
+struct Refused {
+    text: String,
+    peer_status: Option<PeerStatus>,
+}
+
+impl From<Refused> for String {
+    fn from(r: Refused) -> String {
+        r.text
+    }
+}
+
+async fn call(client: &reqwest::Client, url: &str, body: &Value) -> Result<Value, Refused> {
+    let unanswered = |e: reqwest::Error| Refused {
+        text: crate::error::one_line(&e),
+        peer_status: None,
+    };
     let resp = client
         .post(url)
         .json(body)
         .send()
         .await
-        .map_err(|e| crate::error::one_line(&e))?;
+        .map_err(unanswered)?;
     let status = resp.status().as_u16();
-    let json: Value = resp.json().await.map_err(|e| crate::error::one_line(&e))?;
+    let json: Value = resp.json().await.map_err(unanswered)?;
     if json["success"] == Value::Bool(true) {
         Ok(json["data"].clone())
     } else {
-        Err(format!(
-            "HTTP {status}: {}",
-            json["error"].as_str().unwrap_or("no message")
-        ))
+        Err(Refused {
+            text: format!(
+                "HTTP {status}: {}",
+                json["error"].as_str().unwrap_or("no message")
+            ),
+            peer_status: json["details"]["peer_status"]
+                .as_str()
+                .and_then(|s| s.parse().ok()),
+        })
     }
 }
 
@@ -508,11 +571,11 @@ async fn contact(ctx: &Ctx, peer: Peer) -> Result<(), String> {
     let result = call(&client, &format!("{base}/heartbeat"), &json!({})).await;
     // The other side was resumed (back to accepted): repeat the handshake, no status change here.
     if let Err(e) = &result
-        && e.contains("FederationPeer is not in a reachable status (accepted)")
+        && e.peer_status == Some(PeerStatus::Accepted)
     {
         return handshake(ctx, &client, &base, &peer).await;
     }
-    result.map(|_| ())
+    result.map(|_| ()).map_err(String::from)
 }
 
 async fn handshake(
@@ -542,7 +605,7 @@ async fn handshake(
     };
     if let Err(e) = call(client, &format!("{base}/handshake"), &body).await {
         claimed.release().await;
-        return Err(e);
+        return Err(e.into());
     }
     claimed
         .finish(Box::new(move |conn| {
@@ -556,4 +619,51 @@ async fn handshake(
         }))
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::ResponseError;
+    use serde_json::json;
+
+    use super::*;
+
+    fn answer(peer_kind: &str) -> Value {
+        json!({
+            "client_cert_pem": "x", "csr_pem": "y",
+            "instance": {"instance_id": Uuid::nil()},
+            "peer_kind": peer_kind, "spawn_role": "child", "spawn_mode": null,
+        })
+    }
+
+    #[actix_web::test]
+    async fn an_unknown_enum_value_in_the_accept_answer_is_a_502_with_its_reason() {
+        let Err(e) = read_accept_answer("https://a.example", &answer("quantum")) else {
+            panic!("an unknown peer_kind must be refused");
+        };
+        let response = e.error_response();
+        assert_eq!(response.status(), 502);
+        let body = actix_web::body::to_bytes(response.into_body())
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["code"], "PEER_UNREACHABLE");
+        assert_eq!(
+            body["details"],
+            json!({"reason": "unknown peer_kind quantum"})
+        );
+        assert_eq!(
+            body["error"],
+            "peer at https://a.example answered with unknown peer_kind quantum"
+        );
+        let mut odd_role = answer("platform");
+        odd_role["spawn_role"] = json!("grandparent");
+        assert!(matches!(
+            read_accept_answer("https://a.example", &odd_role),
+            Err(ApiError::PeerAnswerInvalid { reason, .. }) if reason == "unknown spawn_role grandparent"
+        ));
+        let ok = read_accept_answer("https://a.example", &answer("sdwan_only")).unwrap();
+        assert_eq!(ok.peer_kind, PeerKind::SdwanOnly);
+        assert_eq!(ok.spawn_role, Some(SpawnRole::Parent));
+    }
 }

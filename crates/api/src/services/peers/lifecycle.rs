@@ -333,31 +333,6 @@ pub async fn delete(ctx: &Ctx, id: Uuid, actor: Uuid) -> Result<Peer, ApiError> 
     Ok(peer)
 }
 
-/// Facts derived at read time by the database clock.
-pub struct Derived {
-    pub heartbeat_stale: bool,
-    pub acceptance_pending: bool,
-}
-
-pub fn derive(peer: &Peer, now: OffsetDateTime, stale_after_secs: u32) -> Derived {
-    let expects_heartbeats = matches!(
-        peer.status,
-        PeerStatus::Enrolled | PeerStatus::Active | PeerStatus::Degraded
-    );
-    let stale_after = time::Duration::seconds(i64::from(stale_after_secs));
-    let heartbeat_stale = expects_heartbeats
-        && peer
-            .last_heartbeat_at
-            .is_none_or(|at| now - at > stale_after);
-    let acceptance_pending = peer.status == PeerStatus::Proposed
-        && peer.acceptance_token_digest.is_some()
-        && peer.acceptance_token_expires_at.is_some_and(|at| at > now);
-    Derived {
-        heartbeat_stale,
-        acceptance_pending,
-    }
-}
-
 pub async fn database_now(ctx: &Ctx) -> Result<OffsetDateTime, ApiError> {
     db::run(&ctx.pool, powernode_store::database_now)
         .await

@@ -98,7 +98,9 @@ pub struct CertificateFacts {
 impl CertificateFacts {
     fn new(c: &powernode_store::certificates::PeerCertificate, now: OffsetDateTime) -> Self {
         let due = match (c.not_before, c.not_after) {
-            (Some(from), Some(to)) => now >= from + (to - from) * 0.75,
+            (Some(from), Some(to)) => {
+                powernode_domain::certificate::due_for_rotation(from, to, now)
+            }
             _ => false,
         };
         CertificateFacts {
@@ -113,7 +115,16 @@ impl CertificateFacts {
 
 impl PeerView {
     pub fn new(peer: Peer, now: OffsetDateTime, stale_after_secs: u32) -> Self {
-        let derived = lifecycle::derive(&peer, now, stale_after_secs);
+        let derived = powernode_domain::liveness::derive(
+            powernode_domain::liveness::PeerFacts {
+                status: peer.status,
+                last_heartbeat_at: peer.last_heartbeat_at,
+                token_held: peer.acceptance_token_digest.is_some(),
+                token_expires_at: peer.acceptance_token_expires_at,
+            },
+            now,
+            stale_after_secs,
+        );
         let degraded_reason = peer
             .metadata
             .get(powernode_domain::peer::DEGRADED_REASON)
