@@ -461,3 +461,107 @@ async fn the_federation_api_rate_limits_per_certificate_then_recovers() {
     )
     .await;
 }
+
+/// `source_cidrs` is `cidr[]`: PostgreSQL refuses an entry that is not a network, entries are
+/// stored as networks, and a stored allowlist that still cannot be read denies every source
+/// (403 `source_ip`) instead of widening to "any source".
+#[tokio::test]
+async fn source_allowlists_are_networks_and_an_unreadable_one_denies() {
+    use diesel::RunQueryDsl;
+    let (a, b) = federated_pair().await;
+    let a_peer_id = a.only_peer().await["id"].as_str().unwrap().to_owned();
+    let (status, _) = a
+        .app
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/system/federation/resources/sdwan_config/net-9",
+            Some(&a.admin),
+            Some(json!({"v": 9})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, issued) = a
+        .app
+        .post(
+            &format!("{PEERS}/{a_peer_id}/grants"),
+            &a.admin,
+            json!({
+                "resource_kind": "sdwan_config", "permission_scopes": ["read"],
+                "source_cidrs": ["127.0.0.1/8", "::1"]
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{issued}");
+    // Stored (and shown) as the networks they always matched as.
+    assert_eq!(
+        issued["data"]["grant"]["source_cidrs"],
+        json!(["127.0.0.0/8", "::1/128"])
+    );
+    let token = issued["data"]["token"].as_str().unwrap().to_owned();
+    let grant_id = issued["data"]["grant"]["id"].as_str().unwrap().to_owned();
+    let client = pinned_client(&a, Some(outbound_identity(&b)));
+    let url = format!(
+        "{}/api/v1/system/federation_api/resources/sdwan_config/net-9",
+        a.public_url
+    );
+    let get = reqwest::Method::GET;
+    let (s, r) = call(&client, get.clone(), &url, Some(&token), &[], None).await;
+    assert_eq!(s, 200, "{r}");
+
+    let mut conn = a.db.conn();
+    let refused = diesel::sql_query(format!(
+        "UPDATE grants SET source_cidrs = '{{not-a-network}}' WHERE id = '{grant_id}'"
+    ))
+    .execute(&mut conn);
+    assert!(
+        refused.is_err(),
+        "PostgreSQL must refuse a non-network entry"
+    );
+
+    // An allowlist that still cannot be read (here: a NULL entry, once the CHECK is gone).
+    diesel::sql_query("ALTER TABLE grants DROP CONSTRAINT grants_source_cidrs_check")
+        .execute(&mut conn)
+        .unwrap();
+    diesel::sql_query(format!(
+        "UPDATE grants SET source_cidrs = ARRAY[NULL]::cidr[] WHERE id = '{grant_id}'"
+    ))
+    .execute(&mut conn)
+    .unwrap();
+    let (s, r) = call(&client, get.clone(), &url, Some(&token), &[], None).await;
+    assert_eq!(
+        (s, r["code"].as_str(), r["details"]["dimension"].as_str()),
+        (403, Some("GRANT_SCOPE_MISMATCH"), Some("source_ip")),
+        "{r}"
+    );
+    let (status, explained) = a
+        .app
+        .post(
+            &format!("/api/v1/system/federation/grants/{grant_id}/explain"),
+            &a.admin,
+            json!({"resource_kind": "sdwan_config", "resource_id": "net-9", "scope": "read",
+                   "source_ip": "127.0.0.1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{explained}");
+    assert_eq!(explained["data"]["allowed"], false);
+    let source = explained["data"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["dimension"] == "source_ip")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        source,
+        json!({"dimension": "source_ip", "ok": false,
+               "why": "source_cidrs unreadable; no source address is allowed"})
+    );
+    let (_, shown) = a
+        .app
+        .get(
+            &format!("/api/v1/system/federation/grants/{grant_id}"),
+            &a.admin,
+        )
+        .await;
+    assert_eq!(shown["data"]["source_cidrs"], json!(["(unreadable)"]));
+}

@@ -73,6 +73,9 @@ pub struct GrantScope {
     pub node_instance_ids: Vec<String>,
     pub sdwan_network_ids: Vec<String>,
     pub source_cidrs: Vec<IpNet>,
+    /// The stored allowlist had an entry that could not be read: the source check fails for
+    /// every address (an unreadable allowlist never widens to "any source").
+    pub source_cidrs_unreadable: bool,
     pub expires_at: OffsetDateTime,
     pub revoked: bool,
 }
@@ -223,15 +226,18 @@ pub fn explain(grant: &GrantScope, ctx: &Context<'_>) -> Vec<Check> {
             )
         },
         {
-            let ok = grant.source_cidrs.is_empty()
-                || grant
-                    .source_cidrs
-                    .iter()
-                    .any(|n| n.contains(&ctx.source_ip));
+            let ok = !grant.source_cidrs_unreadable
+                && (grant.source_cidrs.is_empty()
+                    || grant
+                        .source_cidrs
+                        .iter()
+                        .any(|n| n.contains(&ctx.source_ip)));
             check(
                 Dimension::SourceIp,
                 ok,
-                if grant.source_cidrs.is_empty() {
+                if grant.source_cidrs_unreadable {
+                    "source_cidrs unreadable; no source address is allowed".to_owned()
+                } else if grant.source_cidrs.is_empty() {
                     "any source address".to_owned()
                 } else {
                     format!(
@@ -296,6 +302,7 @@ mod tests {
             node_instance_ids: vec!["b-instance".to_owned()],
             sdwan_network_ids: vec!["overlay-1".to_owned()],
             source_cidrs: vec![parse_cidr("10.0.0.0/8").unwrap()],
+            source_cidrs_unreadable: false,
             expires_at: datetime!(2026-12-29 12:00 UTC),
             revoked: false,
         }
@@ -431,5 +438,19 @@ mod tests {
             prop_assert_eq!(decide(&g, &c).err().map(|d| d.dimension), first_failed);
             prop_assert_eq!(checks.len(), 8);
         }
+    }
+
+    #[test]
+    fn an_unreadable_allowlist_denies_every_source_even_when_empty() {
+        let mut g = grant();
+        g.source_cidrs.clear();
+        g.source_cidrs_unreadable = true;
+        let denial = decide(&g, &ctx()).unwrap_err();
+        assert_eq!(denial.dimension, Dimension::SourceIp);
+        let check = explain(&g, &ctx()).pop().unwrap();
+        assert_eq!(
+            check.why,
+            "source_cidrs unreadable; no source address is allowed"
+        );
     }
 }

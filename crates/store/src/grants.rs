@@ -1,6 +1,7 @@
 //! `grants` and `shared_resources` (SPEC §6).
 
 use diesel::prelude::*;
+use ipnet::IpNet;
 use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -22,7 +23,10 @@ pub struct GrantRow {
     pub permission_scopes: Vec<Option<String>>,
     pub node_instance_ids: Vec<Option<String>>,
     pub sdwan_network_ids: Vec<Option<String>>,
-    pub source_cidrs: Vec<Option<String>>,
+    /// `cidr[]`; `None` marks an entry that could not be read (the column's CHECK forbids
+    /// NULL elements, so only a malformed answer produces one): the grant then denies.
+    #[serde(deserialize_with = "lenient_networks")]
+    pub source_cidrs: Vec<Option<IpNet>>,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
     pub auto_renew: bool,
@@ -34,6 +38,18 @@ pub struct GrantRow {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+/// Reads a JSON list of networks, keeping an entry it cannot read as `None` instead of failing
+/// the whole answer (or, worse, dropping the entry and widening the allowlist).
+fn lenient_networks<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<Option<IpNet>>, D::Error> {
+    let raw: Vec<Option<String>> = serde::Deserialize::deserialize(d)?;
+    Ok(raw
+        .into_iter()
+        .map(|e| e.and_then(|e| e.parse().ok()))
+        .collect())
 }
 
 /// Flattens a text[] column (its elements are never NULL: a CHECK forbids it).
@@ -49,7 +65,7 @@ pub struct NewGrant<'a> {
     pub permission_scopes: &'a [String],
     pub node_instance_ids: &'a [String],
     pub sdwan_network_ids: &'a [String],
-    pub source_cidrs: &'a [String],
+    pub source_cidrs: &'a [IpNet],
     pub ttl_days: u32,
     pub auto_renew: bool,
     pub created_by: Option<Uuid>,
@@ -102,7 +118,12 @@ pub fn issue(conn: &mut PgConnection, g: &NewGrant<'_>) -> Result<GrantRow, Stor
                 grants::permission_scopes.eq(some(g.permission_scopes)),
                 grants::node_instance_ids.eq(some(g.node_instance_ids)),
                 grants::sdwan_network_ids.eq(some(g.sdwan_network_ids)),
-                grants::source_cidrs.eq(some(g.source_cidrs)),
+                grants::source_cidrs.eq(g
+                    .source_cidrs
+                    .iter()
+                    .copied()
+                    .map(Some)
+                    .collect::<Vec<_>>()),
                 grants::expires_at.eq(now + time::Duration::days(i64::from(g.ttl_days))),
                 grants::auto_renew.eq(g.auto_renew),
                 grants::created_by.eq(g.created_by),

@@ -66,7 +66,7 @@ diesel::table! {
         permission_scopes -> Array<Nullable<Text>>,
         node_instance_ids -> Array<Nullable<Text>>,
         sdwan_network_ids -> Array<Nullable<Text>>,
-        source_cidrs -> Array<Nullable<Text>>,
+        source_cidrs -> Array<Nullable<Cidr>>,
         expires_at -> Timestamptz,
         auto_renew -> Bool,
         revoked_at -> Nullable<Timestamptz>,

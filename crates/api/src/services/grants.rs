@@ -52,7 +52,11 @@ impl From<GrantRow> for GrantView {
             permission_scopes: texts(&g.permission_scopes),
             node_instance_ids: texts(&g.node_instance_ids),
             sdwan_network_ids: texts(&g.sdwan_network_ids),
-            source_cidrs: texts(&g.source_cidrs),
+            source_cidrs: g
+                .source_cidrs
+                .iter()
+                .map(|n| n.map_or_else(|| "(unreadable)".to_owned(), |n| n.to_string()))
+                .collect(),
             expires_at: g.expires_at,
             auto_renew: g.auto_renew,
             revoked_at: g.revoked_at,
@@ -62,8 +66,13 @@ impl From<GrantRow> for GrantView {
     }
 }
 
-/// The domain's view of a stored grant.
+/// The domain's view of a stored grant. An allowlist entry that could not be read makes the
+/// grant deny every source (and is logged), never allow any.
 pub fn scope_of(g: &GrantRow) -> GrantScope {
+    let source_cidrs_unreadable = g.source_cidrs.iter().any(Option::is_none);
+    if source_cidrs_unreadable {
+        tracing::error!(grant_id = %g.id, peer_id = %g.peer_id, "grant has an unreadable source_cidrs entry; denying every source");
+    }
     GrantScope {
         resource_kind: g.resource_kind.clone(),
         resource_id: g.resource_id.clone(),
@@ -73,10 +82,8 @@ pub fn scope_of(g: &GrantRow) -> GrantScope {
             .collect(),
         node_instance_ids: texts(&g.node_instance_ids),
         sdwan_network_ids: texts(&g.sdwan_network_ids),
-        source_cidrs: texts(&g.source_cidrs)
-            .iter()
-            .filter_map(|c| grant::parse_cidr(c).ok())
-            .collect(),
+        source_cidrs: g.source_cidrs.iter().flatten().copied().collect(),
+        source_cidrs_unreadable,
         expires_at: g.expires_at,
         revoked: g.revoked_at.is_some(),
     }
@@ -145,7 +152,9 @@ pub fn known_kind(ctx: &Ctx, kind: &str) -> Result<(), ApiError> {
     }
 }
 
-fn validate_issue(ctx: &Ctx, req: &IssueRequest) -> Result<u32, ApiError> {
+/// Validated allowlist networks (host bits cleared, a bare address as /32 or /128: how they
+/// always matched) and the TTL.
+fn validate_issue(ctx: &Ctx, req: &IssueRequest) -> Result<(Vec<ipnet::IpNet>, u32), ApiError> {
     known_kind(ctx, &req.resource_kind)?;
     if let Some(rid) = &req.resource_id {
         ids("resource_id", std::slice::from_ref(rid))?;
@@ -163,10 +172,16 @@ fn validate_issue(ctx: &Ctx, req: &IssueRequest) -> Result<u32, ApiError> {
     }
     ids("node_instance_ids", &req.node_instance_ids)?;
     ids("sdwan_network_ids", &req.sdwan_network_ids)?;
-    for c in &req.source_cidrs {
-        grant::parse_cidr(c).map_err(|e| ApiError::validation("source_cidrs", e.to_string()))?;
-    }
-    ttl(req.ttl_days)
+    let networks = req
+        .source_cidrs
+        .iter()
+        .map(|c| {
+            grant::parse_cidr(c)
+                .map(|n| n.trunc())
+                .map_err(|e| ApiError::validation("source_cidrs", e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((networks, ttl(req.ttl_days)?))
 }
 
 /// Issues a grant to a peer that is not revoked: the peer row is locked (`FOR SHARE`) while
@@ -178,7 +193,7 @@ pub async fn issue(
     req: IssueRequest,
 ) -> Result<IssuedGrant, ApiError> {
     require(operator, Permission::FederationManage)?;
-    let ttl_days = validate_issue(ctx, &req)?;
+    let (networks, ttl_days) = validate_issue(ctx, &req)?;
     let token = format!("fg-{}", Uuid::new_v4());
     let digest = sha256_hex(token.as_bytes());
     let actor = operator.id;
@@ -199,7 +214,7 @@ pub async fn issue(
                 permission_scopes: &req.permission_scopes,
                 node_instance_ids: &req.node_instance_ids,
                 sdwan_network_ids: &req.sdwan_network_ids,
-                source_cidrs: &req.source_cidrs,
+                source_cidrs: &networks,
                 ttl_days,
                 auto_renew: req.auto_renew,
                 created_by: Some(actor),
