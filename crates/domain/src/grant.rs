@@ -96,7 +96,7 @@ pub struct Context<'a> {
 }
 
 /// One check of `explain`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Check {
     pub dimension: Dimension,
     pub ok: bool,

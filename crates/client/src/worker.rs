@@ -1,0 +1,108 @@
+//! The worker API (`/api/v1/system/worker_api`) and worker status.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct SweepResponse {
+    /// Number of peers degraded (= `degraded_ids.len()`).
+    pub swept: usize,
+    pub degraded_ids: Vec<Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
+    pub ran_at: OffsetDateTime,
+}
+
+/// One job outcome, sent by the worker after every tick it ran.
+#[derive(Debug, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct JobReportRequest {
+    /// Schedule name, e.g. `federation_heartbeat`.
+    pub schedule: String,
+    /// Job name, e.g. `FederationHeartbeatJob`.
+    pub job: String,
+    /// Scheduled unix second of the tick.
+    pub tick: i64,
+    /// `succeeded` or `failed`.
+    pub outcome: String,
+    /// The reporting worker's name (`<name>-<schedule>-<pid>-<boot id>`).
+    pub worker: String,
+    pub attempts: Option<u32>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct ScheduleStatusView {
+    pub schedule: String,
+    pub job: String,
+    pub last_outcome: String,
+    pub last_tick: i64,
+    pub last_worker: String,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
+    pub last_success_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
+    pub last_failure_at: Option<OffsetDateTime>,
+    pub last_error: Option<String>,
+    pub runs: i64,
+    pub failures: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct TickOutcome {
+    /// Pending requests past expiry that got their timeout action.
+    pub expired: usize,
+    pub executed: usize,
+    pub failed: usize,
+    /// The agent is paused: nothing was executed.
+    pub paused: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
+    pub ran_at: OffsetDateTime,
+}
+
+/// One peer the PeerClient could not reach or that refused.
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct PeerCallFailure {
+    pub peer_id: Uuid,
+    pub error: String,
+}
+
+/// The outcome of one PeerClient run (handshakes, heartbeats, renewals).
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct PeerRun {
+    pub sent: usize,
+    pub failed: Vec<PeerCallFailure>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
+    pub ran_at: OffsetDateTime,
+}
+
+/// The outcome of one grant-maintenance run.
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct GrantMaintenance {
+    pub renewed: usize,
+    pub grant_ids: Vec<Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
+    pub ran_at: OffsetDateTime,
+}
