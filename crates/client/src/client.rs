@@ -23,8 +23,8 @@ use crate::grants::{
 };
 use crate::operators::{CreateOperatorRequest, OperatorView, OperatorWithToken};
 use crate::peers::{
-    AcceptRequest, ListQuery as PeerQuery, PeerView, PeerWithToken, ProposeRequest,
-    ReasonRequest, RegenerateRequest, ResumeRequest,
+    AcceptRequest, ListQuery as PeerQuery, PeerView, PeerWithToken, ProposeRequest, ReasonRequest,
+    RegenerateRequest, ResumeRequest,
 };
 use crate::worker::{
     GrantMaintenance, JobReportRequest, PeerRun, ScheduleStatusView, SweepResponse, TickOutcome,
@@ -124,8 +124,7 @@ impl Http {
         let resp = req.send().await.map_err(no_answer)?;
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.map_err(no_answer)?;
-        let json: Value =
-            serde_json::from_slice(&bytes).map_err(|_| Error::NotJson { status })?;
+        let json: Value = serde_json::from_slice(&bytes).map_err(|_| Error::NotJson { status })?;
         if json.get("success") == Some(&Value::Bool(true)) {
             return Ok(Answer {
                 status,
@@ -374,11 +373,19 @@ impl OperatorClient {
         let path = format!("{APPROVALS}/policies/{}", seg(action));
         self.http.call(Method::GET, &path, None).await
     }
-    pub async fn update_policy(&self, action: &str, req: &PolicyUpdate) -> Result<PolicyView, Error> {
+    pub async fn update_policy(
+        &self,
+        action: &str,
+        req: &PolicyUpdate,
+    ) -> Result<PolicyView, Error> {
         let path = format!("{APPROVALS}/policies/{}", seg(action));
         self.http.call(Method::PUT, &path, body(req)).await
     }
-    pub async fn lower_policy(&self, action: &str, req: &LowerRequest) -> Result<PolicyView, Error> {
+    pub async fn lower_policy(
+        &self,
+        action: &str,
+        req: &LowerRequest,
+    ) -> Result<PolicyView, Error> {
         let path = format!("{APPROVALS}/policies/{}/lower", seg(action));
         self.http.call(Method::POST, &path, body(req)).await
     }

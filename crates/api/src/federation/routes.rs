@@ -9,11 +9,11 @@ use super::PeerCert;
 use super::auth::{HandshakeAuth, PeerAuth, admit};
 use crate::error::ApiError;
 use crate::render::ok;
-use crate::services::inbound::{
-    self as service, AcceptRequest, HandshakeRequest, HeartbeatRequest, RenewRequest,
-    ResourceCaller,
-};
+use crate::services::inbound::{self as service, ResourceCaller};
 use crate::startup::AppState;
+use powernode_client::federation::{
+    AcceptRequest, HandshakeRequest, HeartbeatRequest, RenewRequest,
+};
 
 /// Registered through `utoipa_actix_web` so the OpenAPI document includes this listener's
 /// routes (tagged `federation`).

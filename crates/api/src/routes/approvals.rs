@@ -8,11 +8,12 @@ use uuid::Uuid;
 use crate::auth::OperatorAuth;
 use crate::error::ApiError;
 use crate::render::{ok, optional_json};
-use crate::services::approvals::queue::{
-    self as service, AgentStatusRequest, ApprovalView, ClaimedResultView, DecisionRequest,
-    ListQuery, LowerRequest, PolicyUpdate, PolicyView,
-};
+use crate::services::approvals::queue as service;
 use crate::startup::AppState;
+use powernode_client::approvals::{
+    AgentStatusRequest, ApprovalView, ClaimedResultView, DecisionRequest, ListQuery, LowerRequest,
+    PolicyUpdate, PolicyView,
+};
 
 /// List approval requests, newest first; pending ones by default.
 #[utoipa::path(

@@ -5,8 +5,9 @@ use actix_web::{HttpResponse, get, web};
 use crate::auth::OperatorAuth;
 use crate::error::ApiError;
 use crate::render::ok;
-use crate::services::events::{self as service, EventView, EventsQuery};
+use crate::services::events as service;
 use crate::startup::AppState;
+use powernode_client::events::{EventView, EventsQuery};
 
 /// Query fleet events by source, kind, peer and time, newest first.
 #[utoipa::path(

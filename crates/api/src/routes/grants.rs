@@ -8,11 +8,12 @@ use uuid::Uuid;
 use crate::auth::OperatorAuth;
 use crate::error::ApiError;
 use crate::render::{created, ok, optional_json};
-use crate::services::grants::{
-    self as service, ExplainRequest, Explanation, GrantView, IssueRequest, IssuedGrant, ListQuery,
-    RenewRequest, RevokeRequest,
-};
+use crate::services::grants as service;
 use crate::startup::AppState;
+use powernode_client::grants::{
+    ExplainRequest, Explanation, GrantView, IssueRequest, IssuedGrant, ListQuery, RenewRequest,
+    RevokeRequest,
+};
 
 /// Issue a grant to a peer; the bearer token is shown once.
 #[utoipa::path(

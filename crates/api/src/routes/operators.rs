@@ -6,10 +6,9 @@ use uuid::Uuid;
 use crate::auth::OperatorAuth;
 use crate::error::ApiError;
 use crate::render::{created, ok};
-use crate::services::operators::{
-    self as service, CreateOperatorRequest, OperatorView, OperatorWithToken,
-};
+use crate::services::operators as service;
 use crate::startup::AppState;
+use powernode_client::operators::{CreateOperatorRequest, OperatorView, OperatorWithToken};
 
 /// Create an operator and show its token once.
 #[utoipa::path(

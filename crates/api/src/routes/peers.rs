@@ -9,12 +9,12 @@ use crate::auth::OperatorAuth;
 use crate::error::ApiError;
 use crate::render::{approval_required, created, ok, optional_json};
 use crate::services::approvals::Gated;
-use crate::services::peers::lifecycle::ProposeRequest;
-use crate::services::peers::{
-    self as service, AcceptRequest, ListQuery, PeerView, PeerWithToken, ReasonRequest,
+use crate::services::peers as service;
+use crate::startup::AppState;
+use powernode_client::peers::{
+    AcceptRequest, ListQuery, PeerView, PeerWithToken, ProposeRequest, ReasonRequest,
     RegenerateRequest, ResumeRequest,
 };
-use crate::startup::AppState;
 
 /// Done → `render` (200 or 201); queued → 202 `Approval required: <action>`.
 fn gated<T: Serialize>(

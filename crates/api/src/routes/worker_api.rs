@@ -6,10 +6,9 @@ use actix_web::{HttpResponse, get, post, web};
 use crate::auth::{OperatorAuth, WorkerAuth};
 use crate::error::ApiError;
 use crate::render::ok;
-use crate::services::worker::{
-    self as service, JobReportRequest, ScheduleStatusView, SweepResponse,
-};
+use crate::services::worker as service;
 use crate::startup::AppState;
+use powernode_client::worker::{JobReportRequest, ScheduleStatusView, SweepResponse, TickOutcome};
 
 /// Degrade active peers whose heartbeat is stale (SPEC §5). No body required.
 #[utoipa::path(
@@ -94,7 +93,7 @@ pub async fn grant_maintenance(
 /// and, unless the agent is paused, executes each approved request exactly once.
 #[utoipa::path(
     tag = "worker",
-    responses((status = 200, body = crate::services::approvals::TickOutcome), (status = 401)),
+    responses((status = 200, body = TickOutcome), (status = 401)),
     security(("worker_token" = []))
 )]
 #[post("/sdwan_manager/tick")]

@@ -1,13 +1,11 @@
 //! The fleet event log (SPEC §8), newest first, by source, kind, peer and time.
 
+use powernode_client::events::{EventView, EventsQuery};
 use powernode_domain::Permission;
 use powernode_store::events::{self, EventFilter, FleetEvent};
 use powernode_store::operators::Operator;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use uuid::Uuid;
 
 use crate::db;
 use crate::error::{ApiError, internal};
@@ -16,46 +14,16 @@ use crate::services::{Ctx, require};
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 500;
 
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct EventsQuery {
-    /// e.g. `federation_heartbeat_sweep`, `accept_controller`, `federation_peer`.
-    pub source: Option<String>,
-    /// e.g. `federation.peer.heartbeat_stale`.
-    pub kind: Option<String>,
-    pub peer_id: Option<Uuid>,
-    /// ISO 8601 / RFC 3339 timestamp; events emitted at or after it.
-    pub since: Option<String>,
-    /// 1–500, default 50.
-    pub limit: Option<i64>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct EventView {
-    pub id: Uuid,
-    pub kind: String,
-    pub severity: String,
-    pub source: String,
-    pub peer_id: Option<Uuid>,
-    #[schema(value_type = Object)]
-    pub payload: Value,
-    pub correlation_id: Option<Uuid>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub emitted_at: OffsetDateTime,
-}
-
-impl From<FleetEvent> for EventView {
-    fn from(e: FleetEvent) -> Self {
-        EventView {
-            id: e.id,
-            kind: e.kind,
-            severity: e.severity,
-            source: e.source,
-            peer_id: e.peer_id,
-            payload: e.payload,
-            correlation_id: e.correlation_id,
-            emitted_at: e.emitted_at,
-        }
+pub fn event_view(e: FleetEvent) -> EventView {
+    EventView {
+        id: e.id,
+        kind: e.kind,
+        severity: e.severity,
+        source: e.source,
+        peer_id: e.peer_id,
+        payload: e.payload,
+        correlation_id: e.correlation_id,
+        emitted_at: e.emitted_at,
     }
 }
 
@@ -94,5 +62,5 @@ pub async fn list(
     let found = db::run(&ctx.pool, move |conn| events::list(conn, &filter))
         .await
         .map_err(|e| internal("events query failed", e))?;
-    Ok(found.into_iter().map(EventView::from).collect())
+    Ok(found.into_iter().map(event_view).collect())
 }

@@ -1,6 +1,9 @@
 //! Trust between instances: B's side of accept and the outbound PeerClient (handshakes and
 //! heartbeats over mTLS, SPEC §3–§5).
 
+use powernode_client::FederationClient;
+use powernode_client::federation::{AcceptAnswer, HandshakeRequest, HeartbeatRequest};
+use powernode_client::worker::{PeerCallFailure, PeerRun};
 use std::time::Duration;
 
 use diesel::PgConnection;
@@ -14,7 +17,7 @@ use powernode_store::certificates::{self, INBOUND, NewCertificate, OUTBOUND};
 use powernode_store::events::{self as fleet, NewEvent};
 use powernode_store::peers::{self, NewPeer, Peer, PeerOpError, RemoteFacts, Sealed};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::ca::{self, CLIENT_CERT_DAYS, CLIENT_KEY_CONTEXT, Issued, OpenCa};
@@ -25,7 +28,6 @@ use crate::services::Ctx;
 
 /// Every outbound peer call gives up after this long.
 pub const PEER_TIMEOUT: Duration = Duration::from_secs(10);
-const FEDERATION_API: &str = "/api/v1/system/federation_api";
 
 /// `federation.certificate.<verb>` (source `internal_ca`) for a certificate we issued.
 pub fn certificate_event(
@@ -58,15 +60,26 @@ pub fn certificate_event(
     Ok(())
 }
 
-fn unreachable(url: &str, e: &reqwest::Error) -> ApiError {
-    ApiError::PeerUnreachable(format!(
-        "peer at {url} is unreachable: {}",
-        crate::error::one_line(e)
-    ))
+/// A failed call to a peer as our answer: its error envelope passed through unchanged, no
+/// answer (or one that is not the contract) as 502.
+fn peer_error(url: &str, e: powernode_client::Error) -> ApiError {
+    use powernode_client::Error as E;
+    match e {
+        E::Api { status, body } => ApiError::Remote {
+            status,
+            code: body.code,
+            error: body.error,
+        },
+        E::NoAnswer { cause, .. } => ApiError::PeerUnreachable(format!(
+            "peer at {url} is unreachable: {}",
+            crate::error::one_line(&cause)
+        )),
+        other => ApiError::PeerUnreachable(format!("peer at {url} is unreachable: {other}")),
+    }
 }
 
 /// What B takes from A's accept answer. Read before anything is stored.
-struct AcceptAnswer {
+struct AcceptFacts {
     client_cert_pem: String,
     their_csr: String,
     remote_instance_id: Uuid,
@@ -75,36 +88,27 @@ struct AcceptAnswer {
     spawn_mode: Option<SpawnMode>,
 }
 
-fn read_accept_answer(base: &str, data: &Value) -> Result<AcceptAnswer, ApiError> {
-    let client_cert_pem = data["client_cert_pem"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let their_csr = data["csr_pem"].as_str().unwrap_or_default().to_owned();
-    let remote_instance_id: Uuid = data["instance"]["instance_id"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| {
-            ApiError::PeerUnreachable("peer answered accept without its instance id".to_owned())
-        })?;
+fn read_accept_answer(base: &str, answer: AcceptAnswer) -> Result<AcceptFacts, ApiError> {
     // An enum value we do not know is refused, never guessed: nothing is stored.
-    let peer_kind = match data["peer_kind"].as_str() {
+    let peer_kind = match answer.peer_kind.as_deref() {
         None => PeerKind::Platform,
         Some(k) => PeerKind::parse(k).map_err(|_| unknown_value(base, "peer_kind", k))?,
     };
-    let spawn_role = data["spawn_role"]
-        .as_str()
+    let spawn_role = answer
+        .spawn_role
+        .as_deref()
         .map(|r| SpawnRole::parse(r).map_err(|_| unknown_value(base, "spawn_role", r)))
         .transpose()?
         .map(SpawnRole::mirrored);
-    let spawn_mode = data["spawn_mode"]
-        .as_str()
+    let spawn_mode = answer
+        .spawn_mode
+        .as_deref()
         .map(|m| SpawnMode::parse(m).map_err(|_| unknown_value(base, "spawn_mode", m)))
         .transpose()?;
-    Ok(AcceptAnswer {
-        client_cert_pem,
-        their_csr,
-        remote_instance_id,
+    Ok(AcceptFacts {
+        client_cert_pem: answer.client_cert_pem,
+        their_csr: answer.csr_pem,
+        remote_instance_id: answer.instance.instance_id,
         peer_kind,
         spawn_role,
         spawn_mode,
@@ -118,23 +122,6 @@ fn unknown_value(url: &str, field: &str, value: &str) -> ApiError {
         message: format!("peer at {url} answered with {reason}"),
         reason,
     }
-}
-
-/// Passes a peer's error envelope through unchanged; anything else is 502.
-async fn peer_answer(url: &str, resp: reqwest::Response) -> Result<Value, ApiError> {
-    let status = resp.status().as_u16();
-    let body: Value = resp.json().await.map_err(|e| unreachable(url, &e))?;
-    if body["success"] == Value::Bool(true) {
-        return Ok(body["data"].clone());
-    }
-    Err(ApiError::Remote {
-        status,
-        code: body["code"]
-            .as_str()
-            .unwrap_or("PEER_UNREACHABLE")
-            .to_owned(),
-        error: body["error"].as_str().unwrap_or("peer error").to_owned(),
-    })
 }
 
 /// B's operator accept (SPEC §3): parse the token, fetch and pin A's CA by fingerprint, send
@@ -155,16 +142,10 @@ pub async fn accept_remote(
         .timeout(PEER_TIMEOUT)
         .build()
         .map_err(|e| internal("http client", e))?;
-    let ca_url = format!("{base}{FEDERATION_API}/ca");
-    let der = bootstrap
-        .get(&ca_url)
-        .send()
+    let der = FederationClient::new(bootstrap, &base)
+        .ca()
         .await
-        .and_then(reqwest::Response::error_for_status)
-        .map_err(|e| unreachable(&base, &e))?
-        .bytes()
-        .await
-        .map_err(|e| unreachable(&base, &e))?;
+        .map_err(|e| peer_error(&base, e))?;
     let got = token::sha256_hex(&der);
     if got != claims.ca_sha256 {
         return Err(
@@ -189,34 +170,33 @@ pub async fn accept_remote(
         .timeout(PEER_TIMEOUT)
         .build()
         .map_err(|e| internal("http client", e))?;
-    let body = json!({
-        "peer_id": claims.peer_id,
-        "acceptance_token": acceptance_token.expose_secret(),
-        "contract_version": powernode_domain::peer::CONTRACT_VERSION,
-        "instance": { "instance_id": identity.instance_id, "url": ctx.settings.federation_public_url },
-        "csr_pem": our_csr,
-        "ca_pem": identity.ca_cert_pem,
-        "capabilities": [],
-        "extension_slugs": [],
-        "endpoints": [],
-    });
-    let accept_url = format!("{base}{FEDERATION_API}/accept");
-    let resp = pinned
-        .post(&accept_url)
-        .json(&body)
-        .send()
+    let request = powernode_client::federation::AcceptRequest {
+        peer_id: claims.peer_id,
+        acceptance_token: Some(acceptance_token.expose_secret().to_owned()),
+        contract_version: powernode_domain::peer::CONTRACT_VERSION,
+        instance: powernode_client::federation::Instance {
+            instance_id: identity.instance_id,
+            url: ctx.settings.federation_public_url.as_str().to_owned(),
+        },
+        csr_pem: our_csr.clone(),
+        ca_pem: identity.ca_cert_pem.clone(),
+        capabilities: Some(json!([])),
+        extension_slugs: Some(json!([])),
+        endpoints: Some(json!([])),
+    };
+    let answer = FederationClient::new(pinned, &base)
+        .accept(&request)
         .await
-        .map_err(|e| unreachable(&base, &e))?;
-    let data = peer_answer(&base, resp).await?;
+        .map_err(|e| peer_error(&base, e))?;
 
-    let AcceptAnswer {
+    let AcceptFacts {
         client_cert_pem,
         their_csr,
         remote_instance_id,
         peer_kind,
         spawn_role,
         spawn_mode,
-    } = read_accept_answer(&base, &data)?;
+    } = read_accept_answer(&base, answer)?;
     let cert = X509::from_pem(client_cert_pem.as_bytes()).map_err(|_| {
         ApiError::PeerUnreachable("peer issued an unreadable certificate".to_owned())
     })?;
@@ -319,18 +299,9 @@ pub async fn accept_remote(
     Ok(peer)
 }
 
-/// The outcome of one PeerClient run.
-#[derive(Debug, serde::Serialize)]
-pub struct PeerRun {
-    pub sent: usize,
-    pub failed: Vec<Value>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub ran_at: time::OffsetDateTime,
-}
-
 /// Our client certificate and key for a peer (and whether it is due for rotation), or an
 /// error after logging SPEC §4's partial-config warning and refusal.
-async fn client_for(ctx: &Ctx, peer: &Peer) -> Result<(reqwest::Client, bool), String> {
+async fn client_for(ctx: &Ctx, peer: &Peer) -> Result<(FederationClient, bool), String> {
     let id = peer.id;
     let row = db::run(&ctx.pool, move |conn| {
         certificates::for_peer(conn, id, OUTBOUND)
@@ -365,7 +336,10 @@ async fn client_for(ctx: &Ctx, peer: &Peer) -> Result<(reqwest::Client, bool), S
                 .timeout(PEER_TIMEOUT)
                 .build()
                 .map_err(|e| e.to_string())?;
-            return Ok((client, false));
+            return Ok((
+                FederationClient::new(client, &peer.remote_instance_url),
+                false,
+            ));
         }
         tracing::warn!(
             "[PeerClient] plaintext fallback disabled; call to peer {} refused",
@@ -387,12 +361,15 @@ async fn client_for(ctx: &Ctx, peer: &Peer) -> Result<(reqwest::Client, bool), S
         .as_ref()
         .and_then(|r| Some((r.not_before?, r.not_after?)))
         .is_some_and(|(from, to)| powernode_domain::certificate::due_for_rotation(from, to, now));
-    Ok((client, due))
+    Ok((
+        FederationClient::new(client, &peer.remote_instance_url),
+        due,
+    ))
 }
 
 /// Rotation at 75 % of the lifetime: a new key and CSR, sent over the current mTLS channel;
 /// the new certificate and its sealed key are stored together. The old one stays valid.
-async fn renew(ctx: &Ctx, client: &reqwest::Client, base: &str, peer: &Peer) -> Result<(), String> {
+async fn renew(ctx: &Ctx, client: &FederationClient, peer: &Peer) -> Result<(), String> {
     let (key, csr) = ca::key_and_csr().map_err(|e| e.to_string())?;
     let peer_id = peer.id;
     let Some(claimed) = crate::claim::claim(&ctx.pool, move |conn| {
@@ -403,23 +380,17 @@ async fn renew(ctx: &Ctx, client: &reqwest::Client, base: &str, peer: &Peer) -> 
         tracing::debug!(peer_id = %peer.id, "renewal already in progress elsewhere");
         return Ok(());
     };
-    let data = match call(
-        client,
-        &format!("{base}/certificates/renew"),
-        &json!({ "csr_pem": csr }),
-    )
-    .await
+    let answer = match client
+        .renew(&powernode_client::federation::RenewRequest { csr_pem: csr })
+        .await
     {
-        Ok(d) => d,
+        Ok(a) => a,
         Err(e) => {
             claimed.release().await;
-            return Err(e.into());
+            return Err(refusal_text(&e));
         }
     };
-    let pem = data["client_cert_pem"]
-        .as_str()
-        .ok_or("renew answer without a certificate")?
-        .to_owned();
+    let pem = answer.client_cert_pem;
     let cert = X509::from_pem(pem.as_bytes()).map_err(|e| e.to_string())?;
     let fingerprint = cert
         .digest(MessageDigest::sha256())
@@ -465,45 +436,14 @@ async fn renew(ctx: &Ctx, client: &reqwest::Client, base: &str, peer: &Peer) -> 
     Ok(())
 }
 
-/// A call the peer did not answer with success: what to record, and the machine-readable
-/// `details.peer_status` of a chain refusal (how the peer sees us), if it sent one.
-struct Refused {
-    text: String,
-    peer_status: Option<PeerStatus>,
+/// What a failed peer call records (`last_outbound_error`, the run's failures): one line.
+fn refusal_text(e: &powernode_client::Error) -> String {
+    crate::error::one_line(e)
 }
 
-impl From<Refused> for String {
-    fn from(r: Refused) -> String {
-        r.text
-    }
-}
-
-async fn call(client: &reqwest::Client, url: &str, body: &Value) -> Result<Value, Refused> {
-    let unanswered = |e: reqwest::Error| Refused {
-        text: crate::error::one_line(&e),
-        peer_status: None,
-    };
-    let resp = client
-        .post(url)
-        .json(body)
-        .send()
-        .await
-        .map_err(unanswered)?;
-    let status = resp.status().as_u16();
-    let json: Value = resp.json().await.map_err(unanswered)?;
-    if json["success"] == Value::Bool(true) {
-        Ok(json["data"].clone())
-    } else {
-        Err(Refused {
-            text: format!(
-                "HTTP {status}: {}",
-                json["error"].as_str().unwrap_or("no message")
-            ),
-            peer_status: json["details"]["peer_status"]
-                .as_str()
-                .and_then(|s| s.parse().ok()),
-        })
-    }
+/// How the peer sees us, when it refused us by the mTLS chain (`details.peer_status`).
+fn peer_status_of(e: &powernode_client::Error) -> Option<PeerStatus> {
+    e.body()?.details.get("peer_status")?.as_str()?.parse().ok()
 }
 
 /// One PeerClient pass: pending handshakes (our accepted_here rows in accepted), then
@@ -548,7 +488,10 @@ pub async fn run_peer_heartbeats(ctx: &Ctx) -> Result<PeerRun, ApiError> {
             Ok(()) => sent += 1,
             Err(e) => {
                 tracing::warn!(peer_id = %id, "[PeerClient] call failed: {e}");
-                failed.push(json!({ "peer_id": id, "error": e }));
+                failed.push(PeerCallFailure {
+                    peer_id: id,
+                    error: e,
+                });
             }
         }
     }
@@ -561,29 +504,23 @@ pub async fn run_peer_heartbeats(ctx: &Ctx) -> Result<PeerRun, ApiError> {
 
 async fn contact(ctx: &Ctx, peer: Peer) -> Result<(), String> {
     let (client, due) = client_for(ctx, &peer).await?;
-    let base = format!("{}{FEDERATION_API}", peer.remote_instance_url);
     if peer.status == PeerStatus::Accepted {
-        return handshake(ctx, &client, &base, &peer).await;
+        return handshake(ctx, &client, &peer).await;
     }
     if due {
-        renew(ctx, &client, &base, &peer).await?;
+        renew(ctx, &client, &peer).await?;
     }
-    let result = call(&client, &format!("{base}/heartbeat"), &json!({})).await;
+    let result = client.heartbeat(&HeartbeatRequest::default()).await;
     // The other side was resumed (back to accepted): repeat the handshake, no status change here.
     if let Err(e) = &result
-        && e.peer_status == Some(PeerStatus::Accepted)
+        && peer_status_of(e) == Some(PeerStatus::Accepted)
     {
-        return handshake(ctx, &client, &base, &peer).await;
+        return handshake(ctx, &client, &peer).await;
     }
-    result.map(|_| ()).map_err(String::from)
+    result.map(|_| ()).map_err(|e| refusal_text(&e))
 }
 
-async fn handshake(
-    ctx: &Ctx,
-    client: &reqwest::Client,
-    base: &str,
-    peer: &Peer,
-) -> Result<(), String> {
+async fn handshake(ctx: &Ctx, client: &FederationClient, peer: &Peer) -> Result<(), String> {
     let id = peer.id;
     let issued = db::run(&ctx.pool, move |conn| {
         certificates::for_peer(conn, id, INBOUND)
@@ -594,7 +531,13 @@ async fn handshake(
     .find(|c| c.revoked_at.is_none())
     .and_then(|c| c.cert_pem)
     .ok_or("no certificate issued to this peer")?;
-    let body = json!({ "client_cert_pem": issued, "capabilities": [], "extension_slugs": [], "endpoints": [] });
+    let body = HandshakeRequest {
+        client_cert_pem: issued,
+        ca_chain_pem: None,
+        capabilities: Some(json!([])),
+        extension_slugs: Some(json!([])),
+        endpoints: Some(json!([])),
+    };
     let Some(claimed) = crate::claim::claim(&ctx.pool, move |conn| {
         peers::claim_one(conn, id).map_err(PeerOpError::from)
     })
@@ -603,9 +546,9 @@ async fn handshake(
         tracing::debug!(peer_id = %id, "handshake already in progress elsewhere");
         return Ok(());
     };
-    if let Err(e) = call(client, &format!("{base}/handshake"), &body).await {
+    if let Err(e) = client.handshake(&body).await {
         claimed.release().await;
-        return Err(e.into());
+        return Err(refusal_text(&e));
     }
     claimed
         .finish(Box::new(move |conn| {
@@ -628,17 +571,19 @@ mod tests {
 
     use super::*;
 
-    fn answer(peer_kind: &str) -> Value {
-        json!({
-            "client_cert_pem": "x", "csr_pem": "y",
-            "instance": {"instance_id": Uuid::nil()},
+    fn answer(peer_kind: &str) -> AcceptAnswer {
+        serde_json::from_value(json!({
+            "peer_id": Uuid::nil(), "status": "accepted",
+            "client_cert_pem": "x", "ca_chain_pem": "z", "csr_pem": "y",
+            "instance": {"instance_id": Uuid::nil(), "url": "https://a.example"},
             "peer_kind": peer_kind, "spawn_role": "child", "spawn_mode": null,
-        })
+        }))
+        .unwrap()
     }
 
     #[actix_web::test]
     async fn an_unknown_enum_value_in_the_accept_answer_is_a_502_with_its_reason() {
-        let Err(e) = read_accept_answer("https://a.example", &answer("quantum")) else {
+        let Err(e) = read_accept_answer("https://a.example", answer("quantum")) else {
             panic!("an unknown peer_kind must be refused");
         };
         let response = e.error_response();
@@ -646,7 +591,7 @@ mod tests {
         let body = actix_web::body::to_bytes(response.into_body())
             .await
             .unwrap();
-        let body: Value = serde_json::from_slice(&body).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["code"], "PEER_UNREACHABLE");
         assert_eq!(
             body["details"],
@@ -657,12 +602,12 @@ mod tests {
             "peer at https://a.example answered with unknown peer_kind quantum"
         );
         let mut odd_role = answer("platform");
-        odd_role["spawn_role"] = json!("grandparent");
+        odd_role.spawn_role = Some("grandparent".to_owned());
         assert!(matches!(
-            read_accept_answer("https://a.example", &odd_role),
+            read_accept_answer("https://a.example", odd_role),
             Err(ApiError::PeerAnswerInvalid { reason, .. }) if reason == "unknown spawn_role grandparent"
         ));
-        let ok = read_accept_answer("https://a.example", &answer("sdwan_only")).unwrap();
+        let ok = read_accept_answer("https://a.example", answer("sdwan_only")).unwrap();
         assert_eq!(ok.peer_kind, PeerKind::SdwanOnly);
         assert_eq!(ok.spawn_role, Some(SpawnRole::Parent));
     }

@@ -1,16 +1,18 @@
 //! Grants (SPEC §6) and the shared resources peers read and write under them: issue, list,
 //! show, revoke, renew, explain; resource get/put/delete for operators.
 
+use powernode_client::grants::{
+    ExplainRequest, Explanation, GrantView, IssueRequest, IssuedGrant, ListQuery, RenewRequest,
+    ResourceDeleted, ResourceView, RevokeRequest,
+};
 use std::net::IpAddr;
 
-use powernode_domain::grant::{self, Check, Context, GrantScope, Scope};
+use powernode_domain::grant::{self, Context, GrantScope, Scope};
 use powernode_domain::token::sha256_hex;
 use powernode_domain::{PeerStatus, Permission};
 use powernode_store::grants::{self as store, GrantRow, Lifecycle, NewGrant, texts};
 use powernode_store::operators::Operator;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{Ctx, require};
@@ -21,48 +23,25 @@ const DEFAULT_TTL_DAYS: u32 = 30;
 const MAX_TTL_DAYS: u32 = 365;
 const MAX_ID_LEN: usize = 64;
 
-/// A grant as operators see it (never its token).
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct GrantView {
-    pub id: Uuid,
-    pub peer_id: Uuid,
-    pub resource_kind: String,
-    pub resource_id: Option<String>,
-    pub permission_scopes: Vec<String>,
-    pub node_instance_ids: Vec<String>,
-    pub sdwan_network_ids: Vec<String>,
-    pub source_cidrs: Vec<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
-    pub auto_renew: bool,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub revoked_at: Option<OffsetDateTime>,
-    pub revocation_reason: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-}
-
-impl From<GrantRow> for GrantView {
-    fn from(g: GrantRow) -> Self {
-        GrantView {
-            id: g.id,
-            peer_id: g.peer_id,
-            resource_kind: g.resource_kind,
-            resource_id: g.resource_id,
-            permission_scopes: texts(&g.permission_scopes),
-            node_instance_ids: texts(&g.node_instance_ids),
-            sdwan_network_ids: texts(&g.sdwan_network_ids),
-            source_cidrs: g
-                .source_cidrs
-                .iter()
-                .map(|n| n.map_or_else(|| "(unreadable)".to_owned(), |n| n.to_string()))
-                .collect(),
-            expires_at: g.expires_at,
-            auto_renew: g.auto_renew,
-            revoked_at: g.revoked_at,
-            revocation_reason: g.revocation_reason,
-            created_at: g.created_at,
-        }
+pub fn grant_view(g: GrantRow) -> GrantView {
+    GrantView {
+        id: g.id,
+        peer_id: g.peer_id,
+        resource_kind: g.resource_kind,
+        resource_id: g.resource_id,
+        permission_scopes: texts(&g.permission_scopes),
+        node_instance_ids: texts(&g.node_instance_ids),
+        sdwan_network_ids: texts(&g.sdwan_network_ids),
+        source_cidrs: g
+            .source_cidrs
+            .iter()
+            .map(|n| n.map_or_else(|| "(unreadable)".to_owned(), |n| n.to_string()))
+            .collect(),
+        expires_at: g.expires_at,
+        auto_renew: g.auto_renew,
+        revoked_at: g.revoked_at,
+        revocation_reason: g.revocation_reason,
+        created_at: g.created_at,
     }
 }
 
@@ -87,32 +66,6 @@ pub fn scope_of(g: &GrantRow) -> GrantScope {
         expires_at: g.expires_at,
         revoked: g.revoked_at.is_some(),
     }
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct IssueRequest {
-    pub resource_kind: String,
-    pub resource_id: Option<String>,
-    /// Subset of `read`, `write`.
-    pub permission_scopes: Vec<String>,
-    #[serde(default)]
-    pub node_instance_ids: Vec<String>,
-    #[serde(default)]
-    pub sdwan_network_ids: Vec<String>,
-    #[serde(default)]
-    pub source_cidrs: Vec<String>,
-    /// Default 30, at most 365.
-    pub ttl_days: Option<u32>,
-    #[serde(default)]
-    pub auto_renew: bool,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct IssuedGrant {
-    pub grant: GrantView,
-    /// `fg-<uuid v4>`: the bearer token, shown once.
-    pub token: String,
 }
 
 fn ids(field: &str, values: &[String]) -> Result<(), ApiError> {
@@ -225,17 +178,9 @@ pub async fn issue(
     .await?;
     tracing::info!(grant_id = %row.id, peer_id = %peer_id, operator_id = %actor, "grant issued");
     Ok(IssuedGrant {
-        grant: row.into(),
+        grant: grant_view(row),
         token,
     })
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    pub peer_id: Option<Uuid>,
-    /// `active`, `expired` or `revoked`.
-    pub lifecycle: Option<String>,
 }
 
 /// Grants, newest first, by peer and lifecycle.
@@ -260,7 +205,7 @@ pub async fn list(
     let rows = db::run(&ctx.pool, move |conn| store::list(conn, peer, lifecycle))
         .await
         .map_err(|e| internal("grant list failed", e))?;
-    Ok(rows.into_iter().map(GrantView::from).collect())
+    Ok(rows.into_iter().map(grant_view).collect())
 }
 
 async fn load(ctx: &Ctx, id: Uuid) -> Result<GrantRow, ApiError> {
@@ -273,13 +218,7 @@ async fn load(ctx: &Ctx, id: Uuid) -> Result<GrantRow, ApiError> {
 /// One grant (never its token).
 pub async fn show(ctx: &Ctx, operator: &Operator, id: Uuid) -> Result<GrantView, ApiError> {
     require(operator, Permission::FederationRead)?;
-    Ok(load(ctx, id).await?.into())
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RevokeRequest {
-    pub reason: String,
+    Ok(grant_view(load(ctx, id).await?))
 }
 
 /// Revokes a live grant (a second revoke is 409); calls with its token are refused at once.
@@ -298,16 +237,10 @@ pub async fn revoke(
         {
             None => Err(ApiError::NotFound(format!("grant {id} not found"))),
             Some(Err(_)) => Err(ApiError::Conflict(format!("grant {id} is already revoked"))),
-            Some(Ok(row)) => Ok(GrantView::from(row)),
+            Some(Ok(row)) => Ok(grant_view(row)),
         }
     })
     .await
-}
-
-#[derive(Deserialize, Default, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RenewRequest {
-    pub ttl_days: Option<u32>,
 }
 
 /// Renews a live grant: its expiry becomes `ttl_days` (default 30) from now.
@@ -329,30 +262,10 @@ pub async fn renew(
         }
         store::renew(conn, id, days, Some(actor))
             .map_err(|e| internal("grant renew failed", e))?
-            .map(GrantView::from)
+            .map(grant_view)
             .ok_or_else(|| ApiError::Conflict(format!("grant {id} is revoked")))
     })
     .await
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ExplainRequest {
-    pub resource_kind: String,
-    pub resource_id: String,
-    /// `read` or `write`.
-    pub scope: String,
-    pub instance_id: Option<String>,
-    pub network: Option<String>,
-    pub source_ip: String,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Explanation {
-    pub allowed: bool,
-    pub denial: Option<Value>,
-    #[schema(value_type = Vec<Object>)]
-    pub checks: Vec<Check>,
 }
 
 /// Every check of the grant against a calling context, with ok/failed and why (the runbook's
@@ -402,12 +315,13 @@ pub async fn explain(
 }
 
 /// A resource as answered: with its document, or (after a write) without.
-pub fn resource_json(r: &store::Resource, with_document: bool) -> Value {
-    let mut v = json!({ "kind": r.kind, "id": r.id, "version": r.version });
-    if with_document {
-        v["document"] = r.document.clone();
+pub fn resource_view(r: &store::Resource, with_document: bool) -> ResourceView {
+    ResourceView {
+        kind: r.kind.clone(),
+        id: r.id.clone(),
+        version: i64::from(r.version),
+        document: with_document.then(|| r.document.clone()),
     }
-    v
 }
 
 /// An operator reads a shared resource.
@@ -416,7 +330,7 @@ pub async fn get_resource(
     operator: &Operator,
     kind: String,
     id: String,
-) -> Result<Value, ApiError> {
+) -> Result<ResourceView, ApiError> {
     require(operator, Permission::FederationRead)?;
     known_kind(ctx, &kind)?;
     let (k, i) = (kind.clone(), id.clone());
@@ -424,7 +338,7 @@ pub async fn get_resource(
         .await
         .map_err(|e| internal("resource read failed", e))?
         .ok_or_else(|| ApiError::NotFound(format!("resource {kind}/{id} not found")))?;
-    Ok(resource_json(&found, true))
+    Ok(resource_view(&found, true))
 }
 
 /// An operator publishes (creates or replaces) a shared resource.
@@ -434,7 +348,7 @@ pub async fn put_resource(
     kind: String,
     id: String,
     document: Value,
-) -> Result<Value, ApiError> {
+) -> Result<ResourceView, ApiError> {
     require(operator, Permission::FederationManage)?;
     known_kind(ctx, &kind)?;
     ids("id", std::slice::from_ref(&id))?;
@@ -443,7 +357,7 @@ pub async fn put_resource(
     })
     .await
     .map_err(|e| internal("resource write failed", e))?;
-    Ok(resource_json(&stored, false))
+    Ok(resource_view(&stored, false))
 }
 
 /// An operator deletes a shared resource.
@@ -452,7 +366,7 @@ pub async fn delete_resource(
     operator: &Operator,
     kind: String,
     id: String,
-) -> Result<Value, ApiError> {
+) -> Result<ResourceDeleted, ApiError> {
     require(operator, Permission::FederationManage)?;
     known_kind(ctx, &kind)?;
     let (k, i) = (kind.clone(), id.clone());
@@ -460,7 +374,11 @@ pub async fn delete_resource(
         .await
         .map_err(|e| internal("resource delete failed", e))?;
     if deleted {
-        Ok(json!({ "kind": kind, "id": id, "deleted": true }))
+        Ok(ResourceDeleted {
+            kind,
+            id,
+            deleted: true,
+        })
     } else {
         Err(ApiError::NotFound(format!(
             "resource {kind}/{id} not found"

@@ -5,11 +5,14 @@
 
 use openssl::hash::MessageDigest;
 use openssl::x509::X509;
+use powernode_client::federation::{
+    AcceptAnswer, AcceptRequest, HandshakeAnswer, HandshakeRequest, HeartbeatAnswer,
+    HeartbeatRequest, Instance, RenewAnswer, RenewRequest, ResourceView,
+};
 use powernode_domain::PeerStatus;
 use powernode_domain::peer::CONTRACT_VERSION;
 use powernode_store::certificates::{self, INBOUND, NewCertificate, OUTBOUND};
 use powernode_store::peers::{self, Peer, RemoteFacts, Sealed};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -29,40 +32,6 @@ pub async fn ca_certificate(ctx: &Ctx) -> Result<Vec<u8>, ApiError> {
     X509::from_pem(identity.ca_cert_pem.as_bytes())
         .and_then(|c| c.to_der())
         .map_err(|e| internal("CA certificate unreadable", e))
-}
-
-#[derive(Deserialize, Serialize, Clone, utoipa::ToSchema)]
-pub struct Instance {
-    pub instance_id: Uuid,
-    pub url: String,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct AcceptRequest {
-    pub peer_id: Uuid,
-    pub acceptance_token: Option<String>,
-    pub contract_version: i32,
-    pub instance: Instance,
-    pub csr_pem: String,
-    pub ca_pem: String,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub capabilities: Option<Value>,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub extension_slugs: Option<Value>,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub endpoints: Option<Value>,
-}
-
-impl std::fmt::Debug for AcceptRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AcceptRequest")
-            .field("peer_id", &self.peer_id)
-            .field("acceptance_token", &"[REDACTED]")
-            .finish_non_exhaustive()
-    }
 }
 
 /// Validates a peer's CA: exactly one self-signed CA:TRUE certificate, currently valid.
@@ -105,7 +74,7 @@ pub fn validate_ca_pem(pem: &str) -> Result<(X509, String), String> {
 /// A's side of accept (SPEC §3): every check in order before anything is written, then in one
 /// transaction: accepted, digest cleared, B's certificate issued, B's CA pinned, A's pending
 /// key sealed on the row, events.
-pub async fn accept(ctx: &Ctx, req: AcceptRequest) -> Result<Value, ApiError> {
+pub async fn accept(ctx: &Ctx, req: AcceptRequest) -> Result<AcceptAnswer, ApiError> {
     if req.contract_version != CONTRACT_VERSION {
         return Err(ApiError::validation(
             "contract_version",
@@ -209,39 +178,30 @@ pub async fn accept(ctx: &Ctx, req: AcceptRequest) -> Result<Value, ApiError> {
     .and_then(|c| c.cert_pem)
     .unwrap_or_default();
     tracing::info!(peer_id = %peer_id, "peer accepted over the federation API");
-    Ok(json!({
-            "peer_id": peer_id,
-            "status": moved.status,
-            "client_cert_pem": client_cert_pem,
-            "ca_chain_pem": ca_chain_pem,
-            "csr_pem": csr_for_b,
-            "instance": { "instance_id": identity.instance_id, "url": ctx.settings.federation_public_url },
-            "peer_kind": moved.peer_kind,
-            "spawn_role": moved.spawn_role,
-            "spawn_mode": moved.spawn_mode,
-    }))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct HandshakeRequest {
-    pub client_cert_pem: String,
-    #[serde(default)]
-    pub ca_chain_pem: Option<String>,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub capabilities: Option<Value>,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub extension_slugs: Option<Value>,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub endpoints: Option<Value>,
+    Ok(AcceptAnswer {
+        peer_id,
+        status: moved.status.to_string(),
+        client_cert_pem,
+        ca_chain_pem,
+        csr_pem: csr_for_b,
+        instance: Instance {
+            instance_id: identity.instance_id,
+            url: ctx.settings.federation_public_url.as_str().to_owned(),
+        },
+        peer_kind: Some(moved.peer_kind.as_str().to_owned()),
+        spawn_role: moved.spawn_role.map(|r| r.as_str().to_owned()),
+        spawn_mode: moved.spawn_mode.map(|m| m.as_str().to_owned()),
+    })
 }
 
 /// The handshake (SPEC §4): the certificate the caller issued to us must chain to its pinned
 /// CA and carry our pending key; stored with that key as our outbound certificate; accepted →
 /// enrolled. A repeat once enrolled answers the same and changes nothing.
-pub async fn handshake(ctx: &Ctx, peer: &Peer, req: HandshakeRequest) -> Result<Value, ApiError> {
+pub async fn handshake(
+    ctx: &Ctx,
+    peer: &Peer,
+    req: HandshakeRequest,
+) -> Result<HandshakeAnswer, ApiError> {
     let peer_id = peer.id;
     let master = ctx.settings.master_key.clone();
     let moved = db::run(&ctx.pool, move |conn| {
@@ -347,29 +307,11 @@ pub async fn handshake(ctx: &Ctx, peer: &Peer, req: HandshakeRequest) -> Result<
         observability::transition(moved.from, moved.status, 1);
         tracing::info!(peer_id = %peer_id, "handshake completed; peer enrolled");
     }
-    Ok(json!({
-        "peer_id": peer_id,
-        "status": moved.status,
-        "last_handshake_at": moved.last_handshake_at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
-    }))
-}
-
-#[derive(Deserialize, Default, utoipa::ToSchema)]
-pub struct HeartbeatRequest {
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub capabilities: Option<Value>,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub endpoints: Option<Value>,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub sync_cursor: Option<Value>,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub extension_slugs: Option<Value>,
-    #[serde(default)]
-    pub platform_version: Option<String>,
+    Ok(HandshakeAnswer {
+        peer_id,
+        status: moved.status.to_string(),
+        last_handshake_at: moved.last_handshake_at,
+    })
 }
 
 /// An authenticated heartbeat: last_heartbeat_at, enrolled/degraded → active. `cert` has passed
@@ -379,7 +321,7 @@ pub async fn heartbeat(
     heartbeats: &HeartbeatBatcher,
     cert: PeerCert,
     req: HeartbeatRequest,
-) -> Result<Value, ApiError> {
+) -> Result<HeartbeatAnswer, ApiError> {
     // The common case — an active peer reporting nothing new — is batched with the other
     // heartbeats in flight into one statement; anything else (a transition, new facts, a
     // refusal) takes the full chain below.
@@ -394,10 +336,10 @@ pub async fn heartbeat(
             .map_err(|e| internal("heartbeat failed", e))?;
         if let Some(at) = beat {
             metrics::counter!("powernode_heartbeats_received_total").increment(1);
-            return Ok(json!({
-                "status": PeerStatus::Active,
-                "last_heartbeat_at": at.format(&time::format_description::well_known::Rfc3339).ok(),
-            }));
+            return Ok(HeartbeatAnswer {
+                status: PeerStatus::Active.to_string(),
+                last_heartbeat_at: Some(at),
+            });
         }
     }
     let auth = crate::federation::auth::lookup(ctx, cert, false).await?;
@@ -425,21 +367,16 @@ pub async fn heartbeat(
     if moved.from != moved.status {
         observability::transition(moved.from, moved.status, 1);
     }
-    Ok(json!({
-        "status": moved.status,
-        "last_heartbeat_at": moved.last_heartbeat_at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
-    }))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct RenewRequest {
-    pub csr_pem: String,
+    Ok(HeartbeatAnswer {
+        status: moved.status.to_string(),
+        last_heartbeat_at: moved.last_heartbeat_at,
+    })
 }
 
 /// Certificate rotation over the existing mTLS channel (SPEC §4): a new client certificate
 /// for the caller from a new CSR, under the same rules; the old one keeps working until it
 /// expires or is revoked.
-pub async fn renew(ctx: &Ctx, peer: &Peer, req: RenewRequest) -> Result<Value, ApiError> {
+pub async fn renew(ctx: &Ctx, peer: &Peer, req: RenewRequest) -> Result<RenewAnswer, ApiError> {
     let remote = peer
         .remote_instance_id
         .ok_or_else(|| internal("renew", "peer without remote_instance_id"))?;
@@ -469,11 +406,11 @@ pub async fn renew(ctx: &Ctx, peer: &Peer, req: RenewRequest) -> Result<Value, A
     .await
     .map_err(|e| internal("renew failed", e))??;
     tracing::info!(peer_id = %peer_id, serial = %issued.serial_hex, "client certificate renewed");
-    Ok(json!({
-        "client_cert_pem": issued.pem,
-        "ca_chain_pem": identity.ca_cert_pem,
-        "not_after": issued.not_after.format(&time::format_description::well_known::Rfc3339).ok(),
-    }))
+    Ok(RenewAnswer {
+        client_cert_pem: issued.pem,
+        ca_chain_pem: identity.ca_cert_pem,
+        not_after: Some(issued.not_after),
+    })
 }
 
 /// What the listener extracted from a resource call: the admitted client certificate, the
@@ -649,7 +586,7 @@ pub async fn read_resource(
     caller: ResourceCaller,
     kind: String,
     id: String,
-) -> Result<Value, ApiError> {
+) -> Result<ResourceView, ApiError> {
     let call = resource_call(lookups, &caller, &kind, &id, true).await?;
     authorize(
         ctx,
@@ -662,7 +599,7 @@ pub async fn read_resource(
     let found = call
         .resource
         .ok_or_else(|| ApiError::NotFound(format!("resource {kind}/{id} not found")))?;
-    Ok(super::grants::resource_json(&found, true))
+    Ok(super::grants::resource_view(&found, true))
 }
 
 /// A peer writes a shared resource under a grant with `write` (new version + event).
@@ -673,7 +610,7 @@ pub async fn write_resource(
     kind: String,
     id: String,
     doc: Value,
-) -> Result<Value, ApiError> {
+) -> Result<ResourceView, ApiError> {
     let call = resource_call(lookups, &caller, &kind, &id, false).await?;
     authorize(
         ctx,
@@ -687,7 +624,8 @@ pub async fn write_resource(
     let stored = db::transaction(&ctx.pool, move |conn| {
         let stored = powernode_store::grants::put_resource(conn, &kind, &id, &doc, Some(peer_id))
             .map_err(|e| internal("resource write failed", e))?;
-        let payload = super::grants::resource_json(&stored, false);
+        let payload = serde_json::to_value(super::grants::resource_view(&stored, false))
+            .map_err(|e| internal("resource event", e))?;
         powernode_store::events::insert(
             conn,
             &powernode_store::events::NewEvent {
@@ -703,5 +641,5 @@ pub async fn write_resource(
         Ok(stored)
     })
     .await?;
-    Ok(super::grants::resource_json(&stored, false))
+    Ok(super::grants::resource_view(&stored, false))
 }

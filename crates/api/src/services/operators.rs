@@ -1,10 +1,9 @@
 //! Operators and their tokens (SPEC §10).
 
+use powernode_client::operators::{CreateOperatorRequest, OperatorView, OperatorWithToken};
 use powernode_domain::Permission;
 use powernode_store::operators::{self, NewOperator, Operator};
 use secrecy::ExposeSecret;
-use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::auth::mint_operator_token;
@@ -12,49 +11,16 @@ use crate::db::{self, DbError};
 use crate::error::{ApiError, internal};
 use crate::services::{Ctx, require};
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct OperatorView {
-    pub id: Uuid,
-    pub name: String,
-    #[schema(value_type = Vec<String>)]
-    pub permissions: Vec<Permission>,
-    pub created_by: Option<Uuid>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub disabled_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub last_used_at: Option<OffsetDateTime>,
-}
-
-impl From<Operator> for OperatorView {
-    fn from(o: Operator) -> Self {
-        OperatorView {
-            id: o.id,
-            name: o.name,
-            permissions: o.permissions,
-            created_by: o.created_by,
-            created_at: o.created_at,
-            disabled_at: o.disabled_at,
-            last_used_at: o.last_used_at,
-        }
+pub fn operator_view(o: Operator) -> OperatorView {
+    OperatorView {
+        id: o.id,
+        name: o.name,
+        permissions: o.permissions,
+        created_by: o.created_by,
+        created_at: o.created_at,
+        disabled_at: o.disabled_at,
+        last_used_at: o.last_used_at,
     }
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateOperatorRequest {
-    pub name: String,
-    /// Any of `system.federation.read`, `system.federation.manage`,
-    /// `system.infra_tasks.control`, `system.operators.admin`.
-    pub permissions: Vec<String>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct OperatorWithToken {
-    pub operator: OperatorView,
-    /// `pnop_…`, shown once; only its SHA-256 is stored.
-    pub token: String,
 }
 
 pub fn validate_name(raw: &str) -> Result<String, ApiError> {
@@ -132,7 +98,7 @@ pub async fn create(
         Ok(op) => {
             tracing::info!(operator_id = %op.id, name = %op.name, created_by = ?created_by, "operator created");
             Ok(OperatorWithToken {
-                operator: op.into(),
+                operator: operator_view(op),
                 token: token.expose_secret().to_owned(),
             })
         }
@@ -149,12 +115,12 @@ pub async fn list(ctx: &Ctx, operator: &Operator) -> Result<Vec<OperatorView>, A
     let all = db::run(&ctx.pool, operators::list)
         .await
         .map_err(|e| internal("operator list failed", e))?;
-    Ok(all.into_iter().map(OperatorView::from).collect())
+    Ok(all.into_iter().map(operator_view).collect())
 }
 
 /// The operator behind the presented token.
 pub fn me(operator: &Operator) -> OperatorView {
-    operator.clone().into()
+    operator_view(operator.clone())
 }
 
 /// Disables an operator (admin only); its token stops working on the next request.
@@ -166,7 +132,7 @@ pub async fn disable(ctx: &Ctx, operator: &Operator, id: Uuid) -> Result<Operato
         .map_err(|e| internal("operator disable failed", e))?;
     if let Some(op) = disabled {
         tracing::info!(operator_id = %id, disabled_by = %actor, "operator disabled");
-        return Ok(op.into());
+        return Ok(operator_view(op));
     }
     let exists = db::run(&ctx.pool, move |conn| operators::find(conn, id))
         .await

@@ -1,26 +1,18 @@
 //! What the worker's ticks do, behind the worker API (the worker never touches PostgreSQL):
 //! the heartbeat sweep (SPEC §5), grant maintenance (SPEC §6), job reports and their status.
 
+use powernode_client::worker::{
+    GrantMaintenance, JobReportRequest, ScheduleStatusView, SweepResponse,
+};
 use powernode_domain::{PeerStatus, Permission, liveness};
 use powernode_store::operators::Operator;
 use powernode_store::worker_status::{self, JobReport, ScheduleStatus};
-use serde::Serialize;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::db;
 use crate::error::ApiError;
 use crate::observability;
 use crate::services::{Ctx, require};
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct SweepResponse {
-    /// Number of peers degraded (= `degraded_ids.len()`).
-    pub swept: usize,
-    pub degraded_ids: Vec<Uuid>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub ran_at: OffsetDateTime,
-}
 
 /// Degrades active peers whose heartbeat is older than `stale_after`, one event each.
 pub async fn heartbeat_sweep(ctx: &Ctx) -> Result<SweepResponse, ApiError> {
@@ -55,57 +47,19 @@ pub async fn heartbeat_sweep(ctx: &Ctx) -> Result<SweepResponse, ApiError> {
     })
 }
 
-/// One job outcome, sent by the worker after every tick it ran.
-#[derive(serde::Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct JobReportRequest {
-    /// Schedule name, e.g. `federation_heartbeat`.
-    pub schedule: String,
-    /// Job name, e.g. `FederationHeartbeatJob`.
-    pub job: String,
-    /// Scheduled unix second of the tick.
-    pub tick: i64,
-    /// `succeeded` or `failed`.
-    pub outcome: String,
-    /// The reporting worker's name (`<name>-<schedule>-<pid>-<boot id>`).
-    pub worker: String,
-    pub attempts: Option<u32>,
-    pub error: Option<String>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ScheduleStatusView {
-    pub schedule: String,
-    pub job: String,
-    pub last_outcome: String,
-    pub last_tick: i64,
-    pub last_worker: String,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub last_success_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub last_failure_at: Option<OffsetDateTime>,
-    pub last_error: Option<String>,
-    pub runs: i64,
-    pub failures: i64,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
-}
-
-impl From<ScheduleStatus> for ScheduleStatusView {
-    fn from(s: ScheduleStatus) -> Self {
-        ScheduleStatusView {
-            schedule: s.schedule,
-            job: s.job,
-            last_outcome: s.last_outcome,
-            last_tick: s.last_tick,
-            last_worker: s.last_worker,
-            last_success_at: s.last_success_at,
-            last_failure_at: s.last_failure_at,
-            last_error: s.last_error,
-            runs: s.runs,
-            failures: s.failures,
-            updated_at: s.updated_at,
-        }
+pub fn schedule_view(s: ScheduleStatus) -> ScheduleStatusView {
+    ScheduleStatusView {
+        schedule: s.schedule,
+        job: s.job,
+        last_outcome: s.last_outcome,
+        last_tick: s.last_tick,
+        last_worker: s.last_worker,
+        last_success_at: s.last_success_at,
+        last_failure_at: s.last_failure_at,
+        last_error: s.last_error,
+        runs: s.runs,
+        failures: s.failures,
+        updated_at: s.updated_at,
     }
 }
 
@@ -167,7 +121,7 @@ pub async fn report(ctx: &Ctx, r: JobReportRequest) -> Result<ScheduleStatusView
         if succeeded { "succeeded" } else { "failed" },
         at,
     );
-    Ok(ScheduleStatusView::from(stored))
+    Ok(schedule_view(stored))
 }
 
 /// Last success and failure of each worker schedule, as reported by the workers.
@@ -176,11 +130,11 @@ pub async fn status(ctx: &Ctx, operator: &Operator) -> Result<Vec<ScheduleStatus
     let all = db::run(&ctx.pool, worker_status::list)
         .await
         .map_err(|e| crate::error::internal("worker status failed", e))?;
-    Ok(all.into_iter().map(ScheduleStatusView::from).collect())
+    Ok(all.into_iter().map(schedule_view).collect())
 }
 
 /// Renews `auto_renew` grants of live peers 7 days before expiry.
-pub async fn grant_maintenance(ctx: &Ctx) -> Result<serde_json::Value, ApiError> {
+pub async fn grant_maintenance(ctx: &Ctx) -> Result<GrantMaintenance, ApiError> {
     let (renewed, ran_at) = db::run(&ctx.pool, |conn| {
         Ok((
             powernode_store::grants::auto_renew_due(conn, 7, 30)?,
@@ -193,9 +147,9 @@ pub async fn grant_maintenance(ctx: &Ctx) -> Result<serde_json::Value, ApiError>
     if !ids.is_empty() {
         tracing::info!(renewed = ids.len(), grant_ids = ?ids, "auto-renewed grants");
     }
-    Ok(serde_json::json!({
-        "renewed": ids.len(),
-        "grant_ids": ids,
-        "ran_at": ran_at.format(&time::format_description::well_known::Rfc3339).ok(),
-    }))
+    Ok(GrantMaintenance {
+        renewed: ids.len(),
+        grant_ids: ids,
+        ran_at,
+    })
 }

@@ -15,7 +15,6 @@ use powernode_store::approvals::{
 use powernode_store::peers::Sealed;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::db;
@@ -25,7 +24,8 @@ use crate::services::peers::lifecycle::{self as peer_service, ProposeCommand, Re
 
 pub mod queue;
 
-pub use queue::ApprovalView;
+pub use powernode_client::approvals::ApprovalView;
+pub use powernode_client::worker::TickOutcome;
 
 /// A gated action's answer: done now, or queued for approval (the caller answers 202).
 pub enum Gated<T> {
@@ -35,7 +35,7 @@ pub enum Gated<T> {
 
 impl<T> Gated<T> {
     pub fn queued(request: ApprovalRequest) -> Self {
-        Gated::Queued(Box::new(request.into()))
+        Gated::Queued(Box::new(queue::approval_view(request)))
     }
 }
 
@@ -153,18 +153,6 @@ pub async fn gate(ctx: &Ctx, call: GateCall) -> Result<Option<ApprovalRequest>, 
 
 // ---------------------------------------------------------------------------------------------
 // The SDWAN Manager tick
-
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct TickOutcome {
-    /// Pending requests past expiry that got their timeout action.
-    pub expired: usize,
-    pub executed: usize,
-    pub failed: usize,
-    /// The agent is paused: nothing was executed.
-    pub paused: bool,
-    #[serde(with = "time::serde::rfc3339")]
-    pub ran_at: OffsetDateTime,
-}
 
 pub async fn tick(ctx: &Ctx) -> Result<TickOutcome, ApiError> {
     let (expired, paused) = in_transaction(ctx, |conn| {

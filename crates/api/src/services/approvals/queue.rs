@@ -2,6 +2,10 @@
 //! result; intervention policies with emergency lowering; the agents' pause switch. Every
 //! function checks the operator's permission and returns what every surface shows.
 
+use powernode_client::approvals::{
+    AgentStatusRequest, AgentView, ApprovalView, ClaimedResultView, DecisionRequest, ListQuery,
+    LowerRequest, LoweringView, PolicyUpdate, PolicyView,
+};
 use powernode_domain::Permission;
 use powernode_domain::approval::{self, ApprovalStatus, ExecutionStatus, Policy, TimeoutAction};
 use powernode_store::approvals::{
@@ -9,8 +13,6 @@ use powernode_store::approvals::{
 };
 use powernode_store::operators::Operator;
 use secrecy::ExposeSecret;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -21,121 +23,31 @@ use crate::services::{Ctx, require};
 
 const MAX_LIST: i64 = 500;
 
-/// An approval request as operators see it; sealed params and results never appear.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ApprovalView {
-    pub id: Uuid,
-    pub action: String,
-    /// What the action will do (secrets such as an acceptance token are held sealed instead).
-    #[schema(value_type = Object)]
-    pub params: Value,
-    pub requested_by: Uuid,
-    #[schema(value_type = String, example = "pending")]
-    pub status: ApprovalStatus,
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
-    /// An operator id, or `sdwan_manager` for a timeout.
-    pub decided_by: Option<String>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub decided_at: Option<OffsetDateTime>,
-    pub comments: Option<String>,
-    #[schema(value_type = String, example = "pending")]
-    pub execution_status: ExecutionStatus,
-    pub execution_error: Option<String>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub executed_at: Option<OffsetDateTime>,
-    /// What the execution produced that may be shown (e.g. the new peer's id).
-    #[schema(value_type = Option<Object>)]
-    pub result: Option<Value>,
-    /// A secret result (a minted acceptance token) waits for `claim_result`.
-    pub result_claimable: bool,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub result_claimed_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
-}
-
-impl From<ApprovalRequest> for ApprovalView {
-    fn from(r: ApprovalRequest) -> Self {
-        ApprovalView {
-            result_claimable: r.execution_status == ExecutionStatus::Succeeded
-                && r.result_claimed_at.is_none(),
-            id: r.id,
-            action: r.action,
-            params: r.params,
-            requested_by: r.requested_by,
-            status: r.status,
-            expires_at: r.expires_at,
-            decided_by: r.decided_by,
-            decided_at: r.decided_at,
-            comments: r.comments,
-            execution_status: r.execution_status,
-            execution_error: r.execution_error,
-            executed_at: r.executed_at,
-            result: r.result,
-            result_claimed_at: r.result_claimed_at,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
+pub fn approval_view(r: ApprovalRequest) -> ApprovalView {
+    ApprovalView {
+        result_claimable: r.execution_status == ExecutionStatus::Succeeded
+            && r.result_claimed_at.is_none(),
+        id: r.id,
+        action: r.action,
+        params: r.params,
+        requested_by: r.requested_by,
+        status: r.status,
+        expires_at: r.expires_at,
+        decided_by: r.decided_by,
+        decided_at: r.decided_at,
+        comments: r.comments,
+        execution_status: r.execution_status,
+        execution_error: r.execution_error,
+        executed_at: r.executed_at,
+        result: r.result,
+        result_claimed_at: r.result_claimed_at,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
     }
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    /// `pending` (default), `approved`, `rejected`, `expired`, `cancelled` or `all`.
-    pub status: Option<String>,
-    /// At most this many, newest first (1–500, default 100).
-    pub limit: Option<i64>,
-}
-
-#[derive(Deserialize, Default, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DecisionRequest {
-    /// Recorded on the request and in its event (at most 2000 characters).
-    pub comments: Option<String>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ClaimedResultView {
-    pub approval_request: ApprovalView,
-    /// The acceptance token an approved propose minted (`pnfa1_…`); shown this once.
-    pub acceptance_token: Option<String>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct LoweringView {
-    #[schema(value_type = String)]
-    pub to: Policy,
-    #[serde(with = "time::serde::rfc3339")]
-    pub until: OffsetDateTime,
-    pub lowered_by: Option<Uuid>,
-    pub reason: Option<String>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct PolicyView {
-    pub action: String,
-    /// The stored policy.
-    #[schema(value_type = String, example = "require_approval")]
-    pub policy: Policy,
-    /// What the gate applies now (the lowering while its window lasts).
-    #[schema(value_type = String, example = "require_approval")]
-    pub effective_policy: Policy,
-    pub timeout_seconds: u32,
-    #[schema(value_type = String, example = "reject")]
-    pub timeout_action: TimeoutAction,
-    pub auto_approve_allowed: bool,
-    pub timeout_approve_allowed: bool,
-    pub lowered: Option<LoweringView>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
-}
-
-impl PolicyView {
-    pub fn new(p: StoredPolicy, now: OffsetDateTime) -> Self {
+pub fn policy_view(p: StoredPolicy, now: OffsetDateTime) -> PolicyView {
+    {
         let lowered = p.state.active_lowering(now).map(|l| LoweringView {
             to: l.to,
             until: l.until,
@@ -156,16 +68,6 @@ impl PolicyView {
     }
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyUpdate {
-    #[schema(value_type = String, example = "require_approval")]
-    pub policy: String,
-    pub timeout_seconds: u32,
-    #[schema(value_type = String, example = "reject")]
-    pub timeout_action: String,
-}
-
 fn parse_policy(field: &str, raw: &str) -> Result<Policy, ApiError> {
     raw.parse().map_err(|_| {
         ApiError::validation(
@@ -175,30 +77,13 @@ fn parse_policy(field: &str, raw: &str) -> Result<Policy, ApiError> {
     })
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LowerRequest {
-    /// A less strict policy, e.g. `notify_and_proceed`.
-    #[schema(value_type = String, example = "notify_and_proceed")]
-    pub to: String,
-    /// Window length (1 s – 24 h); the policy restores itself when it ends.
-    pub for_seconds: u32,
-    pub reason: String,
-}
-
-#[derive(Deserialize, Default, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AgentStatusRequest {
-    pub reason: Option<String>,
-}
-
 /// One approval request.
 pub async fn show(ctx: &Ctx, operator: &Operator, id: Uuid) -> Result<ApprovalView, ApiError> {
     require(operator, Permission::FederationRead)?;
     db::run(&ctx.pool, move |conn| store::find_request(conn, id))
         .await
         .map_err(|e| internal("approval lookup failed", e))?
-        .map(ApprovalView::from)
+        .map(approval_view)
         .ok_or_else(|| ApiError::NotFound(format!("approval request {id} not found")))
 }
 
@@ -229,7 +114,7 @@ pub async fn list(
     })
     .await
     .map_err(|e| internal("approval list failed", e))?;
-    Ok(requests.into_iter().map(ApprovalView::from).collect())
+    Ok(requests.into_iter().map(approval_view).collect())
 }
 
 /// Validates optional comments.
@@ -264,7 +149,7 @@ pub async fn decide(
     })
     .await?;
     tracing::info!(approval_request_id = %id, action = %decided.action, status = %decided.status, operator_id = %decider, "approval request decided");
-    Ok(decided.into())
+    Ok(approval_view(decided))
 }
 
 /// The requester withdraws their own pending request.
@@ -281,7 +166,7 @@ pub async fn cancel(
     })
     .await?;
     tracing::info!(approval_request_id = %id, operator_id = %requester, "approval request cancelled");
-    Ok(cancelled.into())
+    Ok(approval_view(cancelled))
 }
 
 /// Hands the requester what an executed request produced (the acceptance token an approved
@@ -308,7 +193,7 @@ pub async fn claim_result(
         })
         .transpose()?;
     tracing::info!(approval_request_id = %id, operator_id = %requester, "approval result claimed");
-    let mut view = ApprovalView::from(request);
+    let mut view = approval_view(request);
     view.result_claimable = false;
     Ok(ClaimedResultView {
         approval_request: view,
@@ -327,7 +212,7 @@ pub async fn policies(ctx: &Ctx, operator: &Operator) -> Result<Vec<PolicyView>,
     })
     .await
     .map_err(|e| internal("policy list failed", e))?;
-    Ok(all.into_iter().map(|p| PolicyView::new(p, now)).collect())
+    Ok(all.into_iter().map(|p| policy_view(p, now)).collect())
 }
 
 /// One action's policy.
@@ -346,7 +231,7 @@ pub async fn policy(
     })
     .await
     .map_err(|e| internal("policy lookup failed", e))?;
-    Ok(PolicyView::new(found.ok_or(missing)?, now))
+    Ok(policy_view(found.ok_or(missing)?, now))
 }
 
 /// Emergency lowering for a bounded window (SPEC §7).
@@ -387,7 +272,7 @@ pub async fn lower(
     })
     .await?;
     tracing::warn!(action = %lowered.0.state.action, to = %to, for_secs, operator_id = %by, "policy lowered for an emergency");
-    Ok(PolicyView::new(lowered.0, lowered.1))
+    Ok(policy_view(lowered.0, lowered.1))
 }
 
 /// Ends an emergency lowering now.
@@ -411,7 +296,7 @@ pub async fn restore(
     })
     .await?;
     tracing::info!(action = %restored.0.state.action, operator_id = %by, "policy restored by an operator");
-    Ok(PolicyView::new(restored.0, restored.1))
+    Ok(policy_view(restored.0, restored.1))
 }
 
 /// Changes an action's policy permanently (from the next gate evaluation and tick).
@@ -445,15 +330,28 @@ pub async fn update_policy(
     })
     .await?;
     tracing::info!(action = %updated.0.state.action, policy = %policy, timeout_secs, operator_id = %by, "policy updated");
-    Ok(PolicyView::new(updated.0, updated.1))
+    Ok(policy_view(updated.0, updated.1))
 }
 
 /// Agents (the SDWAN Manager) and whether they are paused.
-pub async fn agents(ctx: &Ctx, operator: &Operator) -> Result<Vec<Agent>, ApiError> {
+pub async fn agents(ctx: &Ctx, operator: &Operator) -> Result<Vec<AgentView>, ApiError> {
     require(operator, Permission::FederationRead)?;
-    db::run(&ctx.pool, store::list_agents)
+    let all = db::run(&ctx.pool, store::list_agents)
         .await
-        .map_err(|e| internal("agent list failed", e))
+        .map_err(|e| internal("agent list failed", e))?;
+    Ok(all.into_iter().map(agent_view).collect())
+}
+
+fn agent_view(a: Agent) -> AgentView {
+    AgentView {
+        id: a.id,
+        name: a.name,
+        status: a.status,
+        interval_secs: a.interval_secs,
+        status_reason: a.status_reason,
+        status_changed_by: a.status_changed_by,
+        updated_at: a.updated_at,
+    }
 }
 
 /// Pauses (`paused = true`) or resumes an agent.
@@ -463,7 +361,7 @@ pub async fn set_agent_paused(
     name: String,
     paused: bool,
     req: AgentStatusRequest,
-) -> Result<Agent, ApiError> {
+) -> Result<AgentView, ApiError> {
     require(operator, Permission::InfraTasksControl)?;
     let reason = req
         .reason
@@ -476,5 +374,5 @@ pub async fn set_agent_paused(
     })
     .await?;
     tracing::warn!(agent = %agent.name, status = %agent.status, operator_id = %by, "agent status changed");
-    Ok(agent)
+    Ok(agent_view(agent))
 }

@@ -4,6 +4,7 @@
 //! into serialisable `*Command` values when the request is made and executed separately, so the
 //! gate can store a command and run it later without these functions changing.
 
+use powernode_client::peers::ProposeRequest;
 use powernode_domain::token::{self, MintedToken};
 use powernode_domain::{
     InstanceUrl, PeerEvent, PeerKind, PeerStatus, SpawnMode, SpawnRole, UlaPrefix,
@@ -26,29 +27,6 @@ use crate::settings::Settings;
 const MAX_LIST_ITEMS: usize = 64;
 const MAX_ITEM_LEN: usize = 200;
 pub const MAX_REASON_LEN: usize = 500;
-
-/// What an operator sends to propose a peer, before validation.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ProposeRequest {
-    /// https base URL of the other instance's federation listener.
-    pub remote_instance_url: String,
-    /// `platform` (default) or `sdwan_only`.
-    pub peer_kind: Option<String>,
-    /// `parent`, `child` or `symmetric`; required for platform peers.
-    pub spawn_role: Option<String>,
-    /// `managed_child`, `autonomous_peer`, `cluster_member` or `out_of_band`.
-    pub spawn_mode: Option<String>,
-    /// ULA prefix the peer advertises: `fd…::/48`, `/56` or `/64`.
-    pub remote_prefix_advertisement: Option<String>,
-    pub endpoints: Option<Vec<String>>,
-    pub extension_slugs: Option<Vec<String>>,
-    pub capabilities: Option<Vec<String>>,
-    /// Acceptance token lifetime; default and bounds come from settings.
-    pub ttl_seconds: Option<u32>,
-    /// A drill peer has no token (any caller may accept); needs drill mode outside production.
-    pub drill: Option<bool>,
-}
 
 /// A validated proposal, ready to execute now or after approval.
 #[derive(Debug, Clone, Serialize, Deserialize)]

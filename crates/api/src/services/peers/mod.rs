@@ -5,98 +5,32 @@
 
 pub mod lifecycle;
 
+use powernode_client::peers::{
+    AcceptRequest, CertificateFacts, CertificatesView, ListQuery, PeerView, PeerWithToken,
+    ProposeRequest, ReasonRequest, RegenerateRequest, ResumeRequest,
+};
 use powernode_domain::approval::{
     FEDERATION_PEER_ACCEPT, FEDERATION_PEER_PROPOSE, FEDERATION_PEER_REVOKE,
 };
-use powernode_domain::{PeerEvent, PeerStatus, Permission};
+use powernode_domain::{PeerEvent, Permission};
 use powernode_store::operators::Operator;
 use powernode_store::peers::Peer;
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use self::lifecycle::{ProposeCommand, ProposeRequest, RevokeCommand};
+use self::lifecycle::{ProposeCommand, RevokeCommand};
 use crate::db;
 use crate::error::{ApiError, internal};
 use crate::services::approvals::{GateCall, Gated, gate};
 use crate::services::{Ctx, require};
 
-/// A peer as operators see it: every stored field except the token digest and sealed keys,
-/// plus what the runbook asks (`heartbeat_stale`, `degraded_reason`, …).
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct PeerView {
-    pub id: Uuid,
-    #[schema(value_type = String, example = "active")]
-    pub status: PeerStatus,
-    #[schema(value_type = Vec<String>)]
-    pub allowed_transitions: Vec<PeerStatus>,
-    #[schema(value_type = String, example = "proposed_here")]
-    pub origin: String,
-    pub remote_instance_url: String,
-    pub remote_instance_id: Option<Uuid>,
-    pub remote_ca_sha256: Option<String>,
-    pub remote_ca_pem: Option<String>,
-    pub contract_version_agreed: Option<i32>,
-    pub peer_kind: String,
-    pub spawn_role: Option<String>,
-    pub spawn_mode: Option<String>,
-    pub remote_prefix_advertisement: Option<String>,
-    #[schema(value_type = Object)]
-    pub endpoints: Value,
-    #[schema(value_type = Object)]
-    pub extension_slugs: Value,
-    #[schema(value_type = Object)]
-    pub capabilities: Value,
-    #[schema(value_type = Option<Object>)]
-    pub sync_cursor: Option<Value>,
-    #[schema(value_type = Object)]
-    pub metadata: Value,
-    pub degraded_reason: Option<String>,
-    pub heartbeat_stale: bool,
-    pub acceptance_pending: bool,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub acceptance_token_expires_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub signed_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub last_handshake_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub last_heartbeat_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub last_outbound_heartbeat_at: Option<OffsetDateTime>,
-    pub last_outbound_error: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
-    /// Current certificates (peer show only): `inbound` = issued by us to the peer,
-    /// `outbound` = our client certificate for it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub certificates: Option<CertificatesView>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct CertificatesView {
-    pub inbound: Option<CertificateFacts>,
-    pub outbound: Option<CertificateFacts>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct CertificateFacts {
-    pub serial: String,
-    pub fingerprint_sha256: Option<String>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub not_after: Option<OffsetDateTime>,
-    /// Past 75 % of its lifetime (by the database clock): renewal is due.
-    pub due_for_rotation: bool,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub revoked_at: Option<OffsetDateTime>,
-}
-
-impl CertificateFacts {
-    fn new(c: &powernode_store::certificates::PeerCertificate, now: OffsetDateTime) -> Self {
+fn certificate_facts(
+    c: &powernode_store::certificates::PeerCertificate,
+    now: OffsetDateTime,
+) -> CertificateFacts {
+    {
         let due = match (c.not_before, c.not_after) {
             (Some(from), Some(to)) => {
                 powernode_domain::certificate::due_for_rotation(from, to, now)
@@ -113,8 +47,8 @@ impl CertificateFacts {
     }
 }
 
-impl PeerView {
-    pub fn new(peer: Peer, now: OffsetDateTime, stale_after_secs: u32) -> Self {
+pub fn peer_view(peer: Peer, now: OffsetDateTime, stale_after_secs: u32) -> PeerView {
+    {
         let derived = powernode_domain::liveness::derive(
             powernode_domain::liveness::PeerFacts {
                 status: peer.status,
@@ -165,19 +99,9 @@ impl PeerView {
     }
 }
 
-/// A peer with its acceptance token: returned once, by propose and regenerate.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct PeerWithToken {
-    pub peer: PeerView,
-    /// `pnfa1_…`; null for a drill peer. Never shown again.
-    pub acceptance_token: Option<String>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub acceptance_token_expires_at: Option<OffsetDateTime>,
-}
-
 async fn view(ctx: &Ctx, peer: Peer) -> Result<PeerView, ApiError> {
     let now = lifecycle::database_now(ctx).await?;
-    Ok(PeerView::new(peer, now, ctx.settings.stale_after_secs))
+    Ok(peer_view(peer, now, ctx.settings.stale_after_secs))
 }
 
 fn with_token(view: PeerView, token: Option<SecretString>) -> PeerWithToken {
@@ -212,14 +136,6 @@ pub async fn propose(
     Ok(Gated::Done(with_token(view, proposed.token)))
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    /// Only peers in this status.
-    #[param(value_type = Option<String>)]
-    pub status: Option<PeerStatus>,
-}
-
 /// Peers, oldest first, optionally by status.
 pub async fn list(
     ctx: &Ctx,
@@ -232,7 +148,7 @@ pub async fn list(
     let stale = ctx.settings.stale_after_secs;
     Ok(peers
         .into_iter()
-        .map(|p| PeerView::new(p, now, stale))
+        .map(|p| peer_view(p, now, stale))
         .collect())
 }
 
@@ -252,16 +168,10 @@ pub async fn show(ctx: &Ctx, operator: &Operator, id: Uuid) -> Result<PeerView, 
     .await
     .map_err(|e| internal("certificate lookup failed", e))?;
     shown.certificates = Some(CertificatesView {
-        inbound: inbound.first().map(|c| CertificateFacts::new(c, now)),
-        outbound: outbound.first().map(|c| CertificateFacts::new(c, now)),
+        inbound: inbound.first().map(|c| certificate_facts(c, now)),
+        outbound: outbound.first().map(|c| certificate_facts(c, now)),
     });
     Ok(shown)
-}
-
-#[derive(Deserialize, Default, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RegenerateRequest {
-    pub ttl_seconds: Option<u32>,
 }
 
 /// Replaces a proposed peer's acceptance token (the old one stops working at once).
@@ -277,12 +187,6 @@ pub async fn regenerate_token(
     Ok(with_token(view, regenerated.token))
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReasonRequest {
-    pub reason: String,
-}
-
 /// Suspends a peer, with a reason.
 pub async fn suspend(
     ctx: &Ctx,
@@ -295,13 +199,6 @@ pub async fn suspend(
     let peer =
         lifecycle::transition(ctx, id, PeerEvent::Suspend, Some(reason), operator.id).await?;
     view(ctx, peer).await
-}
-
-#[derive(Deserialize, Default, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ResumeRequest {
-    /// Optional note recorded in the event.
-    pub reason: Option<String>,
 }
 
 /// Resumes a suspended peer (→ accepted; it then re-handshakes).
@@ -350,19 +247,6 @@ pub async fn delete(ctx: &Ctx, operator: &Operator, id: Uuid) -> Result<PeerView
     require(operator, Permission::FederationManage)?;
     let peer = lifecycle::delete(ctx, id, operator.id).await?;
     view(ctx, peer).await
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AcceptRequest {
-    /// The `pnfa1_…` token the other instance's operator handed over.
-    pub acceptance_token: String,
-}
-
-impl std::fmt::Debug for AcceptRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AcceptRequest { acceptance_token: [REDACTED] }")
-    }
 }
 
 /// B's operator accept (gated): the token is parsed now (a malformed one is refused at once),
