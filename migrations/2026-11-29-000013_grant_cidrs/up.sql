@@ -3,7 +3,7 @@
 -- stored as networks (host bits cleared, a bare address as /32 or /128), which is how they
 -- always matched. A stored entry that cannot be converted revokes its grant rather than being
 -- dropped: denying is the only safe reading of an allowlist we cannot read.
-CREATE FUNCTION pg_temp.as_network(raw text) RETURNS cidr
+CREATE OR REPLACE FUNCTION pg_temp.as_network(raw text) RETURNS cidr
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
     RETURN network(trim(raw)::inet);
@@ -12,7 +12,7 @@ EXCEPTION WHEN others THEN
 END
 $$;
 
-CREATE FUNCTION pg_temp.as_networks(raw text[]) RETURNS cidr[]
+CREATE OR REPLACE FUNCTION pg_temp.as_networks(raw text[]) RETURNS cidr[]
 LANGUAGE sql IMMUTABLE AS $$
     SELECT coalesce(array_agg(pg_temp.as_network(e) ORDER BY n), '{}')
       FROM unnest(raw) WITH ORDINALITY AS u(e, n)
@@ -31,3 +31,6 @@ ALTER TABLE grants ALTER COLUMN source_cidrs TYPE cidr[]
     USING pg_temp.as_networks(source_cidrs);
 ALTER TABLE grants ALTER COLUMN source_cidrs SET DEFAULT '{}';
 ALTER TABLE grants ADD CONSTRAINT grants_source_cidrs_check CHECK (array_position(source_cidrs, NULL) IS NULL);
+
+DROP FUNCTION pg_temp.as_networks(text[]);
+DROP FUNCTION pg_temp.as_network(text);

@@ -15,10 +15,11 @@ use powernode_domain::schedule::tick_key;
 use secrecy::ExposeSecret;
 use tokio::sync::Notify;
 
-use crate::api_client::ApiClient;
 use crate::jobs::{self, TickJob};
 use crate::schedules::{self, Schedule};
 use crate::settings::Settings;
+use powernode_client::WorkerClient;
+use powernode_client::worker::JobReportRequest;
 
 /// Idempotency keys outlive any retry of a tick (SPEC §11: TTL 1 h).
 const IDEMPOTENCY_TTL: Duration = Duration::from_secs(3600);
@@ -34,7 +35,7 @@ struct Producer {
 #[derive(Clone)]
 struct Consumer {
     schedule: Arc<Schedule>,
-    api: ApiClient,
+    api: WorkerClient,
 }
 
 async fn on_tick(tick: Tick, producer: Data<Producer>) -> Result<(), BoxDynError> {
@@ -85,33 +86,37 @@ async fn on_job(
 /// Tells the API how the tick went (`powernodectl worker status`, the API's `/metrics`). A
 /// failed report is logged and counted, never retried: the next tick reports again.
 async fn report(
-    api: &ApiClient,
+    api: &WorkerClient,
     job: &TickJob,
     job_name: &str,
     worker: &str,
     error: Option<&jobs::JobFailed>,
 ) {
-    let body = serde_json::json!({
-        "schedule": job.schedule,
-        "job": job_name,
-        "tick": job.tick,
-        "outcome": if error.is_none() { "succeeded" } else { "failed" },
-        "worker": worker,
-        "error": error.map(|e| e.reason.clone()),
-    });
-    if let Err(e) = api.post_json(REPORT_PATH, &body).await {
+    let body = JobReportRequest {
+        schedule: job.schedule.clone(),
+        job: job_name.to_owned(),
+        tick: i64::try_from(job.tick).unwrap_or(i64::MAX),
+        outcome: if error.is_none() {
+            "succeeded"
+        } else {
+            "failed"
+        }
+        .to_owned(),
+        worker: worker.to_owned(),
+        attempts: None,
+        error: error.map(|e| e.reason.clone()),
+    };
+    if let Err(e) = api.report(&body).await {
         crate::metrics::report_failed();
         tracing::warn!(schedule = %job.schedule, tick = job.tick, "could not report the job outcome to the API: {e}");
     }
 }
 
-const REPORT_PATH: &str = "/api/v1/system/worker_api/report";
-
 /// Runs every schedule until SIGTERM/SIGINT. Any apalis worker failing (e.g. a registration
 /// refused by Redis) stops the others and returns an error, so the process exits non-zero.
 pub async fn run(settings: Settings, name: &str) -> anyhow::Result<()> {
     let schedules = schedules::resolve(&settings.schedules)?;
-    let api = ApiClient::new(&settings)?;
+    let api = crate::api_client::worker_client(&settings)?;
     if let Some(listen) = &settings.metrics_listen {
         crate::metrics::serve(listen, &schedules)?;
         tracing::info!("worker metrics on http://{listen}/metrics");

@@ -6,19 +6,17 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 
 use super::{JobFailed, TickJob};
-use crate::api_client::{ApiClient, CallError};
 use crate::schedules::JobKind;
+use powernode_client::{Error as CallError, WorkerClient};
 
-pub const PATH: &str = "/api/v1/system/worker_api/federation/grant_maintenance";
-
-pub async fn run(job: &TickJob, api: &ApiClient) -> Result<(), JobFailed> {
+pub async fn run(job: &TickJob, api: &WorkerClient) -> Result<(), JobFailed> {
     let tick = job.tick;
     let attempt = || async {
         tracing::info!(
             tick,
             "[FederationGrantMaintenanceJob] Starting grant maintenance"
         );
-        api.post(PATH).await
+        api.grant_maintenance().await
     };
     let result = attempt
         .retry(
@@ -35,10 +33,7 @@ pub async fn run(job: &TickJob, api: &ApiClient) -> Result<(), JobFailed> {
         .await;
     match result {
         Ok(data) => {
-            let renewed = data
-                .get("renewed")
-                .and_then(serde_json::Value::as_u64)
-                .unwrap_or(0);
+            let renewed = data.renewed;
             tracing::info!(
                 tick,
                 "[FederationGrantMaintenanceJob] complete: renewed={renewed}"

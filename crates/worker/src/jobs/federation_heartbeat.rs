@@ -4,20 +4,18 @@
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use serde_json::Value;
 
 use super::{JobFailed, TickJob};
-use crate::api_client::{ApiClient, CallError};
 use crate::schedules::JobKind;
+use powernode_client::{Error as CallError, WorkerClient};
 
-pub const SWEEP_PATH: &str = "/api/v1/system/worker_api/federation/heartbeat_sweep";
 const MAX_ATTEMPTS: usize = 3;
 
-pub async fn run(job: &TickJob, api: &ApiClient) -> Result<(), JobFailed> {
+pub async fn run(job: &TickJob, api: &WorkerClient) -> Result<(), JobFailed> {
     let tick = job.tick;
     let attempt = || async {
         tracing::info!(tick, "[FederationHeartbeatJob] Starting heartbeat sweep");
-        api.post(SWEEP_PATH).await
+        api.heartbeat_sweep().await
     };
     let result = attempt
         .retry(
@@ -34,11 +32,7 @@ pub async fn run(job: &TickJob, api: &ApiClient) -> Result<(), JobFailed> {
         .await;
     match result {
         Ok(data) => {
-            let swept = data.get("swept").and_then(Value::as_u64).unwrap_or(0);
-            let degraded = data
-                .get("degraded_ids")
-                .and_then(Value::as_array)
-                .map_or(0, Vec::len);
+            let (swept, degraded) = (data.swept, data.degraded_ids.len());
             tracing::info!(
                 tick,
                 "[FederationHeartbeatJob] sweep complete: swept={swept} degraded_ids={degraded}"
@@ -59,12 +53,15 @@ pub async fn run(job: &TickJob, api: &ApiClient) -> Result<(), JobFailed> {
 fn log_failure(tick: u64, e: &CallError, retry_in: Option<Duration>) {
     let retry = retry_in.map(|d| format!("{:.1}s", d.as_secs_f64()));
     match e {
-        CallError::NonSuccess { .. } => tracing::warn!(
-            tick,
-            retry_in = retry.as_deref(),
-            "[FederationHeartbeatJob] sweep API returned non-success: {e}"
-        ),
-        CallError::NoAnswer(_) => tracing::error!(
+        // The API answered, but not with success (the runbook's "returned non-success").
+        CallError::Api { .. } | CallError::NotJson { .. } | CallError::Unexpected { .. } => {
+            tracing::warn!(
+                tick,
+                retry_in = retry.as_deref(),
+                "[FederationHeartbeatJob] sweep API returned non-success: {e}"
+            )
+        }
+        CallError::NoAnswer { .. } => tracing::error!(
             tick,
             retry_in = retry.as_deref(),
             "[FederationHeartbeatJob] sweep failed: {e}"

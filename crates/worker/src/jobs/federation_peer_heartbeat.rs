@@ -4,23 +4,21 @@
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use serde_json::Value;
 
 use super::{JobFailed, TickJob};
-use crate::api_client::{ApiClient, CallError};
 use crate::schedules::JobKind;
+use powernode_client::{Error as CallError, WorkerClient};
 
-pub const PATH: &str = "/api/v1/system/worker_api/federation/peer_heartbeats";
 const MAX_ATTEMPTS: usize = 3;
 
-pub async fn run(job: &TickJob, api: &ApiClient) -> Result<(), JobFailed> {
+pub async fn run(job: &TickJob, api: &WorkerClient) -> Result<(), JobFailed> {
     let tick = job.tick;
     let attempt = || async {
         tracing::info!(
             tick,
             "[FederationPeerHeartbeatJob] Starting peer heartbeats"
         );
-        api.post(PATH).await
+        api.peer_heartbeats().await
     };
     let result = attempt
         .retry(
@@ -37,22 +35,13 @@ pub async fn run(job: &TickJob, api: &ApiClient) -> Result<(), JobFailed> {
         .await;
     match result {
         Ok(data) => {
-            let sent = data.get("sent").and_then(Value::as_u64).unwrap_or(0);
-            let failed = data
-                .get("failed")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let (sent, failed) = (data.sent, data.failed);
             for f in &failed {
                 tracing::warn!(
                     tick,
                     "[FederationPeerHeartbeatJob] peer {} failed: {}",
-                    f.get("peer_id")
-                        .and_then(serde_json::Value::as_str)
-                        .unwrap_or("?"),
-                    f.get("error")
-                        .and_then(serde_json::Value::as_str)
-                        .unwrap_or("?")
+                    f.peer_id,
+                    f.error
                 );
             }
             tracing::info!(

@@ -7,8 +7,8 @@ pub mod sdwan_manager_tick;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api_client::ApiClient;
 use crate::schedules::JobKind;
+use powernode_client::WorkerClient;
 
 /// The payload of every scheduled job: which schedule, which tick (scheduled unix second).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -18,7 +18,7 @@ pub struct TickJob {
 }
 
 /// Runs one job; `Err` means the tick failed after its retries.
-pub async fn run(kind: JobKind, job: &TickJob, api: &ApiClient) -> Result<(), JobFailed> {
+pub async fn run(kind: JobKind, job: &TickJob, api: &WorkerClient) -> Result<(), JobFailed> {
     match kind {
         JobKind::FederationHeartbeat => federation_heartbeat::run(job, api).await,
         JobKind::FederationPeerHeartbeat => federation_peer_heartbeat::run(job, api).await,

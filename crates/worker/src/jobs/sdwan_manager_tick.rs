@@ -7,22 +7,14 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 
 use super::{JobFailed, TickJob};
-use crate::api_client::{ApiClient, CallError};
 use crate::schedules::JobKind;
+use powernode_client::{Error as CallError, WorkerClient};
 
-pub const PATH: &str = "/api/v1/system/worker_api/sdwan_manager/tick";
-
-fn count(data: &serde_json::Value, key: &str) -> u64 {
-    data.get(key)
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(0)
-}
-
-pub async fn run(job: &TickJob, api: &ApiClient) -> Result<(), JobFailed> {
+pub async fn run(job: &TickJob, api: &WorkerClient) -> Result<(), JobFailed> {
     let tick = job.tick;
     let attempt = || async {
         tracing::info!(tick, "[SdwanManagerTickJob] Starting tick");
-        api.post(PATH).await
+        api.sdwan_manager_tick().await
     };
     let result = attempt
         .retry(
@@ -39,16 +31,13 @@ pub async fn run(job: &TickJob, api: &ApiClient) -> Result<(), JobFailed> {
         .await;
     match result {
         Ok(data) => {
-            let paused = data
-                .get("paused")
-                .and_then(serde_json::Value::as_bool)
-                .unwrap_or(false);
             tracing::info!(
                 tick,
-                "[SdwanManagerTickJob] complete: expired={} executed={} failed={} paused={paused}",
-                count(&data, "expired"),
-                count(&data, "executed"),
-                count(&data, "failed"),
+                "[SdwanManagerTickJob] complete: expired={} executed={} failed={} paused={}",
+                data.expired,
+                data.executed,
+                data.failed,
+                data.paused,
             );
             Ok(())
         }
