@@ -5,7 +5,6 @@ pub mod ca;
 pub mod claim;
 pub mod cli;
 pub mod crypto;
-pub mod ctl;
 pub mod db;
 pub mod error;
 pub mod federation;

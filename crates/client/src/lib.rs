@@ -8,7 +8,7 @@
 //! react to carries a machine-readable reason in `details` (see `docs/errors.md`).
 
 pub mod approvals;
-mod client;
+pub mod client;
 pub mod events;
 pub mod federation;
 pub mod grants;
