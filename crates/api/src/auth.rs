@@ -55,8 +55,10 @@ impl FromRequest for WorkerAuth {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let Some(state) = req.app_data::<web::Data<AppState>>() else {
-            tracing::error!("AppState missing from app data");
-            return ready(Err(ApiError::Internal));
+            return ready(Err(internal(
+                "worker auth",
+                "AppState missing from app data",
+            )));
         };
         let result = match presented_token(req) {
             None => Err(ApiError::Unauthorized("Worker token required")),
@@ -95,7 +97,7 @@ impl FromRequest for OperatorAuth {
             let state = state.ok_or_else(|| internal("operator auth", "AppState missing"))?;
             let token = token.ok_or(ApiError::Unauthorized("Operator token required"))?;
             let digest = sha256_hex(token.as_bytes());
-            let found = db::run(&state.pool, move |conn| {
+            let found = db::blocking(&state.pool, move |conn| {
                 powernode_store::operators::authenticate(conn, &digest)
             })
             .await

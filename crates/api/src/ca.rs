@@ -76,12 +76,12 @@ pub async fn ensure_identity(
     pool: &powernode_store::PgPool,
     key: &MasterKey,
 ) -> Result<InstanceIdentity, CaError> {
-    if let Some(existing) = db::run(pool, identity::get).await? {
+    if let Some(existing) = db::blocking(pool, identity::get).await? {
         return Ok(existing);
     }
     let instance_id = Uuid::new_v4();
     let (pem, sha256, sealed) = generate(instance_id, key)?;
-    let (stored, created) = db::run(pool, move |conn| {
+    let (stored, created) = db::blocking(pool, move |conn| {
         identity::insert_if_absent(conn, instance_id, &pem, &sha256, &sealed)
     })
     .await?;

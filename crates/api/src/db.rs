@@ -3,6 +3,8 @@
 use diesel::PgConnection;
 use powernode_store::{PgPool, StoreError};
 
+use crate::error::ApiError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error(transparent)]
@@ -11,7 +13,9 @@ pub enum DbError {
     Blocking(#[from] actix_web::error::BlockingError),
 }
 
-pub async fn run<T, F>(pool: &PgPool, f: F) -> Result<T, DbError>
+/// Runs `f` on the blocking pool, outside a transaction, with the store's error kept as is
+/// (start-up, identity and listener plumbing, readiness).
+pub async fn blocking<T, F>(pool: &PgPool, f: F) -> Result<T, DbError>
 where
     T: Send + 'static,
     F: FnOnce(&mut PgConnection) -> Result<T, StoreError> + Send + 'static,
@@ -25,12 +29,49 @@ where
     Ok(result?)
 }
 
-/// Runs `f` in one transaction on the blocking pool, with one flat error: the service's own
-/// refusals pass through, a lost pool or connection becomes 500 (cause logged once).
-pub async fn transaction<T, F>(pool: &PgPool, f: F) -> Result<T, crate::error::ApiError>
+/// Runs `f` on the blocking pool (no transaction) for a service: one flat `ApiError`, the
+/// store's error and a lost pool both becoming 500 with their cause (see [`Context`]).
+pub async fn run<T, E, F>(pool: &PgPool, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
-    F: FnOnce(&mut PgConnection) -> Result<T, crate::error::ApiError> + Send + 'static,
+    E: Into<ApiError> + Send + 'static,
+    F: FnOnce(&mut PgConnection) -> Result<T, E> + Send + 'static,
+{
+    let pool = pool.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool
+            .get()
+            .map_err(|e| crate::error::internal("database unavailable", e))?;
+        f(&mut conn).map_err(Into::into)
+    })
+    .await
+    .map_err(|e| crate::error::internal("blocking pool is gone", e))?
+}
+
+/// Names what failed in an internal error's log line (`peer lookup failed: …`); refusals pass
+/// through unchanged.
+pub trait Context<T> {
+    fn context(self, context: &str) -> Result<T, ApiError>;
+}
+
+impl<T> Context<T> for Result<T, ApiError> {
+    fn context(self, context: &str) -> Result<T, ApiError> {
+        self.map_err(|e| match e {
+            ApiError::Internal { cause, .. } => ApiError::Internal {
+                context: context.to_owned(),
+                cause,
+            },
+            other => other,
+        })
+    }
+}
+
+/// Runs `f` in one transaction on the blocking pool, with one flat error: the service's own
+/// refusals pass through (and roll back), a lost pool or connection becomes 500.
+pub async fn transaction<T, F>(pool: &PgPool, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut PgConnection) -> Result<T, ApiError> + Send + 'static,
 {
     let pool = pool.clone();
     actix_web::web::block(move || {

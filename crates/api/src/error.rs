@@ -78,9 +78,11 @@ pub enum ApiError {
         down: Vec<&'static str>,
         details: Value,
     },
-    /// Anything unexpected; the cause was logged where it happened.
+    /// Anything unexpected: 500 `internal error`. The cause travels with the value and is logged
+    /// once, where the error is rendered ([`ResponseError`]) or recorded ([`ApiError::report`]);
+    /// it never reaches a response body.
     #[error("internal error")]
-    Internal,
+    Internal { context: String, cause: String },
 }
 
 impl ApiError {
@@ -115,7 +117,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => {
                 (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED")
             }
-            ApiError::SweepFailed | ApiError::Internal => {
+            ApiError::SweepFailed | ApiError::Internal { .. } => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR")
             }
             ApiError::NotReady { .. } => (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),
@@ -176,6 +178,7 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        self.log_cause();
         if let ApiError::Remote {
             status,
             code,
@@ -206,15 +209,44 @@ impl ResponseError for ApiError {
 
 impl From<powernode_store::peers::PeerOpError> for ApiError {
     fn from(e: powernode_store::peers::PeerOpError) -> Self {
+        use powernode_store::peers::PeerOpError as E;
         match e {
-            powernode_store::peers::PeerOpError::NotFound => {
-                ApiError::Token(powernode_domain::token::TokenRejection::NotRecognized)
-            }
-            powernode_store::peers::PeerOpError::Illegal(e) => ApiError::IllegalTransition(e),
-            powernode_store::peers::PeerOpError::Conflict(m) => ApiError::Conflict(m),
-            powernode_store::peers::PeerOpError::Rejected(r) => ApiError::Token(r),
-            powernode_store::peers::PeerOpError::Store(e) => internal("peer operation failed", e),
+            E::NotFound(id) => ApiError::NotFound(format!("peer {id} not found")),
+            E::Illegal(e) => ApiError::IllegalTransition(e),
+            E::Conflict(m) => ApiError::Conflict(m),
+            E::Rejected(r) => ApiError::Token(r),
+            E::Store(e) => internal("peer operation failed", e),
         }
+    }
+}
+
+impl From<powernode_store::approvals::ApprovalOpError> for ApiError {
+    fn from(e: powernode_store::approvals::ApprovalOpError) -> Self {
+        use powernode_domain::approval::DecisionRefusal as R;
+        use powernode_store::approvals::ApprovalOpError as E;
+        match e {
+            E::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
+            E::Refused(r @ (R::OwnRequest | R::NotRequester)) => {
+                ApiError::ForbiddenAction(r.to_string())
+            }
+            E::Refused(r) => ApiError::Conflict(r.to_string()),
+            E::Forbidden(m) => ApiError::ForbiddenAction(m),
+            E::Conflict(m) => ApiError::Conflict(m),
+            E::Invalid { field, message } => ApiError::validation(field, message),
+            E::Store(e) => internal("approval operation failed", e),
+        }
+    }
+}
+
+impl From<powernode_store::StoreError> for ApiError {
+    fn from(e: powernode_store::StoreError) -> Self {
+        internal("database error", e)
+    }
+}
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(e: crate::db::DbError) -> Self {
+        internal("database error", e)
     }
 }
 
@@ -233,10 +265,28 @@ pub fn one_line(e: &impl std::fmt::Display) -> String {
         .join(" ")
 }
 
-/// Logs an unexpected failure with its cause and answers 500 `internal error`.
+/// An unexpected failure: 500 `internal error`, carrying `context` and the cause for the log.
 pub fn internal(context: &str, cause: impl std::fmt::Display) -> ApiError {
-    tracing::error!(error = %one_line(&cause), "{context}");
-    ApiError::Internal
+    ApiError::Internal {
+        context: context.to_owned(),
+        cause: one_line(&cause),
+    }
+}
+
+impl ApiError {
+    /// Logs an internal failure's cause (the one place it is logged) and returns what may be
+    /// shown: for callers that record an error instead of rendering it (an approval's
+    /// `execution_error`, a PeerClient failure).
+    pub fn report(&self) -> String {
+        self.log_cause();
+        self.to_string()
+    }
+
+    fn log_cause(&self) {
+        if let ApiError::Internal { context, cause } = self {
+            tracing::error!(error = %cause, "{context}");
+        }
+    }
 }
 
 /// The JSON extractor configuration every route uses: 64 KiB limit, envelope errors.
@@ -302,7 +352,7 @@ pub fn envelope_bare_errors<B: MessageBody + 'static>(
         s if s.is_client_error() => {
             ApiError::BadRequest(s.canonical_reason().unwrap_or("bad request").to_lowercase())
         }
-        _ => ApiError::Internal,
+        _ => internal("unhandled error response", status),
     };
     let (req, _) = res.into_parts();
     let mut response: HttpResponse<BoxBody> = api.error_response();
@@ -384,5 +434,57 @@ mod tests {
             serde_json::json!({"success": false, "error": "request body exceeds 65536 bytes",
                                "code": "PAYLOAD_TOO_LARGE", "details": {}})
         );
+    }
+
+    /// Captures log output for one closure.
+    fn logs_of(f: impl FnOnce()) -> String {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[actix_web::test]
+    async fn an_internal_error_carries_its_cause_to_one_log_line_never_to_the_body() {
+        use crate::db::Context as _;
+        let failed: Result<(), ApiError> = Err(internal("database error", "connection\nreset"));
+        let e = failed.context("grant lookup failed").unwrap_err();
+        // Building and passing the error on logs nothing; rendering it logs the cause once.
+        let mut response = None;
+        let logs = logs_of(|| response = Some(e.error_response()));
+        assert_eq!(logs.matches("grant lookup failed").count(), 1, "{logs}");
+        assert!(logs.contains("connection reset"), "{logs}");
+        let response = response.unwrap();
+        assert_eq!(response.status(), 500);
+        let body = actix_web::body::to_bytes(response.into_body())
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body,
+            json!({"success": false, "error": "internal error", "code": "INTERNAL_ERROR", "details": {}})
+        );
+        // Refusals pass through `context` untouched.
+        let refused: Result<(), ApiError> = Err(ApiError::Conflict("busy".to_owned()));
+        assert!(matches!(refused.context("x"), Err(ApiError::Conflict(m)) if m == "busy"));
+        // A recorded (not rendered) internal error is logged by `report`.
+        let logs = logs_of(|| assert_eq!(internal("tick", "boom").report(), "internal error"));
+        assert!(logs.contains("tick") && logs.contains("boom"), "{logs}");
     }
 }

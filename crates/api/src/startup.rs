@@ -164,7 +164,7 @@ async fn announce_database(state: web::Data<AppState>) -> bool {
     let target = redact_url(state.settings.database_url.expose_secret());
     let check = || {
         let state = state.clone();
-        async move { crate::db::run(&state.pool, powernode_store::migrate::pending).await }
+        async move { crate::db::blocking(&state.pool, powernode_store::migrate::pending).await }
     };
     let pending = check
         .retry(

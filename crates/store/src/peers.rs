@@ -332,8 +332,8 @@ impl std::ops::Deref for Moved {
 /// Why a peer operation changed nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum PeerOpError {
-    #[error("peer not found")]
-    NotFound,
+    #[error("peer {0} not found")]
+    NotFound(Uuid),
     #[error(transparent)]
     Illegal(#[from] IllegalTransition),
     /// The peer's status does not allow the operation (not a state-machine move).
@@ -358,7 +358,7 @@ fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Peer, PeerOpError> {
         .for_update()
         .first(conn)
         .optional()?
-        .ok_or(PeerOpError::NotFound)?
+        .ok_or(PeerOpError::NotFound(id))?
         .try_into()
         .map_err(PeerOpError::Store)
 }
@@ -418,12 +418,14 @@ pub fn transition(
 ) -> Result<Moved, PeerOpError> {
     conn.transaction(|conn| {
         let peer = lock(conn, id)?;
-        apply_locked(conn, &peer, event, reason, actor, serde_json::json!({}))
+        apply(conn, &peer, event, reason, actor, serde_json::json!({}))
     })
 }
 
 /// Persists a transition on a row already locked in this transaction.
-fn apply_locked(
+/// Persists `event` on a row the caller locked in its transaction: the domain decides the
+/// move, then one conditional update and one event (`extra_payload` joins it).
+pub fn apply(
     conn: &mut PgConnection,
     peer: &Peer,
     event: PeerEvent,
@@ -473,7 +475,7 @@ fn apply_locked(
         .get_result(conn)
         .optional()?;
     // The row is locked, so the status cannot have moved; a miss means it vanished.
-    let updated: Peer = row.ok_or(PeerOpError::NotFound)?.try_into()?;
+    let updated: Peer = row.ok_or(PeerOpError::NotFound(peer.id))?.try_into()?;
     if effects.revoke_certificates {
         let n = crate::certificates::revoke_for_peer(conn, peer.id, "peer revoked")?;
         if n > 0 {
@@ -517,62 +519,42 @@ fn apply_locked(
     })
 }
 
-/// A's side of accept: verifies `presented` against the locked row in SPEC §3 order (by the
-/// database clock) and, only if it passes, moves proposed → accepted clearing the digest and
-/// expiry in the same conditional update (single use). A refusal writes nothing.
+/// Step one of A's side of accept (call inside the caller's transaction): locks the row and
+/// verifies `presented` against it in SPEC §3 order by the database clock. An unknown peer is
+/// `not recognized`. Nothing is written; the caller persists with [`apply`].
+pub fn lock_verified(
+    conn: &mut PgConnection,
+    id: Uuid,
+    presented: Option<&str>,
+    drill_allowed: bool,
+) -> Result<(Peer, OffsetDateTime, Verified), PeerOpError> {
+    let peer = match lock(conn, id) {
+        Err(PeerOpError::NotFound(_)) => return Err(TokenRejection::NotRecognized.into()),
+        other => other?,
+    };
+    let now = crate::database_now(conn)?;
+    let stored = StoredToken {
+        status: peer.status,
+        digest: peer.acceptance_token_digest.as_deref(),
+        expires_at: peer.acceptance_token_expires_at,
+    };
+    let verified = token::verify(&stored, presented, now, drill_allowed)?;
+    Ok((peer, now, verified))
+}
+
+/// A's side of accept in one transaction, with nothing else to record: the token checks,
+/// then proposed → accepted clearing the digest and expiry in the same conditional update
+/// (single use). A refusal writes nothing.
 pub fn accept_with_token(
     conn: &mut PgConnection,
     id: Uuid,
     presented: Option<&str>,
     drill_allowed: bool,
 ) -> Result<Moved, PeerOpError> {
-    accept_with(conn, id, presented, drill_allowed, |_, _, _| {
-        Ok(Value::Null)
-    })
-}
-
-/// `accept_with_token` with the caller's further checks and writes (`extra`, given the locked
-/// row and the database clock) inside the same transaction, after the token checks and before
-/// the transition; its error rolls everything back. Its `Value` joins the event payload.
-pub fn accept_with<E, F>(
-    conn: &mut PgConnection,
-    id: Uuid,
-    presented: Option<&str>,
-    drill_allowed: bool,
-    extra: F,
-) -> Result<Moved, E>
-where
-    E: From<PeerOpError> + From<diesel::result::Error>,
-    F: FnOnce(&mut PgConnection, &Peer, OffsetDateTime) -> Result<Value, E>,
-{
     conn.transaction(|conn| {
-        let peer = match lock(conn, id) {
-            Err(PeerOpError::NotFound) => {
-                return Err(PeerOpError::from(TokenRejection::NotRecognized).into());
-            }
-            other => other?,
-        };
-        let now = crate::database_now(conn).map_err(PeerOpError::from)?;
-        let stored = StoredToken {
-            status: peer.status,
-            digest: peer.acceptance_token_digest.as_deref(),
-            expires_at: peer.acceptance_token_expires_at,
-        };
-        let verified =
-            token::verify(&stored, presented, now, drill_allowed).map_err(PeerOpError::from)?;
-        let extra_payload = extra(conn, &peer, now)?;
-        let mut payload = serde_json::json!({ "drill": verified == Verified::Drill });
-        if let (Value::Object(p), Value::Object(e)) = (&mut payload, extra_payload) {
-            p.extend(e);
-        }
-        Ok(apply_locked(
-            conn,
-            &peer,
-            PeerEvent::Accept,
-            None,
-            None,
-            payload,
-        )?)
+        let (peer, _, verified) = lock_verified(conn, id, presented, drill_allowed)?;
+        let payload = serde_json::json!({ "drill": verified == Verified::Drill });
+        apply(conn, &peer, PeerEvent::Accept, None, None, payload)
     })
 }
 
@@ -670,7 +652,7 @@ pub fn handshake_locked(conn: &mut PgConnection, peer: &Peer) -> Result<Moved, P
             peer: peer.clone(),
         });
     }
-    let moved = apply_locked(conn, peer, PeerEvent::Handshake, None, None, Value::Null)?;
+    let moved = apply(conn, peer, PeerEvent::Handshake, None, None, Value::Null)?;
     let row: PeerRow = diesel::update(peers::table.find(peer.id))
         .set((
             peers::last_handshake_at.eq(crate::now_nullable()),
@@ -707,7 +689,7 @@ pub fn record_heartbeat(
             ))
             .execute(conn)?;
         let peer = lock(conn, peer.id)?;
-        apply_locked(conn, &peer, PeerEvent::Heartbeat, None, None, Value::Null)
+        apply(conn, &peer, PeerEvent::Heartbeat, None, None, Value::Null)
     })
 }
 

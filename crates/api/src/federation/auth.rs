@@ -44,7 +44,7 @@ pub async fn lookup(
     allow_accepted: bool,
 ) -> Result<AuthedPeer, ApiError> {
     let fingerprint = cert.fingerprint_sha256;
-    let (row, peer) = db::run(&ctx.pool, move |conn| {
+    let (row, peer) = db::blocking(&ctx.pool, move |conn| {
         let Some(row) = certificates::by_fingerprint(conn, &fingerprint)? else {
             return Ok((None, None));
         };

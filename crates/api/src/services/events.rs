@@ -7,8 +7,8 @@ use powernode_store::operators::Operator;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::db;
-use crate::error::{ApiError, internal};
+use crate::db::{self, Context as _};
+use crate::error::ApiError;
 use crate::services::{Ctx, require};
 
 pub const DEFAULT_LIMIT: i64 = 50;
@@ -61,6 +61,6 @@ pub async fn list(
     };
     let found = db::run(&ctx.pool, move |conn| events::list(conn, &filter))
         .await
-        .map_err(|e| internal("events query failed", e))?;
+        .context("events query failed")?;
     Ok(found.into_iter().map(event_view).collect())
 }

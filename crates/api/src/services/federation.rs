@@ -21,7 +21,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::ca::{self, CLIENT_CERT_DAYS, CLIENT_KEY_CONTEXT, Issued, OpenCa};
-use crate::db;
+use crate::db::{self, Context as _};
 use crate::error::{ApiError, internal};
 use crate::observability;
 use crate::services::Ctx;
@@ -220,81 +220,77 @@ pub async fn accept_remote(
         .map_err(|e| internal("CA unavailable", e))?;
     let remote_ca_sha = claims.ca_sha256.clone();
     let url = base.clone();
-    let peer = db::run(&ctx.pool, move |conn| {
-        use diesel::Connection;
-        Ok(conn.transaction::<_, ApiError, _>(|conn| {
-            let id = Uuid::new_v4();
-            let now = powernode_store::database_now(conn).map_err(|e| internal("clock", e))?;
-            if peers::instance_bound_elsewhere(conn, remote_instance_id, id)
-                .map_err(|e| internal("lookup", e))?
-            {
-                return Err(ApiError::Conflict(format!(
-                    "instance {remote_instance_id} is already federated"
-                )));
-            }
-            let issued_to_them = open
-                .sign_client_csr(&their_csr, id, remote_instance_id, now, CLIENT_CERT_DAYS)
-                .map_err(|e| ApiError::PeerUnreachable(format!("peer's CSR refused: {e}")))?;
-            let peer = peers::insert_accepted_here(
-                conn,
-                &NewPeer {
-                    id,
-                    origin: PeerOrigin::AcceptedHere.as_str(),
-                    remote_instance_url: &url,
-                    peer_kind: peer_kind.as_str(),
-                    spawn_role: spawn_role.map(SpawnRole::as_str),
-                    spawn_mode: spawn_mode.map(SpawnMode::as_str),
-                    remote_prefix_advertisement: None,
-                    status: PeerStatus::Accepted.as_str(),
-                    metadata: json!({}),
-                    endpoints: json!([]),
-                    extension_slugs: json!([]),
-                    capabilities: json!([]),
-                    last_heartbeat_at: None,
-                    acceptance_token_digest: None,
-                    acceptance_token_expires_at: None,
-                },
-                &RemoteFacts {
-                    remote_instance_id: Some(remote_instance_id),
-                    remote_ca_pem: Some(&remote_ca_pem),
-                    remote_ca_sha256: Some(&remote_ca_sha),
-                    contract_version_agreed: Some(powernode_domain::peer::CONTRACT_VERSION),
-                    capabilities: None,
-                    extension_slugs: None,
-                    endpoints: None,
-                    pending_outbound_key: None,
-                },
-            )
-            .map_err(|e| internal("peer insert", e))?;
-            let serial = cert
-                .serial_number()
-                .to_bn()
-                .and_then(|b| b.to_hex_str().map(|h| h.to_lowercase()))
-                .map_err(|e| internal("serial", e))?;
-            certificates::insert(
-                conn,
-                &NewCertificate {
-                    peer_id: id,
-                    direction: OUTBOUND,
-                    serial: &serial,
-                    subject: &format!("CN=fed:{}", claims.peer_id),
-                    fingerprint_sha256: &fingerprint,
-                    cert_pem: &client_cert_pem,
-                    key_sealed: Some(&sealed),
-                    not_before: cert_from,
-                    not_after: cert_to,
-                },
-            )
+    let peer = db::transaction(&ctx.pool, move |conn| {
+        let id = Uuid::new_v4();
+        let now = powernode_store::database_now(conn).map_err(|e| internal("clock", e))?;
+        if peers::instance_bound_elsewhere(conn, remote_instance_id, id)
+            .map_err(|e| internal("lookup", e))?
+        {
+            return Err(ApiError::Conflict(format!(
+                "instance {remote_instance_id} is already federated"
+            )));
+        }
+        let issued_to_them = open
+            .sign_client_csr(&their_csr, id, remote_instance_id, now, CLIENT_CERT_DAYS)
+            .map_err(|e| ApiError::PeerUnreachable(format!("peer's CSR refused: {e}")))?;
+        let peer = peers::insert_accepted_here(
+            conn,
+            &NewPeer {
+                id,
+                origin: PeerOrigin::AcceptedHere.as_str(),
+                remote_instance_url: &url,
+                peer_kind: peer_kind.as_str(),
+                spawn_role: spawn_role.map(SpawnRole::as_str),
+                spawn_mode: spawn_mode.map(SpawnMode::as_str),
+                remote_prefix_advertisement: None,
+                status: PeerStatus::Accepted.as_str(),
+                metadata: json!({}),
+                endpoints: json!([]),
+                extension_slugs: json!([]),
+                capabilities: json!([]),
+                last_heartbeat_at: None,
+                acceptance_token_digest: None,
+                acceptance_token_expires_at: None,
+            },
+            &RemoteFacts {
+                remote_instance_id: Some(remote_instance_id),
+                remote_ca_pem: Some(&remote_ca_pem),
+                remote_ca_sha256: Some(&remote_ca_sha),
+                contract_version_agreed: Some(powernode_domain::peer::CONTRACT_VERSION),
+                capabilities: None,
+                extension_slugs: None,
+                endpoints: None,
+                pending_outbound_key: None,
+            },
+        )
+        .map_err(|e| internal("peer insert", e))?;
+        let serial = cert
+            .serial_number()
+            .to_bn()
+            .and_then(|b| b.to_hex_str().map(|h| h.to_lowercase()))
+            .map_err(|e| internal("serial", e))?;
+        certificates::insert(
+            conn,
+            &NewCertificate {
+                peer_id: id,
+                direction: OUTBOUND,
+                serial: &serial,
+                subject: &format!("CN=fed:{}", claims.peer_id),
+                fingerprint_sha256: &fingerprint,
+                cert_pem: &client_cert_pem,
+                key_sealed: Some(&sealed),
+                not_before: cert_from,
+                not_after: cert_to,
+            },
+        )
+        .map_err(|e| internal("certificate insert", e))?;
+        ca::record_issued(conn, id, &issued_to_them)
             .map_err(|e| internal("certificate insert", e))?;
-            ca::record_issued(conn, id, &issued_to_them)
-                .map_err(|e| internal("certificate insert", e))?;
-            certificate_event(conn, id, &issued_to_them, "issued")
-                .map_err(|e| internal("event", e))?;
-            Ok(peer)
-        }))
+        certificate_event(conn, id, &issued_to_them, "issued").map_err(|e| internal("event", e))?;
+        Ok(peer)
     })
     .await
-    .map_err(|e| internal("accept failed", e))??;
+    .context("accept failed")?;
     tracing::info!(peer_id = %peer.id, remote = %peer.remote_instance_url, operator_id = %actor, "accepted a peer's acceptance token");
     Ok(peer)
 }
@@ -307,7 +303,7 @@ async fn client_for(ctx: &Ctx, peer: &Peer) -> Result<(FederationClient, bool), 
         certificates::for_peer(conn, id, OUTBOUND)
     })
     .await
-    .map_err(|e| e.to_string())?
+    .map_err(|e| e.report())?
     .into_iter()
     .find(|c| c.revoked_at.is_none());
     let cert = row.as_ref().and_then(|r| r.cert_pem.clone());
@@ -450,22 +446,27 @@ fn peer_status_of(e: &powernode_client::Error) -> Option<PeerStatus> {
 /// heartbeats to every enrolled/active/degraded peer, concurrently (bounded), 10 s timeouts.
 pub async fn run_peer_heartbeats(ctx: &Ctx) -> Result<PeerRun, ApiError> {
     use futures::StreamExt;
-    let (targets, ran_at) = db::run(&ctx.pool, |conn| {
-        let mut all = peers::list(conn, Some(PeerStatus::Accepted))?;
-        all.retain(|p| p.origin == PeerOrigin::AcceptedHere && p.peer_kind == PeerKind::Platform);
-        for s in [
-            PeerStatus::Enrolled,
-            PeerStatus::Active,
-            PeerStatus::Degraded,
-        ] {
-            all.extend(
-                peers::list(conn, Some(s))?
-                    .into_iter()
-                    .filter(|p| p.peer_kind == PeerKind::Platform),
-            );
-        }
-        Ok((all, powernode_store::database_now(conn)?))
-    })
+    let (targets, ran_at) = db::run(
+        &ctx.pool,
+        |conn| -> Result<_, powernode_store::StoreError> {
+            let mut all = peers::list(conn, Some(PeerStatus::Accepted))?;
+            all.retain(|p| {
+                p.origin == PeerOrigin::AcceptedHere && p.peer_kind == PeerKind::Platform
+            });
+            for s in [
+                PeerStatus::Enrolled,
+                PeerStatus::Active,
+                PeerStatus::Degraded,
+            ] {
+                all.extend(
+                    peers::list(conn, Some(s))?
+                        .into_iter()
+                        .filter(|p| p.peer_kind == PeerKind::Platform),
+                );
+            }
+            Ok((all, powernode_store::database_now(conn)?))
+        },
+    )
     .await
     .map_err(|e| internal("peer heartbeat targets", e))?;
     let results: Vec<(Uuid, Result<(), String>)> = futures::stream::iter(targets)
@@ -480,10 +481,15 @@ pub async fn run_peer_heartbeats(ctx: &Ctx) -> Result<PeerRun, ApiError> {
     let mut failed = Vec::new();
     for (id, r) in results {
         let error = r.as_ref().err().cloned();
-        let _ = db::run(&ctx.pool, move |conn| {
+        // Recording what we saw must not stop the run; a failure is logged.
+        if let Err(e) = db::run(&ctx.pool, move |conn| {
             peers::record_outbound(conn, id, error.as_deref())
         })
-        .await;
+        .await
+        .context("recording the outbound call failed")
+        {
+            e.report();
+        }
         match r {
             Ok(()) => sent += 1,
             Err(e) => {
@@ -526,7 +532,7 @@ async fn handshake(ctx: &Ctx, client: &FederationClient, peer: &Peer) -> Result<
         certificates::for_peer(conn, id, INBOUND)
     })
     .await
-    .map_err(|e| e.to_string())?
+    .map_err(|e| e.report())?
     .into_iter()
     .find(|c| c.revoked_at.is_none())
     .and_then(|c| c.cert_pem)

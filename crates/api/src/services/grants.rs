@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{Ctx, require};
-use crate::db;
+use crate::db::{self, Context as _};
 use crate::error::{ApiError, internal};
 
 const DEFAULT_TTL_DAYS: u32 = 30;
@@ -204,14 +204,14 @@ pub async fn list(
     let peer = query.peer_id;
     let rows = db::run(&ctx.pool, move |conn| store::list(conn, peer, lifecycle))
         .await
-        .map_err(|e| internal("grant list failed", e))?;
+        .context("grant list failed")?;
     Ok(rows.into_iter().map(grant_view).collect())
 }
 
 async fn load(ctx: &Ctx, id: Uuid) -> Result<GrantRow, ApiError> {
     db::run(&ctx.pool, move |conn| store::find(conn, id))
         .await
-        .map_err(|e| internal("grant lookup failed", e))?
+        .context("grant lookup failed")?
         .ok_or_else(|| ApiError::NotFound(format!("grant {id} not found")))
 }
 
@@ -336,7 +336,7 @@ pub async fn get_resource(
     let (k, i) = (kind.clone(), id.clone());
     let found = db::run(&ctx.pool, move |conn| store::get_resource(conn, &k, &i))
         .await
-        .map_err(|e| internal("resource read failed", e))?
+        .context("resource read failed")?
         .ok_or_else(|| ApiError::NotFound(format!("resource {kind}/{id} not found")))?;
     Ok(resource_view(&found, true))
 }
@@ -356,7 +356,7 @@ pub async fn put_resource(
         store::put_resource(conn, &kind, &id, &document, None)
     })
     .await
-    .map_err(|e| internal("resource write failed", e))?;
+    .context("resource write failed")?;
     Ok(resource_view(&stored, false))
 }
 
@@ -372,7 +372,7 @@ pub async fn delete_resource(
     let (k, i) = (kind.clone(), id.clone());
     let deleted = db::run(&ctx.pool, move |conn| store::delete_resource(conn, &k, &i))
         .await
-        .map_err(|e| internal("resource delete failed", e))?;
+        .context("resource delete failed")?;
     if deleted {
         Ok(ResourceDeleted {
             kind,

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::ca::{self, CLIENT_CERT_DAYS, CLIENT_KEY_CONTEXT, OpenCa};
-use crate::db;
+use crate::db::{self, Context as _};
 use crate::error::{ApiError, internal};
 use crate::federation::PeerCert;
 use crate::federation::batch::{HeartbeatBatcher, LookupBatcher};
@@ -106,73 +106,94 @@ pub async fn accept(ctx: &Ctx, req: AcceptRequest) -> Result<AcceptAnswer, ApiEr
     let request = req;
     let csr_for_b = our_csr.clone();
     let ca_chain_pem = identity.ca_cert_pem.clone();
-    let result = db::run(&ctx.pool, move |conn| {
-        Ok(peers::accept_with::<ApiError, _>(
+    let result = db::transaction(&ctx.pool, move |conn| {
+        let (peer, now, verified) = peers::lock_verified(
             conn,
             peer_id,
             request.acceptance_token.as_deref(),
             drill_allowed,
-            |conn, peer, now| {
-                let url = powernode_domain::InstanceUrl::parse(&request.instance.url)
-                    .map(|u| u.as_str().to_owned())
-                    .unwrap_or_default();
-                if url != peer.remote_instance_url {
-                    return Err(ApiError::validation("instance", "url does not match proposed peer")
-                        .with_message("instance url does not match proposed peer".to_owned()));
-                }
-                let remote = request.instance.instance_id;
-                if peers::instance_bound_elsewhere(conn, remote, peer.id).map_err(|e| internal("lookup", e))? {
-                    return Err(ApiError::Conflict(format!("instance {remote} is already federated")));
-                }
-                let issued = open
-                    .sign_client_csr(&request.csr_pem, peer.id, remote, now, CLIENT_CERT_DAYS)
-                    .map_err(|e| ApiError::validation("csr_pem", e.to_string()).with_message(e.to_string()))?;
-                let (_, ca_sha) = validate_ca_pem(&request.ca_pem).map_err(|reason| {
-                    ApiError::validation("ca_pem", format!("invalid CA certificate: {reason}"))
-                        .with_message(format!("invalid CA certificate: {reason}"))
-                })?;
-                peers::set_remote_facts(
-                    conn,
-                    peer.id,
-                    &RemoteFacts {
-                        remote_instance_id: Some(remote),
-                        remote_ca_pem: Some(&request.ca_pem),
-                        remote_ca_sha256: Some(&ca_sha),
-                        contract_version_agreed: Some(CONTRACT_VERSION),
-                        capabilities: request.capabilities.clone(),
-                        extension_slugs: request.extension_slugs.clone(),
-                        endpoints: request.endpoints.clone(),
-                        pending_outbound_key: Some(Some(&sealed_key)),
-                    },
-                )
-                .map_err(|e| internal("peer update", e))?;
-                ca::record_issued(conn, peer.id, &issued)
-                .map_err(|e| internal("certificate insert", e))?;
-                super::federation::certificate_event(conn, peer.id, &issued, "issued")
-                    .map_err(|e| internal("event", e))?;
-                Ok(json!({ "certificate_serial": issued.serial_hex, "remote_instance_id": remote, "client_cert_pem": issued.pem }))
+        )?;
+        let url = powernode_domain::InstanceUrl::parse(&request.instance.url)
+            .map(|u| u.as_str().to_owned())
+            .unwrap_or_default();
+        if url != peer.remote_instance_url {
+            return Err(
+                ApiError::validation("instance", "url does not match proposed peer")
+                    .with_message("instance url does not match proposed peer".to_owned()),
+            );
+        }
+        let remote = request.instance.instance_id;
+        if peers::instance_bound_elsewhere(conn, remote, peer.id)
+            .map_err(|e| internal("lookup", e))?
+        {
+            return Err(ApiError::Conflict(format!(
+                "instance {remote} is already federated"
+            )));
+        }
+        let issued = open
+            .sign_client_csr(&request.csr_pem, peer.id, remote, now, CLIENT_CERT_DAYS)
+            .map_err(|e| {
+                ApiError::validation("csr_pem", e.to_string()).with_message(e.to_string())
+            })?;
+        let (_, ca_sha) = validate_ca_pem(&request.ca_pem).map_err(|reason| {
+            ApiError::validation("ca_pem", format!("invalid CA certificate: {reason}"))
+                .with_message(format!("invalid CA certificate: {reason}"))
+        })?;
+        peers::set_remote_facts(
+            conn,
+            peer.id,
+            &RemoteFacts {
+                remote_instance_id: Some(remote),
+                remote_ca_pem: Some(&request.ca_pem),
+                remote_ca_sha256: Some(&ca_sha),
+                contract_version_agreed: Some(CONTRACT_VERSION),
+                capabilities: request.capabilities.clone(),
+                extension_slugs: request.extension_slugs.clone(),
+                endpoints: request.endpoints.clone(),
+                pending_outbound_key: Some(Some(&sealed_key)),
             },
-        ))
+        )
+        .map_err(|e| internal("peer update", e))?;
+        ca::record_issued(conn, peer.id, &issued).map_err(|e| internal("certificate insert", e))?;
+        super::federation::certificate_event(conn, peer.id, &issued, "issued")
+            .map_err(|e| internal("event", e))?;
+        let payload = json!({
+            "drill": verified == powernode_domain::token::Verified::Drill,
+            "certificate_serial": issued.serial_hex,
+            "remote_instance_id": remote,
+            "client_cert_pem": issued.pem,
+        });
+        Ok(peers::apply(
+            conn,
+            &peer,
+            powernode_domain::PeerEvent::Accept,
+            None,
+            None,
+            payload,
+        )?)
     })
-    .await
-    .map_err(|e| internal("accept failed", e))?;
-    observability::token_check(match &result {
-        Ok(_) => "accepted",
-        Err(ApiError::Token(r)) => match r {
+    .await;
+    let outcome = match &result {
+        Ok(_) => Some("accepted"),
+        Err(ApiError::Token(r)) => Some(match r {
             powernode_domain::token::TokenRejection::NotRecognized => "not_recognized",
             powernode_domain::token::TokenRejection::Mismatch => "mismatch",
             powernode_domain::token::TokenRejection::Required => "required",
             powernode_domain::token::TokenRejection::Expired(_) => "expired",
-        },
-        Err(_) => "refused",
-    });
+        }),
+        Err(ApiError::Internal { .. }) => None,
+        Err(_) => Some("refused"),
+    };
+    if let Some(outcome) = outcome {
+        observability::token_check(outcome);
+    }
     let moved = result?;
     observability::transition(moved.from, moved.status, 1);
     let client_cert_pem = db::run(&ctx.pool, move |conn| {
         certificates::for_peer(conn, peer_id, INBOUND)
     })
     .await
-    .map_err(|e| internal("certificate read", e))?
+    .context("certificate read")?
     .into_iter()
     .next()
     .and_then(|c| c.cert_pem)
@@ -204,105 +225,101 @@ pub async fn handshake(
 ) -> Result<HandshakeAnswer, ApiError> {
     let peer_id = peer.id;
     let master = ctx.settings.master_key.clone();
-    let moved = db::run(&ctx.pool, move |conn| {
-        use diesel::Connection;
-        Ok(conn.transaction::<_, ApiError, _>(|conn| {
-            let peer = peers::lock_for_update(conn, peer_id)?;
-            if peer.status != PeerStatus::Accepted {
-                return Ok(peers::handshake_locked(conn, &peer)?);
-            }
-            let reject = |reason: &str| {
-                ApiError::validation(
-                    "client_cert_pem",
-                    format!("handshake certificate rejected: {reason}"),
-                )
-                .with_message(format!("handshake certificate rejected: {reason}"))
-            };
-            let cert =
-                X509::from_pem(req.client_cert_pem.as_bytes()).map_err(|_| reject("not PEM"))?;
-            let ca = peer
-                .remote_ca_pem
-                .as_deref()
-                .and_then(|p| X509::from_pem(p.as_bytes()).ok())
-                .ok_or_else(|| reject("no pinned CA for this peer"))?;
-            let ca_key = ca
-                .public_key()
-                .map_err(|_| reject("pinned CA unreadable"))?;
-            if !cert.verify(&ca_key).unwrap_or(false) {
-                return Err(reject("does not chain to the pinned CA"));
-            }
-            let fingerprint = cert
-                .digest(MessageDigest::sha256())
-                .map(hex::encode)
-                .map_err(|_| reject("digest"))?;
-            // After a resume the peer repeats the handshake with the certificate it delivered
-            // before: it is already our outbound certificate, so only the status moves.
-            let known = certificates::by_fingerprint(conn, &fingerprint)
-                .map_err(|e| internal("lookup", e))?;
-            if known.is_some_and(|c| {
-                c.peer_id == peer_id && c.direction == OUTBOUND && c.revoked_at.is_none()
-            }) {
-                return Ok(peers::handshake_locked(conn, &peer)?);
-            }
-            let sealed = peer
-                .pending_outbound_key
-                .clone()
-                .ok_or_else(|| reject("no pending key"))?;
-            let key_pem = master
-                .open(CLIENT_KEY_CONTEXT, &sealed.0)
-                .map_err(|_| reject("pending key unreadable"))?;
-            let key = openssl::pkey::PKey::private_key_from_pem(
-                secrecy::ExposeSecret::expose_secret(&key_pem),
+    let moved = db::transaction(&ctx.pool, move |conn| {
+        let peer = peers::lock_for_update(conn, peer_id)?;
+        if peer.status != PeerStatus::Accepted {
+            return Ok(peers::handshake_locked(conn, &peer)?);
+        }
+        let reject = |reason: &str| {
+            ApiError::validation(
+                "client_cert_pem",
+                format!("handshake certificate rejected: {reason}"),
             )
+            .with_message(format!("handshake certificate rejected: {reason}"))
+        };
+        let cert = X509::from_pem(req.client_cert_pem.as_bytes()).map_err(|_| reject("not PEM"))?;
+        let ca = peer
+            .remote_ca_pem
+            .as_deref()
+            .and_then(|p| X509::from_pem(p.as_bytes()).ok())
+            .ok_or_else(|| reject("no pinned CA for this peer"))?;
+        let ca_key = ca
+            .public_key()
+            .map_err(|_| reject("pinned CA unreadable"))?;
+        if !cert.verify(&ca_key).unwrap_or(false) {
+            return Err(reject("does not chain to the pinned CA"));
+        }
+        let fingerprint = cert
+            .digest(MessageDigest::sha256())
+            .map(hex::encode)
+            .map_err(|_| reject("digest"))?;
+        // After a resume the peer repeats the handshake with the certificate it delivered
+        // before: it is already our outbound certificate, so only the status moves.
+        let known =
+            certificates::by_fingerprint(conn, &fingerprint).map_err(|e| internal("lookup", e))?;
+        if known.is_some_and(|c| {
+            c.peer_id == peer_id && c.direction == OUTBOUND && c.revoked_at.is_none()
+        }) {
+            return Ok(peers::handshake_locked(conn, &peer)?);
+        }
+        let sealed = peer
+            .pending_outbound_key
+            .clone()
+            .ok_or_else(|| reject("no pending key"))?;
+        let key_pem = master
+            .open(CLIENT_KEY_CONTEXT, &sealed.0)
             .map_err(|_| reject("pending key unreadable"))?;
-            let cert_key = cert
-                .public_key()
-                .map_err(|_| reject("unreadable public key"))?;
-            if !key.public_eq(&cert_key) {
-                return Err(reject("does not carry our pending key"));
-            }
-            let (not_before, not_after) = ca::validity(&cert);
-            let serial = cert
-                .serial_number()
-                .to_bn()
-                .and_then(|b| b.to_hex_str().map(|h| h.to_lowercase()))
-                .map_err(|_| reject("serial"))?;
-            certificates::insert(
-                conn,
-                &NewCertificate {
-                    peer_id,
-                    direction: OUTBOUND,
-                    serial: &serial,
-                    subject: &format!("{:?}", cert.subject_name()),
-                    fingerprint_sha256: &fingerprint,
-                    cert_pem: &req.client_cert_pem,
-                    key_sealed: Some(&Sealed(sealed.0.clone())),
-                    not_before,
-                    not_after,
-                },
-            )
-            .map_err(|e| internal("certificate insert", e))?;
-            peers::set_remote_facts(
-                conn,
+        let key = openssl::pkey::PKey::private_key_from_pem(secrecy::ExposeSecret::expose_secret(
+            &key_pem,
+        ))
+        .map_err(|_| reject("pending key unreadable"))?;
+        let cert_key = cert
+            .public_key()
+            .map_err(|_| reject("unreadable public key"))?;
+        if !key.public_eq(&cert_key) {
+            return Err(reject("does not carry our pending key"));
+        }
+        let (not_before, not_after) = ca::validity(&cert);
+        let serial = cert
+            .serial_number()
+            .to_bn()
+            .and_then(|b| b.to_hex_str().map(|h| h.to_lowercase()))
+            .map_err(|_| reject("serial"))?;
+        certificates::insert(
+            conn,
+            &NewCertificate {
                 peer_id,
-                &RemoteFacts {
-                    remote_instance_id: None,
-                    remote_ca_pem: None,
-                    remote_ca_sha256: None,
-                    contract_version_agreed: None,
-                    capabilities: req.capabilities.clone(),
-                    extension_slugs: req.extension_slugs.clone(),
-                    endpoints: req.endpoints.clone(),
-                    pending_outbound_key: Some(None),
-                },
-            )
-            .map_err(|e| internal("peer update", e))?;
-            let peer = peers::lock_for_update(conn, peer_id)?;
-            Ok(peers::handshake_locked(conn, &peer)?)
-        }))
+                direction: OUTBOUND,
+                serial: &serial,
+                subject: &format!("{:?}", cert.subject_name()),
+                fingerprint_sha256: &fingerprint,
+                cert_pem: &req.client_cert_pem,
+                key_sealed: Some(&Sealed(sealed.0.clone())),
+                not_before,
+                not_after,
+            },
+        )
+        .map_err(|e| internal("certificate insert", e))?;
+        peers::set_remote_facts(
+            conn,
+            peer_id,
+            &RemoteFacts {
+                remote_instance_id: None,
+                remote_ca_pem: None,
+                remote_ca_sha256: None,
+                contract_version_agreed: None,
+                capabilities: req.capabilities.clone(),
+                extension_slugs: req.extension_slugs.clone(),
+                endpoints: req.endpoints.clone(),
+                pending_outbound_key: Some(None),
+            },
+        )
+        .map_err(|e| internal("peer update", e))?;
+        let peer = peers::lock_for_update(conn, peer_id)?;
+        Ok(peers::handshake_locked(conn, &peer)?)
     })
     .await
-    .map_err(|e| internal("handshake failed", e))??;
+    .context("handshake failed")?;
     if moved.from != moved.status {
         observability::transition(moved.from, moved.status, 1);
         tracing::info!(peer_id = %peer_id, "handshake completed; peer enrolled");
@@ -345,7 +362,7 @@ pub async fn heartbeat(
     let auth = crate::federation::auth::lookup(ctx, cert, false).await?;
     let peer_id = auth.peer.id;
     let moved = db::run(&ctx.pool, move |conn| {
-        Ok(peers::record_heartbeat(
+        peers::record_heartbeat(
             conn,
             peer_id,
             &RemoteFacts {
@@ -359,10 +376,10 @@ pub async fn heartbeat(
                 pending_outbound_key: None,
             },
             req.sync_cursor,
-        ))
+        )
     })
     .await
-    .map_err(|e| internal("heartbeat failed", e))??;
+    .context("heartbeat failed")?;
     metrics::counter!("powernode_heartbeats_received_total").increment(1);
     if moved.from != moved.status {
         observability::transition(moved.from, moved.status, 1);
@@ -387,24 +404,20 @@ pub async fn renew(ctx: &Ctx, peer: &Peer, req: RenewRequest) -> Result<RenewAns
         .map_err(|e| internal("CA unavailable", e))?;
     let csr = req.csr_pem;
     let peer_id = peer.id;
-    let issued = db::run(&ctx.pool, move |conn| {
-        use diesel::Connection;
-        Ok(conn.transaction::<_, ApiError, _>(|conn| {
-            let now = powernode_store::database_now(conn).map_err(|e| internal("clock", e))?;
-            let issued = open
-                .sign_client_csr(&csr, peer_id, remote, now, CLIENT_CERT_DAYS)
-                .map_err(|e| {
-                    ApiError::validation("csr_pem", e.to_string()).with_message(e.to_string())
-                })?;
-            ca::record_issued(conn, peer_id, &issued)
-                .map_err(|e| internal("certificate insert", e))?;
-            super::federation::certificate_event(conn, peer_id, &issued, "renewed")
-                .map_err(|e| internal("event", e))?;
-            Ok(issued)
-        }))
+    let issued = db::transaction(&ctx.pool, move |conn| {
+        let now = powernode_store::database_now(conn).map_err(|e| internal("clock", e))?;
+        let issued = open
+            .sign_client_csr(&csr, peer_id, remote, now, CLIENT_CERT_DAYS)
+            .map_err(|e| {
+                ApiError::validation("csr_pem", e.to_string()).with_message(e.to_string())
+            })?;
+        ca::record_issued(conn, peer_id, &issued).map_err(|e| internal("certificate insert", e))?;
+        super::federation::certificate_event(conn, peer_id, &issued, "renewed")
+            .map_err(|e| internal("event", e))?;
+        Ok(issued)
     })
     .await
-    .map_err(|e| internal("renew failed", e))??;
+    .context("renew failed")?;
     tracing::info!(peer_id = %peer_id, serial = %issued.serial_hex, "client certificate renewed");
     Ok(RenewAnswer {
         client_cert_pem: issued.pem,

@@ -7,7 +7,7 @@ use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use crate::auth::mint_operator_token;
-use crate::db::{self, DbError};
+use crate::db::{self, Context as _};
 use crate::error::{ApiError, internal};
 use crate::services::{Ctx, require};
 
@@ -57,14 +57,12 @@ pub fn parse_permissions(raw: &[String]) -> Result<Vec<Permission>, ApiError> {
     Ok(out)
 }
 
-fn is_unique_violation(e: &DbError) -> bool {
+fn is_unique_violation(e: &powernode_store::StoreError) -> bool {
     matches!(
         e,
-        DbError::Store(powernode_store::StoreError::Database(
-            diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                _
-            )
+        powernode_store::StoreError::Database(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _
         ))
     )
 }
@@ -82,31 +80,29 @@ pub async fn create(
     let created_by = Some(operator.id);
     let (token, digest) = mint_operator_token()?;
     let shown = name.clone();
-    let result = db::run(&ctx.pool, move |conn| {
-        operators::insert(
-            conn,
-            &NewOperator {
-                name: &name,
-                token_digest: &digest,
-                permissions: &permissions,
-                created_by,
-            },
-        )
+    let op = db::run(&ctx.pool, move |conn| {
+        let new = NewOperator {
+            name: &name,
+            token_digest: &digest,
+            permissions: &permissions,
+            created_by,
+        };
+        operators::insert(conn, &new).map_err(|e| {
+            if is_unique_violation(&e) {
+                ApiError::Conflict(format!(
+                    "an enabled operator named {shown:?} already exists"
+                ))
+            } else {
+                internal("operator create failed", e)
+            }
+        })
     })
-    .await;
-    match result {
-        Ok(op) => {
-            tracing::info!(operator_id = %op.id, name = %op.name, created_by = ?created_by, "operator created");
-            Ok(OperatorWithToken {
-                operator: operator_view(op),
-                token: token.expose_secret().to_owned(),
-            })
-        }
-        Err(e) if is_unique_violation(&e) => Err(ApiError::Conflict(format!(
-            "an enabled operator named {shown:?} already exists"
-        ))),
-        Err(e) => Err(internal("operator create failed", e)),
-    }
+    .await?;
+    tracing::info!(operator_id = %op.id, name = %op.name, created_by = ?created_by, "operator created");
+    Ok(OperatorWithToken {
+        operator: operator_view(op),
+        token: token.expose_secret().to_owned(),
+    })
 }
 
 /// Every operator, enabled and disabled (admin only).
@@ -114,7 +110,7 @@ pub async fn list(ctx: &Ctx, operator: &Operator) -> Result<Vec<OperatorView>, A
     require(operator, Permission::OperatorsAdmin)?;
     let all = db::run(&ctx.pool, operators::list)
         .await
-        .map_err(|e| internal("operator list failed", e))?;
+        .context("operator list failed")?;
     Ok(all.into_iter().map(operator_view).collect())
 }
 
@@ -129,14 +125,14 @@ pub async fn disable(ctx: &Ctx, operator: &Operator, id: Uuid) -> Result<Operato
     let actor = operator.id;
     let disabled = db::run(&ctx.pool, move |conn| operators::disable(conn, id))
         .await
-        .map_err(|e| internal("operator disable failed", e))?;
+        .context("operator disable failed")?;
     if let Some(op) = disabled {
         tracing::info!(operator_id = %id, disabled_by = %actor, "operator disabled");
         return Ok(operator_view(op));
     }
     let exists = db::run(&ctx.pool, move |conn| operators::find(conn, id))
         .await
-        .map_err(|e| internal("operator lookup failed", e))?;
+        .context("operator lookup failed")?;
     Err(match exists {
         Some(_) => ApiError::Conflict(format!("operator {id} is already disabled")),
         None => ApiError::NotFound(format!("operator {id} not found")),

@@ -135,12 +135,15 @@ pub async fn status(ctx: &Ctx, operator: &Operator) -> Result<Vec<ScheduleStatus
 
 /// Renews `auto_renew` grants of live peers 7 days before expiry.
 pub async fn grant_maintenance(ctx: &Ctx) -> Result<GrantMaintenance, ApiError> {
-    let (renewed, ran_at) = db::run(&ctx.pool, |conn| {
-        Ok((
-            powernode_store::grants::auto_renew_due(conn, 7, 30)?,
-            powernode_store::database_now(conn)?,
-        ))
-    })
+    let (renewed, ran_at) = db::run(
+        &ctx.pool,
+        |conn| -> Result<_, powernode_store::StoreError> {
+            Ok((
+                powernode_store::grants::auto_renew_due(conn, 7, 30)?,
+                powernode_store::database_now(conn)?,
+            ))
+        },
+    )
     .await
     .map_err(|e| crate::error::internal("grant maintenance failed", e))?;
     let ids: Vec<Uuid> = renewed.iter().map(|g| g.id).collect();

@@ -17,7 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::db;
+use crate::db::{self, Context as _};
 use crate::error::{ApiError, internal};
 use crate::services::Ctx;
 use crate::services::peers::lifecycle::{self as peer_service, ProposeCommand, RevokeCommand};
@@ -50,33 +50,12 @@ fn result_context(id: Uuid) -> Vec<u8> {
     format!("approval-result:{id}").into_bytes()
 }
 
-pub fn op_error(e: ApprovalOpError) -> ApiError {
-    use powernode_domain::approval::DecisionRefusal as R;
-    match e {
-        ApprovalOpError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
-        ApprovalOpError::Refused(r @ (R::OwnRequest | R::NotRequester)) => {
-            ApiError::ForbiddenAction(r.to_string())
-        }
-        ApprovalOpError::Refused(r) => ApiError::Conflict(r.to_string()),
-        ApprovalOpError::Forbidden(m) => ApiError::ForbiddenAction(m),
-        ApprovalOpError::Conflict(m) => ApiError::Conflict(m),
-        ApprovalOpError::Invalid { field, message } => ApiError::validation(field, message),
-        ApprovalOpError::Store(e) => internal("approval operation failed", e),
-    }
-}
-
 async fn in_transaction<T, F>(ctx: &Ctx, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&mut diesel::PgConnection) -> Result<T, ApprovalOpError> + Send + 'static,
 {
-    db::run(&ctx.pool, move |conn| {
-        use diesel::Connection;
-        Ok(conn.transaction(f))
-    })
-    .await
-    .map_err(|e| internal("approval operation failed", e))?
-    .map_err(op_error)
+    db::transaction(&ctx.pool, move |conn| Ok(f(conn)?)).await
 }
 
 /// One gated call: what it is, what the approver sees, and the secret it needs (if any).
@@ -278,14 +257,14 @@ async fn run(ctx: &Ctx, request: &ApprovalRequest) -> Outcome {
                         p.token,
                     )
                 })
-                .map_err(|e| e.to_string()),
+                .map_err(|e| e.report()),
         },
         FEDERATION_PEER_REVOKE => match command::<RevokeCommand>(request) {
             Err(e) => Err(e),
             Ok(cmd) => peer_service::revoke(ctx, cmd, actor)
                 .await
                 .map(|p| (json!({"peer_id": p.id, "status": p.status}), None))
-                .map_err(|e| e.to_string()),
+                .map_err(|e| e.report()),
         },
         FEDERATION_PEER_ACCEPT => match open_params(ctx, request) {
             Err(e) => Err(e),
@@ -297,7 +276,7 @@ async fn run(ctx: &Ctx, request: &ApprovalRequest) -> Outcome {
                         None,
                     )
                 })
-                .map_err(|e| e.to_string()),
+                .map_err(|e| e.report()),
         },
         other => Err(format!("no executor for action {other}")),
     };
@@ -339,5 +318,5 @@ fn open_params(ctx: &Ctx, request: &ApprovalRequest) -> Result<SecretString, Str
 pub async fn pending_count(ctx: &Ctx) -> Result<i64, ApiError> {
     db::run(&ctx.pool, store::pending_count)
         .await
-        .map_err(|e| internal("approval count failed", e))
+        .context("approval count failed")
 }

@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{in_transaction, result_context};
-use crate::db;
+use crate::db::{self, Context as _};
 use crate::error::{ApiError, internal};
 use crate::services::{Ctx, require};
 
@@ -82,7 +82,7 @@ pub async fn show(ctx: &Ctx, operator: &Operator, id: Uuid) -> Result<ApprovalVi
     require(operator, Permission::FederationRead)?;
     db::run(&ctx.pool, move |conn| store::find_request(conn, id))
         .await
-        .map_err(|e| internal("approval lookup failed", e))?
+        .context("approval lookup failed")?
         .map(approval_view)
         .ok_or_else(|| ApiError::NotFound(format!("approval request {id} not found")))
 }
@@ -113,7 +113,7 @@ pub async fn list(
         store::list_requests(conn, status, limit)
     })
     .await
-    .map_err(|e| internal("approval list failed", e))?;
+    .context("approval list failed")?;
     Ok(requests.into_iter().map(approval_view).collect())
 }
 
@@ -204,14 +204,17 @@ pub async fn claim_result(
 /// Intervention policies of every gated action.
 pub async fn policies(ctx: &Ctx, operator: &Operator) -> Result<Vec<PolicyView>, ApiError> {
     require(operator, Permission::FederationRead)?;
-    let (all, now) = db::run(&ctx.pool, |conn| {
-        Ok((
-            store::list_policies(conn)?,
-            powernode_store::database_now(conn)?,
-        ))
-    })
+    let (all, now) = db::run(
+        &ctx.pool,
+        |conn| -> Result<_, powernode_store::StoreError> {
+            Ok((
+                store::list_policies(conn)?,
+                powernode_store::database_now(conn)?,
+            ))
+        },
+    )
     .await
-    .map_err(|e| internal("policy list failed", e))?;
+    .context("policy list failed")?;
     Ok(all.into_iter().map(|p| policy_view(p, now)).collect())
 }
 
@@ -223,14 +226,17 @@ pub async fn policy(
 ) -> Result<PolicyView, ApiError> {
     require(operator, Permission::FederationRead)?;
     let missing = ApiError::NotFound(format!("policy {action} not found"));
-    let (found, now) = db::run(&ctx.pool, move |conn| {
-        Ok((
-            store::find_policy(conn, &action)?,
-            powernode_store::database_now(conn)?,
-        ))
-    })
+    let (found, now) = db::run(
+        &ctx.pool,
+        move |conn| -> Result<_, powernode_store::StoreError> {
+            Ok((
+                store::find_policy(conn, &action)?,
+                powernode_store::database_now(conn)?,
+            ))
+        },
+    )
     .await
-    .map_err(|e| internal("policy lookup failed", e))?;
+    .context("policy lookup failed")?;
     Ok(policy_view(found.ok_or(missing)?, now))
 }
 
@@ -338,7 +344,7 @@ pub async fn agents(ctx: &Ctx, operator: &Operator) -> Result<Vec<AgentView>, Ap
     require(operator, Permission::FederationRead)?;
     let all = db::run(&ctx.pool, store::list_agents)
         .await
-        .map_err(|e| internal("agent list failed", e))?;
+        .context("agent list failed")?;
     Ok(all.into_iter().map(agent_view).collect())
 }
 

@@ -9,7 +9,7 @@ use powernode_domain::token::{self, MintedToken};
 use powernode_domain::{
     InstanceUrl, PeerEvent, PeerKind, PeerStatus, SpawnMode, SpawnRole, UlaPrefix,
 };
-use powernode_store::peers::{self, NewPeer, Peer, PeerOpError};
+use powernode_store::peers::{self, NewPeer, Peer};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::ca;
 use crate::crypto::random_bytes;
-use crate::db;
+use crate::db::{self, Context as _};
 use crate::error::{ApiError, internal};
 use crate::observability;
 use crate::services::Ctx;
@@ -193,27 +193,17 @@ pub async fn propose(
     })
 }
 
-fn op_error(e: PeerOpError, id: Uuid) -> ApiError {
-    match e {
-        PeerOpError::NotFound => ApiError::NotFound(format!("peer {id} not found")),
-        PeerOpError::Illegal(e) => ApiError::IllegalTransition(e),
-        PeerOpError::Conflict(m) => ApiError::Conflict(m),
-        PeerOpError::Rejected(r) => ApiError::Token(r),
-        PeerOpError::Store(e) => internal("peer operation failed", e),
-    }
-}
-
 pub async fn find(ctx: &Ctx, id: Uuid) -> Result<Peer, ApiError> {
     db::run(&ctx.pool, move |conn| peers::find(conn, id))
         .await
-        .map_err(|e| internal("peer lookup failed", e))?
+        .context("peer lookup failed")?
         .ok_or_else(|| ApiError::NotFound(format!("peer {id} not found")))
 }
 
 pub async fn list(ctx: &Ctx, status: Option<PeerStatus>) -> Result<Vec<Peer>, ApiError> {
     db::run(&ctx.pool, move |conn| peers::list(conn, status))
         .await
-        .map_err(|e| internal("peer list failed", e))
+        .context("peer list failed")
 }
 
 /// Validates an operator's reason (suspend, revoke).
@@ -240,17 +230,10 @@ pub async fn transition(
     actor: Uuid,
 ) -> Result<Peer, ApiError> {
     let peer = db::run(&ctx.pool, move |conn| {
-        Ok(peers::transition(
-            conn,
-            id,
-            event,
-            reason.as_deref(),
-            Some(actor),
-        ))
+        peers::transition(conn, id, event, reason.as_deref(), Some(actor))
     })
     .await
-    .map_err(|e| internal("peer transition failed", e))?
-    .map_err(|e| op_error(e, id))?;
+    .context("peer transition failed")?;
     observability::transition(peer.from, peer.status, 1);
     tracing::info!(peer_id = %id, from = %peer.from, status = %peer.status, operator_id = %actor, "peer {event}");
     Ok(peer.peer)
@@ -288,11 +271,10 @@ pub async fn regenerate_token(
     let minted = mint_for(ctx, id, &identity.ca_sha256)?;
     let digest = minted.digest.clone();
     let peer = db::run(&ctx.pool, move |conn| {
-        Ok(peers::regenerate_token(conn, id, &digest, ttl, Some(actor)))
+        peers::regenerate_token(conn, id, &digest, ttl, Some(actor))
     })
     .await
-    .map_err(|e| internal("token regeneration failed", e))?
-    .map_err(|e| op_error(e, id))?;
+    .context("token regeneration failed")?;
     tracing::info!(peer_id = %id, operator_id = %actor, "acceptance token regenerated");
     Ok(Proposed {
         peer,
@@ -301,12 +283,9 @@ pub async fn regenerate_token(
 }
 
 pub async fn delete(ctx: &Ctx, id: Uuid, actor: Uuid) -> Result<Peer, ApiError> {
-    let peer = db::run(&ctx.pool, move |conn| {
-        Ok(peers::delete(conn, id, Some(actor)))
-    })
-    .await
-    .map_err(|e| internal("peer delete failed", e))?
-    .map_err(|e| op_error(e, id))?;
+    let peer = db::run(&ctx.pool, move |conn| peers::delete(conn, id, Some(actor)))
+        .await
+        .context("peer delete failed")?;
     tracing::info!(peer_id = %id, operator_id = %actor, "peer deleted");
     Ok(peer)
 }
@@ -314,5 +293,5 @@ pub async fn delete(ctx: &Ctx, id: Uuid, actor: Uuid) -> Result<Peer, ApiError> 
 pub async fn database_now(ctx: &Ctx) -> Result<OffsetDateTime, ApiError> {
     db::run(&ctx.pool, powernode_store::database_now)
         .await
-        .map_err(|e| internal("database clock unavailable", e))
+        .context("database clock unavailable")
 }

@@ -157,14 +157,17 @@ pub async fn show(ctx: &Ctx, operator: &Operator, id: Uuid) -> Result<PeerView, 
     require(operator, Permission::FederationRead)?;
     let peer = lifecycle::find(ctx, id).await?;
     let mut shown = view(ctx, peer).await?;
-    let (inbound, outbound, now) = db::run(&ctx.pool, move |conn| {
-        use powernode_store::certificates::{INBOUND, OUTBOUND, for_peer};
-        Ok((
-            for_peer(conn, id, INBOUND)?,
-            for_peer(conn, id, OUTBOUND)?,
-            powernode_store::database_now(conn)?,
-        ))
-    })
+    let (inbound, outbound, now) = db::run(
+        &ctx.pool,
+        move |conn| -> Result<_, powernode_store::StoreError> {
+            use powernode_store::certificates::{INBOUND, OUTBOUND, for_peer};
+            Ok((
+                for_peer(conn, id, INBOUND)?,
+                for_peer(conn, id, OUTBOUND)?,
+                powernode_store::database_now(conn)?,
+            ))
+        },
+    )
     .await
     .map_err(|e| internal("certificate lookup failed", e))?;
     shown.certificates = Some(CertificatesView {
