@@ -7,15 +7,43 @@ use serde::{Deserialize, Serialize};
 use strum::{AsRefStr, Display, EnumIter, EnumString, IntoStaticStr};
 use time::OffsetDateTime;
 
-/// The gated actions of this build.
+/// The gated actions of this build; their text is the policy's and the request's `action`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    Display,
+    EnumString,
+    EnumIter,
+    AsRefStr,
+    IntoStaticStr,
+)]
+pub enum GatedAction {
+    #[serde(rename = "system.federation_peer_propose")]
+    #[strum(serialize = "system.federation_peer_propose")]
+    FederationPeerPropose,
+    #[serde(rename = "system.federation_peer_accept")]
+    #[strum(serialize = "system.federation_peer_accept")]
+    FederationPeerAccept,
+    #[serde(rename = "system.federation_peer_revoke")]
+    #[strum(serialize = "system.federation_peer_revoke")]
+    FederationPeerRevoke,
+}
+
+impl GatedAction {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
 pub const FEDERATION_PEER_PROPOSE: &str = "system.federation_peer_propose";
 pub const FEDERATION_PEER_ACCEPT: &str = "system.federation_peer_accept";
 pub const FEDERATION_PEER_REVOKE: &str = "system.federation_peer_revoke";
-pub const GATED_ACTIONS: [&str; 3] = [
-    FEDERATION_PEER_PROPOSE,
-    FEDERATION_PEER_ACCEPT,
-    FEDERATION_PEER_REVOKE,
-];
 
 /// `decided_by` of requests the SDWAN Manager decided (timeouts).
 pub const SDWAN_MANAGER: &str = "sdwan_manager";
@@ -529,5 +557,23 @@ mod tests {
             let ok = r.check_decision("bob", NOW).is_ok();
             prop_assert_eq!(ok, status == ApprovalStatus::Pending && offset > 0);
         }
+    }
+
+    #[test]
+    fn gated_actions_are_their_policy_names() {
+        use strum::IntoEnumIterator;
+        let names: Vec<&str> = GatedAction::iter().map(GatedAction::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                FEDERATION_PEER_PROPOSE,
+                FEDERATION_PEER_ACCEPT,
+                FEDERATION_PEER_REVOKE
+            ]
+        );
+        for a in GatedAction::iter() {
+            assert_eq!(a.as_str().parse::<GatedAction>(), Ok(a));
+        }
+        assert!("system.reboot".parse::<GatedAction>().is_err());
     }
 }

@@ -64,6 +64,13 @@ pub enum Dimension {
     SourceIp,
 }
 
+/// Grant lifetimes in days: the default at issue and renewal, and the most an operator may set.
+pub const DEFAULT_TTL_DAYS: u32 = 30;
+pub const MAX_TTL_DAYS: u32 = 365;
+/// Auto-renewal (SPEC §6): a live `auto_renew` grant of a live peer is renewed once it expires
+/// within this many days, to `DEFAULT_TTL_DAYS` from then.
+pub const AUTO_RENEW_WITHIN_DAYS: u32 = 7;
+
 /// A grant's allowlists; an empty list leaves that axis unrestricted.
 #[derive(Debug, Clone)]
 pub struct GrantScope {

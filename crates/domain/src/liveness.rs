@@ -2,7 +2,7 @@
 
 use time::OffsetDateTime;
 
-use crate::PeerStatus;
+use crate::{PeerKind, PeerOrigin, PeerStatus};
 
 /// Default `stale_after`: an active peer silent for longer is degraded by the sweep.
 pub const DEFAULT_STALE_AFTER_SECS: u32 = 300;
@@ -16,6 +16,42 @@ pub fn degraded_reason(stale_after_secs: u32) -> String {
         s => format!("{s} seconds"),
     };
     format!("heartbeat stale (>{span})")
+}
+
+/// What our PeerClient does for a peer on each tick (SPEC §5), if anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboundCall {
+    /// We accepted its token and still owe it the handshake.
+    Handshake,
+    /// A live peer: heartbeat it (renewing our client certificate when due).
+    Heartbeat,
+}
+
+/// The statuses a peer may have for [`outbound_call`] to name a call.
+pub const CONTACTED_STATUSES: [PeerStatus; 4] = [
+    PeerStatus::Accepted,
+    PeerStatus::Enrolled,
+    PeerStatus::Active,
+    PeerStatus::Degraded,
+];
+
+/// Which peers we contact: platform peers only (an `sdwan_only` peer has no control plane to
+/// call); the handshake only for peers we accepted (the proposer waits for it).
+pub fn outbound_call(
+    status: PeerStatus,
+    origin: PeerOrigin,
+    kind: PeerKind,
+) -> Option<OutboundCall> {
+    if kind != PeerKind::Platform {
+        return None;
+    }
+    match status {
+        PeerStatus::Accepted if origin == PeerOrigin::AcceptedHere => Some(OutboundCall::Handshake),
+        PeerStatus::Enrolled | PeerStatus::Active | PeerStatus::Degraded => {
+            Some(OutboundCall::Heartbeat)
+        }
+        _ => None,
+    }
 }
 
 /// What a peer's row says at read time, by the database clock.
@@ -59,6 +95,28 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
+
+    #[test]
+    fn only_platform_peers_are_contacted_and_only_the_acceptor_handshakes() {
+        use strum::IntoEnumIterator;
+        for status in PeerStatus::iter() {
+            for origin in [PeerOrigin::ProposedHere, PeerOrigin::AcceptedHere] {
+                assert_eq!(outbound_call(status, origin, PeerKind::SdwanOnly), None);
+                let call = outbound_call(status, origin, PeerKind::Platform);
+                let expected = match status {
+                    PeerStatus::Accepted if origin == PeerOrigin::AcceptedHere => {
+                        Some(OutboundCall::Handshake)
+                    }
+                    PeerStatus::Enrolled | PeerStatus::Active | PeerStatus::Degraded => {
+                        Some(OutboundCall::Heartbeat)
+                    }
+                    _ => None,
+                };
+                assert_eq!(call, expected, "{status} {origin:?}");
+                assert!(call.is_none() || CONTACTED_STATUSES.contains(&status));
+            }
+        }
+    }
 
     #[test]
     fn staleness_and_pending_tokens_by_the_given_clock() {

@@ -4,6 +4,7 @@
 use powernode_client::FederationClient;
 use powernode_client::federation::{AcceptAnswer, HandshakeRequest, HeartbeatRequest};
 use powernode_client::worker::{PeerCallFailure, PeerRun};
+use powernode_domain::liveness::{CONTACTED_STATUSES, OutboundCall, outbound_call};
 use std::time::Duration;
 
 use diesel::PgConnection;
@@ -449,30 +450,25 @@ pub async fn run_peer_heartbeats(ctx: &Ctx) -> Result<PeerRun, ApiError> {
     let (targets, ran_at) = db::run(
         &ctx.pool,
         |conn| -> Result<_, powernode_store::StoreError> {
-            let mut all = peers::list(conn, Some(PeerStatus::Accepted))?;
-            all.retain(|p| {
-                p.origin == PeerOrigin::AcceptedHere && p.peer_kind == PeerKind::Platform
-            });
-            for s in [
-                PeerStatus::Enrolled,
-                PeerStatus::Active,
-                PeerStatus::Degraded,
-            ] {
-                all.extend(
-                    peers::list(conn, Some(s))?
+            let mut targets = Vec::new();
+            for status in CONTACTED_STATUSES {
+                targets.extend(
+                    peers::list(conn, Some(status))?
                         .into_iter()
-                        .filter(|p| p.peer_kind == PeerKind::Platform),
+                        .filter_map(|p| {
+                            outbound_call(p.status, p.origin, p.peer_kind).map(|call| (p, call))
+                        }),
                 );
             }
-            Ok((all, powernode_store::database_now(conn)?))
+            Ok((targets, powernode_store::database_now(conn)?))
         },
     )
     .await
-    .map_err(|e| internal("peer heartbeat targets", e))?;
+    .context("peer heartbeat targets")?;
     let results: Vec<(Uuid, Result<(), String>)> = futures::stream::iter(targets)
-        .map(|peer| async move {
+        .map(|(peer, call)| async move {
             let id = peer.id;
-            (id, contact(ctx, peer).await)
+            (id, contact(ctx, peer, call).await)
         })
         .buffer_unordered(8)
         .collect()
@@ -508,9 +504,9 @@ pub async fn run_peer_heartbeats(ctx: &Ctx) -> Result<PeerRun, ApiError> {
     })
 }
 
-async fn contact(ctx: &Ctx, peer: Peer) -> Result<(), String> {
+async fn contact(ctx: &Ctx, peer: Peer, call: OutboundCall) -> Result<(), String> {
     let (client, due) = client_for(ctx, &peer).await?;
-    if peer.status == PeerStatus::Accepted {
+    if call == OutboundCall::Handshake {
         return handshake(ctx, &client, &peer).await;
     }
     if due {

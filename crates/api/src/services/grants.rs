@@ -19,8 +19,7 @@ use super::{Ctx, require};
 use crate::db::{self, Context as _};
 use crate::error::{ApiError, internal};
 
-const DEFAULT_TTL_DAYS: u32 = 30;
-const MAX_TTL_DAYS: u32 = 365;
+use powernode_domain::grant::{DEFAULT_TTL_DAYS, MAX_TTL_DAYS};
 const MAX_ID_LEN: usize = 64;
 
 pub fn grant_view(g: GrantRow) -> GrantView {

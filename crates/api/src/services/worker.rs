@@ -139,7 +139,11 @@ pub async fn grant_maintenance(ctx: &Ctx) -> Result<GrantMaintenance, ApiError> 
         &ctx.pool,
         |conn| -> Result<_, powernode_store::StoreError> {
             Ok((
-                powernode_store::grants::auto_renew_due(conn, 7, 30)?,
+                powernode_store::grants::auto_renew_due(
+                    conn,
+                    powernode_domain::grant::AUTO_RENEW_WITHIN_DAYS,
+                    powernode_domain::grant::DEFAULT_TTL_DAYS,
+                )?,
                 powernode_store::database_now(conn)?,
             ))
         },

@@ -4,10 +4,7 @@
 //! serialisable command. `Proceed` runs the action now on the caller's path; a queued request
 //! is executed later by [`tick`] through the very same service functions.
 
-use powernode_domain::approval::{
-    self, ExecutionPlan, FEDERATION_PEER_ACCEPT, FEDERATION_PEER_PROPOSE, FEDERATION_PEER_REVOKE,
-    Gate, SDWAN_MANAGER_AGENT,
-};
+use powernode_domain::approval::{self, ExecutionPlan, Gate, GatedAction, SDWAN_MANAGER_AGENT};
 use powernode_store::StoreError;
 use powernode_store::approvals::{
     self as store, ApprovalOpError, ApprovalRequest, NewRequest, Outcome,
@@ -60,7 +57,7 @@ where
 
 /// One gated call: what it is, what the approver sees, and the secret it needs (if any).
 pub struct GateCall {
-    pub action: &'static str,
+    pub action: GatedAction,
     /// Shown to approvers; never a secret.
     pub params: Value,
     /// Sealed with the master key until execution (an acceptance token).
@@ -90,6 +87,7 @@ pub async fn gate(ctx: &Ctx, call: GateCall) -> Result<Option<ApprovalRequest>, 
         actor,
         ..
     } = call;
+    let action = action.as_str();
     let outcome = in_transaction(ctx, move |conn| {
         store::restore_ended(conn)?;
         let policy = store::lock_policy(conn, action)?;
@@ -241,8 +239,9 @@ fn command<T: serde::de::DeserializeOwned>(request: &ApprovalRequest) -> Result<
 /// Runs an approved action through the same service function its route uses.
 async fn run(ctx: &Ctx, request: &ApprovalRequest) -> Outcome {
     let actor = request.requested_by;
-    let result: Result<(Value, Option<SecretString>), String> = match request.action.as_str() {
-        FEDERATION_PEER_PROPOSE => match command::<ProposeCommand>(request) {
+    let action = request.action.parse::<GatedAction>();
+    let result: Result<(Value, Option<SecretString>), String> = match action {
+        Ok(GatedAction::FederationPeerPropose) => match command::<ProposeCommand>(request) {
             Err(e) => Err(e),
             Ok(cmd) => peer_service::propose(ctx, cmd, actor)
                 .await
@@ -259,14 +258,14 @@ async fn run(ctx: &Ctx, request: &ApprovalRequest) -> Outcome {
                 })
                 .map_err(|e| e.report()),
         },
-        FEDERATION_PEER_REVOKE => match command::<RevokeCommand>(request) {
+        Ok(GatedAction::FederationPeerRevoke) => match command::<RevokeCommand>(request) {
             Err(e) => Err(e),
             Ok(cmd) => peer_service::revoke(ctx, cmd, actor)
                 .await
                 .map(|p| (json!({"peer_id": p.id, "status": p.status}), None))
                 .map_err(|e| e.report()),
         },
-        FEDERATION_PEER_ACCEPT => match open_params(ctx, request) {
+        Ok(GatedAction::FederationPeerAccept) => match open_params(ctx, request) {
             Err(e) => Err(e),
             Ok(token) => crate::services::federation::accept_remote(ctx, token, actor)
                 .await
@@ -278,7 +277,7 @@ async fn run(ctx: &Ctx, request: &ApprovalRequest) -> Outcome {
                 })
                 .map_err(|e| e.report()),
         },
-        other => Err(format!("no executor for action {other}")),
+        Err(_) => Err(format!("no executor for action {}", request.action)),
     };
     match result {
         Err(e) => Outcome::Failed(e),

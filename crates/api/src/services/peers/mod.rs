@@ -9,9 +9,7 @@ use powernode_client::peers::{
     AcceptRequest, CertificateFacts, CertificatesView, ListQuery, PeerView, PeerWithToken,
     ProposeRequest, ReasonRequest, RegenerateRequest, ResumeRequest,
 };
-use powernode_domain::approval::{
-    FEDERATION_PEER_ACCEPT, FEDERATION_PEER_PROPOSE, FEDERATION_PEER_REVOKE,
-};
+use powernode_domain::approval::GatedAction;
 use powernode_domain::{PeerEvent, Permission};
 use powernode_store::operators::Operator;
 use powernode_store::peers::Peer;
@@ -123,7 +121,7 @@ pub async fn propose(
     let actor = operator.id;
     let params = serde_json::to_value(&command).map_err(|e| internal("propose params", e))?;
     let call = GateCall {
-        action: FEDERATION_PEER_PROPOSE,
+        action: GatedAction::FederationPeerPropose,
         params,
         secret: None,
         actor,
@@ -233,7 +231,7 @@ pub async fn revoke(
     let peer = lifecycle::find(ctx, command.peer_id).await?;
     powernode_domain::peer::apply(peer.status, PeerEvent::Revoke)?;
     let call = GateCall {
-        action: FEDERATION_PEER_REVOKE,
+        action: GatedAction::FederationPeerRevoke,
         params: json!({"peer_id": command.peer_id, "reason": command.reason}),
         secret: None,
         actor,
@@ -266,7 +264,7 @@ pub async fn accept(
         ApiError::validation("acceptance_token", "malformed").with_message(e.to_string())
     })?;
     let call = GateCall {
-        action: FEDERATION_PEER_ACCEPT,
+        action: GatedAction::FederationPeerAccept,
         params: json!({
             "remote_instance_url": claims.url,
             "remote_peer_id": claims.peer_id,
