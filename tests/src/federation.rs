@@ -55,28 +55,32 @@ pub async fn instance_with(extra: &[(&'static str, String)]) -> Instance {
 }
 
 impl Instance {
+    /// Runs one worker endpoint (`peer_heartbeats`, `grant_maintenance`, `heartbeat_sweep`)
+    /// through the typed worker client; its answer as JSON.
     pub async fn worker(&self, path: &str) -> Value {
-        let resp = self
-            .app
-            .client
-            .post(
-                self.app
-                    .url(&format!("/api/v1/system/worker_api/federation/{path}")),
-            )
-            .header("X-Worker-Token", WORKER_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status().as_u16(), 200);
-        resp.json::<Value>().await.unwrap()["data"].clone()
+        let api = self.app.worker_api();
+        let answer = match path {
+            "peer_heartbeats" => serde_json::to_value(api.peer_heartbeats().await.unwrap()),
+            "grant_maintenance" => serde_json::to_value(api.grant_maintenance().await.unwrap()),
+            "heartbeat_sweep" => serde_json::to_value(api.heartbeat_sweep().await.unwrap()),
+            other => panic!("no worker endpoint {other}"),
+        };
+        answer.unwrap()
+    }
+
+    /// The typed operator client with this instance's admin token.
+    pub fn operator(&self) -> powernode_client::OperatorClient {
+        self.app.operator(&self.admin)
     }
 
     pub async fn only_peer(&self) -> Value {
-        let (status, body) = self.app.get(PEERS, &self.admin).await;
-        assert_eq!(status, 200);
-        let peers = body["data"].as_array().unwrap();
-        assert_eq!(peers.len(), 1, "{body}");
-        peers[0].clone()
+        let peers = self
+            .operator()
+            .peers(&powernode_client::peers::ListQuery::default())
+            .await
+            .unwrap();
+        assert_eq!(peers.len(), 1, "{peers:?}");
+        serde_json::to_value(&peers[0]).unwrap()
     }
 
     pub async fn ready(&self) {
@@ -145,27 +149,24 @@ pub fn outbound_identity(inst: &Instance) -> reqwest::Identity {
 
 /// A proposes B (with `spawn_role`), B accepts the token: both `accepted`. Returns the token.
 pub async fn propose_and_accept(a: &Instance, b: &Instance, spawn_role: &str) -> String {
-    let (_, proposed) = a
-        .app
-        .post(
-            PEERS,
-            &a.admin,
-            serde_json::json!({"remote_instance_url": b.public_url, "spawn_role": spawn_role}),
-        )
-        .await;
-    let token = proposed["data"]["acceptance_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (status, accepted) = b
-        .app
-        .post(
-            &format!("{PEERS}/accept"),
-            &b.admin,
-            serde_json::json!({"acceptance_token": token}),
-        )
-        .await;
-    assert_eq!(status, 201, "{accepted}");
+    use powernode_client::Gated;
+    use powernode_client::peers::{AcceptRequest, ProposeRequest};
+    let propose = ProposeRequest {
+        remote_instance_url: b.public_url.clone(),
+        spawn_role: Some(spawn_role.to_owned()),
+        ..ProposeRequest::default()
+    };
+    let Gated::Done(proposed) = a.operator().propose(&propose).await.unwrap() else {
+        panic!("propose was queued for approval");
+    };
+    let token = proposed.acceptance_token.expect("a token");
+    let accept = AcceptRequest {
+        acceptance_token: token.clone(),
+    };
+    let Gated::Done(accepted) = b.operator().accept(&accept).await.unwrap() else {
+        panic!("accept was queued for approval");
+    };
+    assert_eq!(accepted.status, powernode_domain::PeerStatus::Accepted);
     token
 }
 

@@ -298,17 +298,29 @@ impl TestApp {
             .await
     }
 
-    /// One SDWAN Manager tick through the worker endpoint; its `data` (`{expired, executed, …}`).
+    /// The typed operator API client with `token`.
+    pub fn operator(&self, token: &str) -> powernode_client::OperatorClient {
+        powernode_client::OperatorClient::new(
+            self.client.clone(),
+            &self.address,
+            token.to_owned().into(),
+        )
+    }
+
+    /// The typed worker API client with the tests' worker token.
+    pub fn worker_api(&self) -> powernode_client::WorkerClient {
+        powernode_client::WorkerClient::new(
+            self.client.clone(),
+            &self.address,
+            WORKER_TOKEN.to_owned().into(),
+        )
+    }
+
+    /// One SDWAN Manager tick through the worker endpoint; its answer as JSON
+    /// (`{expired, executed, …}`).
     pub async fn sdwan_tick(&self) -> serde_json::Value {
-        let resp = self
-            .client
-            .post(self.url("/api/v1/system/worker_api/sdwan_manager/tick"))
-            .header("X-Worker-Token", WORKER_TOKEN)
-            .send()
-            .await
-            .expect("tick request");
-        assert_eq!(resp.status(), 200, "tick refused");
-        resp.json::<serde_json::Value>().await.expect("tick body")["data"].clone()
+        let outcome = self.worker_api().sdwan_manager_tick().await.expect("tick");
+        serde_json::to_value(outcome).expect("tick answer")
     }
 
     pub async fn sweep(&self) -> reqwest::Response {

@@ -1,0 +1,20 @@
+//! Every integration test in one binary (one link instead of seventeen), a module per area.
+//! Real PostgreSQL, Redis, API and worker processes; `scripts/dev test` starts the services.
+
+mod api;
+mod approvals;
+mod cli;
+mod config;
+mod csr;
+mod demo;
+mod deploy;
+mod federation;
+mod grants;
+mod grants_property;
+mod metrics;
+mod operators;
+mod partial_mtls;
+mod peers;
+mod service;
+mod store;
+mod worker;
