@@ -9,7 +9,7 @@ use std::time::Duration;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use powernode_domain::InstanceUrl;
-use powernode_domain::config::{self, SettingDoc};
+use powernode_domain::config;
 use powernode_domain::liveness::DEFAULT_STALE_AFTER_SECS;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -33,71 +33,64 @@ pub enum LogFormat {
     Json,
 }
 
-/// What the file and environment may hold. Required values are `Option` so that a missing one
-/// gets a message naming its variable rather than serde's "missing field".
-#[derive(Debug, Serialize, Deserialize)]
-struct RawSettings {
-    environment: Environment,
-    http_listen: String,
-    database_url: Option<String>,
-    database_pool_size: u32,
-    database_connect_timeout_secs: u64,
-    redis_url: Option<String>,
-    redis_prefix: String,
-    worker_token: Option<String>,
-    stale_after_secs: u32,
-    shutdown_grace_secs: u64,
-    log_format: LogFormat,
-    master_key_file: Option<String>,
-    federation_public_url: Option<String>,
-    acceptance_token_ttl_secs: u32,
-    acceptance_token_ttl_min_secs: u32,
-    acceptance_token_ttl_max_secs: u32,
-    allow_drill_mode: bool,
-    federation_listen: String,
-    allow_plaintext_fallback: bool,
-    federation_tls_cert_file: Option<String>,
-    federation_tls_key_file: Option<String>,
-    resource_kinds: String,
-    trusted_proxies: String,
-    federation_rate_per_minute: u32,
-    federation_rate_burst: u32,
-    accept_rate_per_minute: u32,
-    accept_rate_burst: u32,
-}
-
-impl Default for RawSettings {
-    fn default() -> Self {
-        RawSettings {
-            environment: Environment::Production,
-            http_listen: "127.0.0.1:3000".to_owned(),
-            database_url: None,
-            database_pool_size: 10,
-            database_connect_timeout_secs: 5,
-            redis_url: None,
-            redis_prefix: "powernode".to_owned(),
-            worker_token: None,
-            stale_after_secs: DEFAULT_STALE_AFTER_SECS,
-            shutdown_grace_secs: 30,
-            log_format: LogFormat::Text,
-            master_key_file: None,
-            federation_public_url: None,
-            acceptance_token_ttl_secs: 7 * 24 * 3600,
-            acceptance_token_ttl_min_secs: 60,
-            acceptance_token_ttl_max_secs: 30 * 24 * 3600,
-            allow_drill_mode: false,
-            federation_listen: "127.0.0.1:3443".to_owned(),
-            allow_plaintext_fallback: false,
-            federation_tls_cert_file: None,
-            federation_tls_key_file: None,
-            resource_kinds: "sdwan_config".to_owned(),
-            trusted_proxies: String::new(),
-            federation_rate_per_minute: 600,
-            federation_rate_burst: 60,
-            accept_rate_per_minute: 30,
-            accept_rate_burst: 10,
-        }
-    }
+// Every API setting, once: field, type, default, the default as documented, secret, meaning.
+// `powernode-api config` prints them, `scripts/dev docs` renders them into
+// `docs/configuration.md` and the environment example, and a test checks the two defaults agree.
+powernode_domain::settings! {
+    environment: Environment = Environment::Production, Some("production"), false,
+        "`production` or `development`; drill mode and plaintext fallbacks are refused in production";
+    http_listen: String = "127.0.0.1:3000".to_owned(), Some("127.0.0.1:3000"), false,
+        "address of the operator and worker API (and `/metrics`)";
+    database_url: Option<String> = None, None, false,
+        "PostgreSQL URL (the password is redacted in logs and `config`)";
+    database_pool_size: u32 = 10, Some("10"), false,
+        "PostgreSQL connections per API process";
+    database_connect_timeout_secs: u64 = 5, Some("5"), false,
+        "how long a request waits for a pooled connection";
+    redis_url: Option<String> = None, None, false,
+        "Redis URL; `/readyz` pings it";
+    redis_prefix: String = "powernode".to_owned(), Some("powernode"), false,
+        "per-instance key prefix shared with the worker (two instances may share one Redis)";
+    worker_token: Option<String> = None, None, true,
+        "secret of at least 32 characters that the worker sends as `X-Worker-Token`";
+    stale_after_secs: u32 = DEFAULT_STALE_AFTER_SECS, Some("300"), false,
+        "the sweep degrades active peers silent for longer (10–86400)";
+    shutdown_grace_secs: u64 = 30, Some("30"), false,
+        "SIGTERM: how long in-flight requests may take to finish";
+    log_format: LogFormat = LogFormat::Text, Some("text"), false,
+        "`text` (one line per event, no colour codes unless on a terminal) or `json`; filter with `RUST_LOG`";
+    master_key_file: Option<String> = None, None, false,
+        "file (mode 0600) holding 64 hex characters; seals the CA key and other secrets at rest";
+    federation_public_url: Option<String> = None, None, false,
+        "https base URL peers use for this instance's federation listener; carried in acceptance tokens";
+    acceptance_token_ttl_secs: u32 = 7 * 24 * 3600, Some("604800"), false,
+        "default acceptance token lifetime (7 days)";
+    acceptance_token_ttl_min_secs: u32 = 60, Some("60"), false,
+        "smallest `ttl_seconds` a caller may ask for";
+    acceptance_token_ttl_max_secs: u32 = 30 * 24 * 3600, Some("2592000"), false,
+        "largest `ttl_seconds` a caller may ask for (30 days)";
+    allow_drill_mode: bool = false, Some("false"), false,
+        "allow drill peers (no acceptance token); refused at start in production";
+    federation_listen: String = "127.0.0.1:3443".to_owned(), Some("127.0.0.1:3443"), false,
+        "address of the federation (mTLS) listener that `POWERNODE_FEDERATION_PUBLIC_URL` reaches";
+    allow_plaintext_fallback: bool = false, Some("false"), false,
+        "with a partial client certificate, call peers over TLS without one (they will refuse); refused at start in production";
+    federation_tls_cert_file: Option<String> = None, None, false,
+        "optional PEM certificate for the federation listener (with `POWERNODE_FEDERATION_TLS_KEY_FILE`); must chain to this instance's CA or the API stops; unset = issued by the CA";
+    federation_tls_key_file: Option<String> = None, None, false,
+        "its PEM private key";
+    resource_kinds: String = "sdwan_config".to_owned(), Some("sdwan_config"), false,
+        "comma list of declared shared-resource kinds; others answer 422";
+    trusted_proxies: String = String::new(), Some(""), false,
+        "comma list of proxy CIDRs whose X-Forwarded-For is believed for grant source_ip checks; empty = the TCP peer address only";
+    federation_rate_per_minute: u32 = 600, Some("600"), false,
+        "federation API calls per minute per peer certificate (429 with Retry-After beyond)";
+    federation_rate_burst: u32 = 60, Some("60"), false,
+        "burst allowed above that rate";
+    accept_rate_per_minute: u32 = 30, Some("30"), false,
+        "accept calls per minute per source address";
+    accept_rate_burst: u32 = 10, Some("10"), false,
+        "burst allowed above that rate";
 }
 
 /// Validated settings of one API process.
@@ -191,173 +184,6 @@ pub enum SettingsError {
     #[error("{0}")]
     Invalid(String),
 }
-
-/// Every API setting, its default and what it does: printed by `powernode-api config`,
-/// rendered into `docs/configuration.md`, checked against `RawSettings` by a test.
-pub const REFERENCE: &[SettingDoc] = &[
-    SettingDoc {
-        key: "environment",
-        default: Some("production"),
-        doc: "`production` or `development`; drill mode and plaintext fallbacks are refused in production",
-        secret: false,
-    },
-    SettingDoc {
-        key: "http_listen",
-        default: Some("127.0.0.1:3000"),
-        doc: "address of the operator and worker API (and `/metrics`)",
-        secret: false,
-    },
-    SettingDoc {
-        key: "database_url",
-        default: None,
-        doc: "PostgreSQL URL (the password is redacted in logs and `config`)",
-        secret: false,
-    },
-    SettingDoc {
-        key: "database_pool_size",
-        default: Some("10"),
-        doc: "PostgreSQL connections per API process",
-        secret: false,
-    },
-    SettingDoc {
-        key: "database_connect_timeout_secs",
-        default: Some("5"),
-        doc: "how long a request waits for a pooled connection",
-        secret: false,
-    },
-    SettingDoc {
-        key: "redis_url",
-        default: None,
-        doc: "Redis URL; `/readyz` pings it",
-        secret: false,
-    },
-    SettingDoc {
-        key: "redis_prefix",
-        default: Some("powernode"),
-        doc: "per-instance key prefix shared with the worker (two instances may share one Redis)",
-        secret: false,
-    },
-    SettingDoc {
-        key: "worker_token",
-        default: None,
-        doc: "secret of at least 32 characters that the worker sends as `X-Worker-Token`",
-        secret: true,
-    },
-    SettingDoc {
-        key: "stale_after_secs",
-        default: Some("300"),
-        doc: "the sweep degrades active peers silent for longer (10–86400)",
-        secret: false,
-    },
-    SettingDoc {
-        key: "shutdown_grace_secs",
-        default: Some("30"),
-        doc: "SIGTERM: how long in-flight requests may take to finish",
-        secret: false,
-    },
-    SettingDoc {
-        key: "log_format",
-        default: Some("text"),
-        doc: "`text` (one line per event, no colour codes unless on a terminal) or `json`; filter with `RUST_LOG`",
-        secret: false,
-    },
-    SettingDoc {
-        key: "master_key_file",
-        default: None,
-        doc: "file (mode 0600) holding 64 hex characters; seals the CA key and other secrets at rest",
-        secret: false,
-    },
-    SettingDoc {
-        key: "federation_public_url",
-        default: None,
-        doc: "https base URL peers use for this instance's federation listener; carried in acceptance tokens",
-        secret: false,
-    },
-    SettingDoc {
-        key: "acceptance_token_ttl_secs",
-        default: Some("604800"),
-        doc: "default acceptance token lifetime (7 days)",
-        secret: false,
-    },
-    SettingDoc {
-        key: "acceptance_token_ttl_min_secs",
-        default: Some("60"),
-        doc: "smallest `ttl_seconds` a caller may ask for",
-        secret: false,
-    },
-    SettingDoc {
-        key: "acceptance_token_ttl_max_secs",
-        default: Some("2592000"),
-        doc: "largest `ttl_seconds` a caller may ask for (30 days)",
-        secret: false,
-    },
-    SettingDoc {
-        key: "allow_drill_mode",
-        default: Some("false"),
-        doc: "allow drill peers (no acceptance token); refused at start in production",
-        secret: false,
-    },
-    SettingDoc {
-        key: "federation_listen",
-        default: Some("127.0.0.1:3443"),
-        doc: "address of the federation (mTLS) listener that `POWERNODE_FEDERATION_PUBLIC_URL` reaches",
-        secret: false,
-    },
-    SettingDoc {
-        key: "allow_plaintext_fallback",
-        default: Some("false"),
-        doc: "with a partial client certificate, call peers over TLS without one (they will refuse); refused at start in production",
-        secret: false,
-    },
-    SettingDoc {
-        key: "federation_tls_cert_file",
-        default: None,
-        doc: "optional PEM certificate for the federation listener (with `POWERNODE_FEDERATION_TLS_KEY_FILE`); must chain to this instance's CA or the API stops; unset = issued by the CA",
-        secret: false,
-    },
-    SettingDoc {
-        key: "federation_tls_key_file",
-        default: None,
-        doc: "its PEM private key",
-        secret: false,
-    },
-    SettingDoc {
-        key: "resource_kinds",
-        default: Some("sdwan_config"),
-        doc: "comma list of declared shared-resource kinds; others answer 422",
-        secret: false,
-    },
-    SettingDoc {
-        key: "trusted_proxies",
-        default: Some(""),
-        doc: "comma list of proxy CIDRs whose X-Forwarded-For is believed for grant source_ip checks; empty = the TCP peer address only",
-        secret: false,
-    },
-    SettingDoc {
-        key: "federation_rate_per_minute",
-        default: Some("600"),
-        doc: "federation API calls per minute per peer certificate (429 with Retry-After beyond)",
-        secret: false,
-    },
-    SettingDoc {
-        key: "federation_rate_burst",
-        default: Some("60"),
-        doc: "burst allowed above that rate",
-        secret: false,
-    },
-    SettingDoc {
-        key: "accept_rate_per_minute",
-        default: Some("30"),
-        doc: "accept calls per minute per source address",
-        secret: false,
-    },
-    SettingDoc {
-        key: "accept_rate_burst",
-        default: Some("10"),
-        doc: "burst allowed above that rate",
-        secret: false,
-    },
-];
 
 /// The serialised defaults, for the reference drift check.
 pub fn defaults_json() -> serde_json::Value {

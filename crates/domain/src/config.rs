@@ -21,6 +21,49 @@ impl SettingDoc {
     }
 }
 
+/// Declares a process's settings once: each line gives the field, its type, its default value,
+/// the default as the reference prints it (`None` = required), whether it is secret, and what
+/// it does. From that one declaration come the raw settings struct the file and environment
+/// are read into (`RawSettings`, with `Default`), and the reference table (`REFERENCE`) that
+/// `config`, `docs/configuration.md` and the environment example are rendered from. The
+/// caller's validation turns `RawSettings` into its typed settings.
+///
+/// ```ignore
+/// settings! {
+///     http_listen: String = "127.0.0.1:3000".to_owned(), Some("127.0.0.1:3000"), false,
+///         "address of the operator API";
+/// }
+/// ```
+#[macro_export]
+macro_rules! settings {
+    ($( $key:ident : $ty:ty = $default:expr, $shown:expr, $secret:expr, $doc:expr; )+) => {
+        /// What the file and environment may hold (one field per declared setting). Required
+        /// values are `Option` so that a missing one is named by its variable.
+        #[derive(Debug, serde::Serialize, serde::Deserialize)]
+        struct RawSettings {
+            $( $key: $ty, )+
+        }
+
+        impl Default for RawSettings {
+            fn default() -> Self {
+                RawSettings {
+                    $( $key: $default, )+
+                }
+            }
+        }
+
+        /// Every setting, its default and what it does (from the same declaration).
+        pub const REFERENCE: &[$crate::config::SettingDoc] = &[
+            $( $crate::config::SettingDoc {
+                key: stringify!($key),
+                default: $shown,
+                doc: $doc,
+                secret: $secret,
+            }, )+
+        ];
+    };
+}
+
 /// A markdown table of `docs`.
 pub fn render_markdown(title: &str, docs: &[SettingDoc]) -> String {
     let mut out = format!("## {title}\n\n| variable | default | meaning |\n|---|---|---|\n");
