@@ -99,6 +99,7 @@ impl Application {
             .split_for_parts();
         let mut doc = doc;
         doc.merge(federation_doc);
+        routes::openapi::error_bodies(&mut doc);
         let doc = web::Data::new(routes::openapi::OpenApiDocument(
             doc.to_json()
                 .map_err(|e| anyhow::anyhow!("OpenAPI document: {e}"))?,

@@ -340,3 +340,39 @@ fn the_api_refuses_to_start_without_a_worker_token_and_says_which_variable() {
         "{stderr}"
     );
 }
+
+/// The OpenAPI document describes the error envelope, and every error response refers to it.
+#[tokio::test]
+async fn every_error_response_in_the_openapi_document_is_the_error_body() {
+    let db = TestDb::new();
+    let app = spawn_app(settings(&db)).await;
+    let doc: Value = app
+        .client
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let body = &doc["components"]["schemas"]["ErrorBody"];
+    for key in ["success", "error", "code", "details"] {
+        assert!(body["properties"].get(key).is_some(), "{body}");
+    }
+    let mut errors = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for (status, response) in op["responses"].as_object().unwrap() {
+                if status.starts_with('4') || status.starts_with('5') {
+                    errors += 1;
+                    assert_eq!(
+                        response["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/ErrorBody",
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(errors > 50, "only {errors} error responses documented");
+}
