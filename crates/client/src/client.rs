@@ -1,12 +1,12 @@
 //! Typed async clients, one per API. Each method is one route: the path, the request type and
 //! the answer type come from this crate, so a client and the server cannot drift apart.
 
+use powernode_domain::{ApprovalId, GrantId, OperatorId, PeerId};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use uuid::Uuid;
 
 use crate::approvals::{
     AgentStatusRequest, AgentView, ApprovalView, ClaimedResultView, DecisionRequest, LowerRequest,
@@ -233,7 +233,7 @@ impl OperatorClient {
             .call(Method::POST, "/api/v1/system/operators", body(req))
             .await
     }
-    pub async fn disable_operator(&self, id: Uuid) -> Result<OperatorView, Error> {
+    pub async fn disable_operator(&self, id: OperatorId) -> Result<OperatorView, Error> {
         let path = format!("/api/v1/system/operators/{id}/disable");
         self.http.call(Method::POST, &path, None).await
     }
@@ -246,32 +246,32 @@ impl OperatorClient {
         let path = format!("{PEERS}{}", query(q));
         self.http.call(Method::GET, &path, None).await
     }
-    pub async fn peer(&self, id: Uuid) -> Result<PeerView, Error> {
+    pub async fn peer(&self, id: PeerId) -> Result<PeerView, Error> {
         self.http
             .call(Method::GET, &format!("{PEERS}/{id}"), None)
             .await
     }
     pub async fn regenerate_token(
         &self,
-        id: Uuid,
+        id: PeerId,
         req: &RegenerateRequest,
     ) -> Result<PeerWithToken, Error> {
         let path = format!("{PEERS}/{id}/acceptance_token");
         self.http.call(Method::POST, &path, body(req)).await
     }
-    pub async fn suspend(&self, id: Uuid, req: &ReasonRequest) -> Result<PeerView, Error> {
+    pub async fn suspend(&self, id: PeerId, req: &ReasonRequest) -> Result<PeerView, Error> {
         let path = format!("{PEERS}/{id}/suspend");
         self.http.call(Method::POST, &path, body(req)).await
     }
-    pub async fn resume(&self, id: Uuid, req: &ResumeRequest) -> Result<PeerView, Error> {
+    pub async fn resume(&self, id: PeerId, req: &ResumeRequest) -> Result<PeerView, Error> {
         let path = format!("{PEERS}/{id}/resume");
         self.http.call(Method::POST, &path, body(req)).await
     }
-    pub async fn revoke(&self, id: Uuid, req: &ReasonRequest) -> Result<Gated<PeerView>, Error> {
+    pub async fn revoke(&self, id: PeerId, req: &ReasonRequest) -> Result<Gated<PeerView>, Error> {
         let path = format!("{PEERS}/{id}/revoke");
         self.http.gated(Method::POST, &path, body(req)).await
     }
-    pub async fn delete_peer(&self, id: Uuid) -> Result<PeerView, Error> {
+    pub async fn delete_peer(&self, id: PeerId) -> Result<PeerView, Error> {
         self.http
             .call(Method::DELETE, &format!("{PEERS}/{id}"), None)
             .await
@@ -282,7 +282,11 @@ impl OperatorClient {
     }
 
     // Grants and resources.
-    pub async fn issue_grant(&self, peer: Uuid, req: &IssueRequest) -> Result<IssuedGrant, Error> {
+    pub async fn issue_grant(
+        &self,
+        peer: PeerId,
+        req: &IssueRequest,
+    ) -> Result<IssuedGrant, Error> {
         let path = format!("{PEERS}/{peer}/grants");
         self.http.call(Method::POST, &path, body(req)).await
     }
@@ -290,21 +294,21 @@ impl OperatorClient {
         let path = format!("{FEDERATION}/grants{}", query(q));
         self.http.call(Method::GET, &path, None).await
     }
-    pub async fn grant(&self, id: Uuid) -> Result<GrantView, Error> {
+    pub async fn grant(&self, id: GrantId) -> Result<GrantView, Error> {
         let path = format!("{FEDERATION}/grants/{id}");
         self.http.call(Method::GET, &path, None).await
     }
-    pub async fn revoke_grant(&self, id: Uuid, req: &RevokeRequest) -> Result<GrantView, Error> {
+    pub async fn revoke_grant(&self, id: GrantId, req: &RevokeRequest) -> Result<GrantView, Error> {
         let path = format!("{FEDERATION}/grants/{id}/revoke");
         self.http.call(Method::POST, &path, body(req)).await
     }
-    pub async fn renew_grant(&self, id: Uuid, req: &RenewRequest) -> Result<GrantView, Error> {
+    pub async fn renew_grant(&self, id: GrantId, req: &RenewRequest) -> Result<GrantView, Error> {
         let path = format!("{FEDERATION}/grants/{id}/renew");
         self.http.call(Method::POST, &path, body(req)).await
     }
     pub async fn explain_grant(
         &self,
-        id: Uuid,
+        id: GrantId,
         req: &ExplainRequest,
     ) -> Result<Explanation, Error> {
         let path = format!("{FEDERATION}/grants/{id}/explain");
@@ -347,21 +351,21 @@ impl OperatorClient {
         let path = format!("{APPROVALS}/approvals{}", query(q));
         self.http.call(Method::GET, &path, None).await
     }
-    pub async fn approval(&self, id: Uuid) -> Result<ApprovalView, Error> {
+    pub async fn approval(&self, id: ApprovalId) -> Result<ApprovalView, Error> {
         let path = format!("{APPROVALS}/approvals/{id}");
         self.http.call(Method::GET, &path, None).await
     }
     /// `verb`: `approve`, `reject` or `cancel`.
     pub async fn decide(
         &self,
-        id: Uuid,
+        id: ApprovalId,
         verb: Decision,
         req: &DecisionRequest,
     ) -> Result<ApprovalView, Error> {
         let path = format!("{APPROVALS}/approvals/{id}/{}", verb.as_str());
         self.http.call(Method::POST, &path, body(req)).await
     }
-    pub async fn claim_result(&self, id: Uuid) -> Result<ClaimedResultView, Error> {
+    pub async fn claim_result(&self, id: ApprovalId) -> Result<ClaimedResultView, Error> {
         let path = format!("{APPROVALS}/approvals/{id}/claim_result");
         self.http.call(Method::POST, &path, None).await
     }

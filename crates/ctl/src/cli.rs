@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use powernode_domain::{ApprovalId, GrantId, OperatorId, PeerId};
 use uuid::Uuid;
 
 #[derive(Debug, Parser)]
@@ -66,29 +67,29 @@ pub enum ApprovalsCommand {
         status: Option<String>,
     },
     Show {
-        id: Uuid,
+        id: ApprovalId,
     },
     /// Approve (needs system.infra_tasks.control; not your own request).
     Approve {
-        id: Uuid,
+        id: ApprovalId,
         #[arg(long)]
         comment: Option<String>,
     },
     /// Reject (needs system.infra_tasks.control; not your own request).
     Reject {
-        id: Uuid,
+        id: ApprovalId,
         #[arg(long)]
         comment: Option<String>,
     },
     /// Withdraw your own pending request.
     Cancel {
-        id: Uuid,
+        id: ApprovalId,
         #[arg(long)]
         comment: Option<String>,
     },
     /// What your executed request produced (an approved propose's acceptance token), once.
     Result {
-        id: Uuid,
+        id: ApprovalId,
     },
 }
 
@@ -147,7 +148,7 @@ pub enum GrantCommand {
     /// Issue a grant to a peer; prints its bearer token once.
     Issue {
         /// The peer (its id on this instance).
-        peer: Uuid,
+        peer: PeerId,
         #[arg(long)]
         kind: String,
         #[arg(long)]
@@ -169,27 +170,27 @@ pub enum GrantCommand {
     /// List grants (newest first).
     List {
         #[arg(long)]
-        peer: Option<Uuid>,
+        peer: Option<PeerId>,
         /// active, expired or revoked.
         #[arg(long)]
         lifecycle: Option<String>,
     },
     Show {
-        id: Uuid,
+        id: GrantId,
     },
     Revoke {
-        id: Uuid,
+        id: GrantId,
         #[arg(long)]
         reason: String,
     },
     Renew {
-        id: Uuid,
+        id: GrantId,
         #[arg(long)]
         ttl_days: Option<u32>,
     },
     /// Every check of a grant against a calling context (the runbook's `applies_to?`).
     Explain {
-        id: Uuid,
+        id: GrantId,
         #[arg(long)]
         kind: String,
         #[arg(long)]
@@ -225,7 +226,7 @@ pub enum PeerCommand {
         status: Option<String>,
     },
     /// Everything about one peer, including heartbeat_stale and degraded_reason.
-    Show { id: Uuid },
+    Show { id: PeerId },
     /// Propose a peer; prints its acceptance token once.
     Propose(ProposeArgs),
     /// Acceptance tokens.
@@ -233,24 +234,24 @@ pub enum PeerCommand {
     Token(TokenCommand),
     /// Suspend a peer (stops reconciliation noise; certificates are kept).
     Suspend {
-        id: Uuid,
+        id: PeerId,
         #[arg(long)]
         reason: String,
     },
     /// Resume a suspended peer (it returns to accepted and re-handshakes).
     Resume {
-        id: Uuid,
+        id: PeerId,
         #[arg(long)]
         reason: Option<String>,
     },
     /// Revoke a peer (terminal).
     Revoke {
-        id: Uuid,
+        id: PeerId,
         #[arg(long)]
         reason: String,
     },
     /// Delete a proposed or revoked peer.
-    Delete { id: Uuid },
+    Delete { id: PeerId },
 }
 
 #[derive(Debug, Args)]
@@ -280,7 +281,7 @@ pub struct ProposeArgs {
 pub enum TokenCommand {
     /// Replace a proposed peer's acceptance token (the old one stops working); prints it once.
     Regenerate {
-        id: Uuid,
+        id: PeerId,
         /// Token lifetime, e.g. 1h, 30m, 7d.
         #[arg(long, value_parser = parse_ttl)]
         ttl: Option<u64>,
@@ -315,7 +316,7 @@ pub enum OperatorCommand {
     },
     List,
     Disable {
-        id: Uuid,
+        id: OperatorId,
     },
 }
 

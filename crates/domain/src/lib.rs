@@ -9,6 +9,7 @@ pub mod chain;
 pub mod config;
 pub mod events;
 pub mod grant;
+pub mod ids;
 pub mod liveness;
 pub mod peer;
 pub mod schedule;
@@ -16,6 +17,7 @@ pub mod token;
 pub mod values;
 
 pub use auth::Permission;
+pub use ids::{ApprovalId, GrantId, OperatorId, PeerId};
 pub use peer::{Effects, IllegalTransition, PeerEvent, PeerStatus, Transition};
 pub use values::{
     InstanceUrl, InvalidValue, PeerKind, PeerOrigin, SpawnMode, SpawnRole, UlaPrefix,

@@ -3,7 +3,7 @@
 //! SDWAN Manager's pause switch. Each handler calls one service function.
 
 use actix_web::{HttpResponse, get, post, put, web};
-use uuid::Uuid;
+use powernode_domain::ApprovalId;
 
 use crate::auth::OperatorAuth;
 use crate::error::ApiError;
@@ -42,7 +42,7 @@ pub async fn list(
 pub async fn show(
     auth: OperatorAuth,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<ApprovalId>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(ok(service::show(&state, &auth.0, *id).await?))
 }
@@ -50,7 +50,7 @@ pub async fn show(
 async fn decide(
     auth: OperatorAuth,
     state: web::Data<AppState>,
-    id: Uuid,
+    id: ApprovalId,
     body: &[u8],
     approving: bool,
 ) -> Result<HttpResponse, ApiError> {
@@ -75,7 +75,7 @@ async fn decide(
 pub async fn approve(
     auth: OperatorAuth,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<ApprovalId>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     decide(auth, state, *id, &body, true).await
@@ -96,7 +96,7 @@ pub async fn approve(
 pub async fn reject(
     auth: OperatorAuth,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<ApprovalId>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     decide(auth, state, *id, &body, false).await
@@ -116,7 +116,7 @@ pub async fn reject(
 pub async fn cancel(
     auth: OperatorAuth,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<ApprovalId>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let req: DecisionRequest = optional_json(&body)?;
@@ -138,7 +138,7 @@ pub async fn cancel(
 pub async fn claim_result(
     auth: OperatorAuth,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<ApprovalId>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(ok(service::claim_result(&state, &auth.0, *id).await?))
 }

@@ -2,8 +2,8 @@
 //! shared resources peers read and write under them. Each handler calls one service.
 
 use actix_web::{HttpResponse, delete, get, post, put, web};
+use powernode_domain::{GrantId, PeerId};
 use serde_json::Value;
-use uuid::Uuid;
 
 use crate::auth::OperatorAuth;
 use crate::error::ApiError;
@@ -27,7 +27,7 @@ use powernode_client::grants::{
 pub async fn issue(
     auth: OperatorAuth,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<PeerId>,
     body: web::Json<IssueRequest>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(created(
@@ -52,7 +52,7 @@ pub async fn list(
 pub async fn show(
     auth: OperatorAuth,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<GrantId>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(ok(service::show(&state, &auth.0, *id).await?))
 }
@@ -63,7 +63,7 @@ pub async fn show(
 pub async fn revoke(
     auth: OperatorAuth,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<GrantId>,
     body: web::Json<RevokeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(ok(
@@ -77,7 +77,7 @@ pub async fn revoke(
 pub async fn renew(
     auth: OperatorAuth,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<GrantId>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let req: RenewRequest = optional_json(&body)?;
@@ -91,7 +91,7 @@ pub async fn renew(
 pub async fn explain(
     auth: OperatorAuth,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<GrantId>,
     body: web::Json<ExplainRequest>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(ok(service::explain(

@@ -1,7 +1,7 @@
 //! `/api/v1/system/operators` — operators and their tokens (admin only, except `me`).
 
 use actix_web::{HttpResponse, get, post, web};
-use uuid::Uuid;
+use powernode_domain::OperatorId;
 
 use crate::auth::OperatorAuth;
 use crate::error::ApiError;
@@ -55,7 +55,7 @@ pub async fn list(
 pub async fn disable(
     auth: OperatorAuth,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<OperatorId>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(ok(service::disable(&state, &auth.0, *id).await?))
 }

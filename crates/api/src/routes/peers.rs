@@ -2,8 +2,8 @@
 //! service function; gated actions answer 202 with the queued request.
 
 use actix_web::{HttpResponse, delete, get, post, web};
+use powernode_domain::PeerId;
 use serde::Serialize;
-use uuid::Uuid;
 
 use crate::auth::OperatorAuth;
 use crate::error::ApiError;
@@ -79,7 +79,7 @@ pub async fn list(
 pub async fn show(
     auth: OperatorAuth,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<PeerId>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(ok(service::show(&state, &auth.0, *id).await?))
 }
@@ -97,7 +97,7 @@ pub async fn show(
 pub async fn regenerate_token(
     auth: OperatorAuth,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<PeerId>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let req: RegenerateRequest = optional_json(&body)?;
@@ -119,7 +119,7 @@ pub async fn regenerate_token(
 pub async fn suspend(
     auth: OperatorAuth,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<PeerId>,
     body: web::Json<ReasonRequest>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(ok(service::suspend(
@@ -144,7 +144,7 @@ pub async fn suspend(
 pub async fn resume(
     auth: OperatorAuth,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<PeerId>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let req: ResumeRequest = optional_json(&body)?;
@@ -166,7 +166,7 @@ pub async fn resume(
 pub async fn revoke(
     auth: OperatorAuth,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<PeerId>,
     body: web::Json<ReasonRequest>,
 ) -> Result<HttpResponse, ApiError> {
     gated(
@@ -187,7 +187,7 @@ pub async fn revoke(
 pub async fn remove(
     auth: OperatorAuth,
     state: web::Data<AppState>,
-    id: web::Path<Uuid>,
+    id: web::Path<PeerId>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(ok(service::delete(&state, &auth.0, *id).await?))
 }

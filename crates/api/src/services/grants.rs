@@ -15,6 +15,10 @@ use powernode_store::operators::Operator;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use powernode_domain::GrantId;
+
+use powernode_domain::PeerId;
+
 use super::{Ctx, require};
 use crate::db::{self, Context as _};
 use crate::error::{ApiError, internal};
@@ -141,9 +145,10 @@ fn validate_issue(ctx: &Ctx, req: &IssueRequest) -> Result<(Vec<ipnet::IpNet>, u
 pub async fn issue(
     ctx: &Ctx,
     operator: &Operator,
-    peer_id: Uuid,
+    peer_id: PeerId,
     req: IssueRequest,
 ) -> Result<IssuedGrant, ApiError> {
+    let peer_id = peer_id.uuid();
     require(operator, Permission::FederationManage)?;
     let (networks, ttl_days) = validate_issue(ctx, &req)?;
     let token = format!("fg-{}", Uuid::new_v4());
@@ -215,7 +220,8 @@ async fn load(ctx: &Ctx, id: Uuid) -> Result<GrantRow, ApiError> {
 }
 
 /// One grant (never its token).
-pub async fn show(ctx: &Ctx, operator: &Operator, id: Uuid) -> Result<GrantView, ApiError> {
+pub async fn show(ctx: &Ctx, operator: &Operator, id: GrantId) -> Result<GrantView, ApiError> {
+    let id = id.uuid();
     require(operator, Permission::FederationRead)?;
     Ok(grant_view(load(ctx, id).await?))
 }
@@ -224,9 +230,10 @@ pub async fn show(ctx: &Ctx, operator: &Operator, id: Uuid) -> Result<GrantView,
 pub async fn revoke(
     ctx: &Ctx,
     operator: &Operator,
-    id: Uuid,
+    id: GrantId,
     req: RevokeRequest,
 ) -> Result<GrantView, ApiError> {
+    let id = id.uuid();
     require(operator, Permission::FederationManage)?;
     let reason = super::peers::lifecycle::reason(&req.reason)?;
     let actor = operator.id;
@@ -246,9 +253,10 @@ pub async fn revoke(
 pub async fn renew(
     ctx: &Ctx,
     operator: &Operator,
-    id: Uuid,
+    id: GrantId,
     req: RenewRequest,
 ) -> Result<GrantView, ApiError> {
+    let id = id.uuid();
     require(operator, Permission::FederationManage)?;
     let days = ttl(req.ttl_days)?;
     let actor = operator.id;
@@ -272,9 +280,10 @@ pub async fn renew(
 pub async fn explain(
     ctx: &Ctx,
     operator: &Operator,
-    id: Uuid,
+    id: GrantId,
     req: ExplainRequest,
 ) -> Result<Explanation, ApiError> {
+    let id = id.uuid();
     require(operator, Permission::FederationRead)?;
     let scope: Scope = req
         .scope

@@ -4,7 +4,8 @@ use powernode_client::operators::{CreateOperatorRequest, OperatorView, OperatorW
 use powernode_domain::Permission;
 use powernode_store::operators::{self, NewOperator, Operator};
 use secrecy::ExposeSecret;
-use uuid::Uuid;
+
+use powernode_domain::OperatorId;
 
 use crate::auth::mint_operator_token;
 use crate::db::{self, Context as _};
@@ -120,7 +121,12 @@ pub fn me(operator: &Operator) -> OperatorView {
 }
 
 /// Disables an operator (admin only); its token stops working on the next request.
-pub async fn disable(ctx: &Ctx, operator: &Operator, id: Uuid) -> Result<OperatorView, ApiError> {
+pub async fn disable(
+    ctx: &Ctx,
+    operator: &Operator,
+    id: OperatorId,
+) -> Result<OperatorView, ApiError> {
+    let id = id.uuid();
     require(operator, Permission::OperatorsAdmin)?;
     let actor = operator.id;
     let disabled = db::run(&ctx.pool, move |conn| operators::disable(conn, id))

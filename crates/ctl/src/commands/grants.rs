@@ -5,6 +5,8 @@ use powernode_client::grants::{
     ExplainRequest, IssueRequest, ListQuery, RenewRequest, RevokeRequest,
 };
 
+use powernode_domain::PeerId;
+
 use crate::CtlError;
 use crate::cli::GrantCommand;
 use crate::output::{Output, table, text, value};
@@ -43,7 +45,7 @@ pub async fn run(client: &OperatorClient, out: &Output, g: GrantCommand) -> Resu
         }
         GrantCommand::List { peer, lifecycle } => {
             let q = ListQuery {
-                peer_id: peer,
+                peer_id: peer.map(PeerId::uuid),
                 lifecycle,
             };
             out.grants(&value(&client.grants(&q).await?));

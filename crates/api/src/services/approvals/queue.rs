@@ -14,7 +14,8 @@ use powernode_store::approvals::{
 use powernode_store::operators::Operator;
 use secrecy::ExposeSecret;
 use time::OffsetDateTime;
-use uuid::Uuid;
+
+use powernode_domain::ApprovalId;
 
 use super::{in_transaction, result_context};
 use crate::db::{self, Context as _};
@@ -78,7 +79,12 @@ fn parse_policy(field: &str, raw: &str) -> Result<Policy, ApiError> {
 }
 
 /// One approval request.
-pub async fn show(ctx: &Ctx, operator: &Operator, id: Uuid) -> Result<ApprovalView, ApiError> {
+pub async fn show(
+    ctx: &Ctx,
+    operator: &Operator,
+    id: ApprovalId,
+) -> Result<ApprovalView, ApiError> {
+    let id = id.uuid();
     require(operator, Permission::FederationRead)?;
     db::run(&ctx.pool, move |conn| store::find_request(conn, id))
         .await
@@ -137,10 +143,11 @@ fn comments(raw: Option<String>) -> Result<Option<String>, ApiError> {
 pub async fn decide(
     ctx: &Ctx,
     operator: &Operator,
-    id: Uuid,
+    id: ApprovalId,
     approve: bool,
     req: DecisionRequest,
 ) -> Result<ApprovalView, ApiError> {
+    let id = id.uuid();
     require(operator, Permission::InfraTasksControl)?;
     let comments = comments(req.comments)?;
     let decider = operator.id;
@@ -156,9 +163,10 @@ pub async fn decide(
 pub async fn cancel(
     ctx: &Ctx,
     operator: &Operator,
-    id: Uuid,
+    id: ApprovalId,
     req: DecisionRequest,
 ) -> Result<ApprovalView, ApiError> {
+    let id = id.uuid();
     let comments = comments(req.comments)?;
     let requester = operator.id;
     let cancelled = in_transaction(ctx, move |conn| {
@@ -174,8 +182,9 @@ pub async fn cancel(
 pub async fn claim_result(
     ctx: &Ctx,
     operator: &Operator,
-    id: Uuid,
+    id: ApprovalId,
 ) -> Result<ClaimedResultView, ApiError> {
+    let id = id.uuid();
     let requester = operator.id;
     let request = in_transaction(ctx, move |conn| store::claim_result(conn, id, requester)).await?;
     let secret = request

@@ -16,7 +16,8 @@ use powernode_store::peers::Peer;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use uuid::Uuid;
+
+use powernode_domain::PeerId;
 
 use self::lifecycle::{ProposeCommand, RevokeCommand};
 use crate::db;
@@ -151,7 +152,8 @@ pub async fn list(
 }
 
 /// One peer with its current certificates.
-pub async fn show(ctx: &Ctx, operator: &Operator, id: Uuid) -> Result<PeerView, ApiError> {
+pub async fn show(ctx: &Ctx, operator: &Operator, id: PeerId) -> Result<PeerView, ApiError> {
+    let id = id.uuid();
     require(operator, Permission::FederationRead)?;
     let peer = lifecycle::find(ctx, id).await?;
     let mut shown = view(ctx, peer).await?;
@@ -179,9 +181,10 @@ pub async fn show(ctx: &Ctx, operator: &Operator, id: Uuid) -> Result<PeerView, 
 pub async fn regenerate_token(
     ctx: &Ctx,
     operator: &Operator,
-    id: Uuid,
+    id: PeerId,
     req: RegenerateRequest,
 ) -> Result<PeerWithToken, ApiError> {
+    let id = id.uuid();
     require(operator, Permission::FederationManage)?;
     let regenerated = lifecycle::regenerate_token(ctx, id, req.ttl_seconds, operator.id).await?;
     let view = view(ctx, regenerated.peer).await?;
@@ -192,9 +195,10 @@ pub async fn regenerate_token(
 pub async fn suspend(
     ctx: &Ctx,
     operator: &Operator,
-    id: Uuid,
+    id: PeerId,
     req: ReasonRequest,
 ) -> Result<PeerView, ApiError> {
+    let id = id.uuid();
     require(operator, Permission::FederationManage)?;
     let reason = lifecycle::reason(&req.reason)?;
     let peer =
@@ -206,9 +210,10 @@ pub async fn suspend(
 pub async fn resume(
     ctx: &Ctx,
     operator: &Operator,
-    id: Uuid,
+    id: PeerId,
     req: ResumeRequest,
 ) -> Result<PeerView, ApiError> {
+    let id = id.uuid();
     require(operator, Permission::FederationManage)?;
     let reason = req.reason.as_deref().map(lifecycle::reason).transpose()?;
     let peer = lifecycle::transition(ctx, id, PeerEvent::Resume, reason, operator.id).await?;
@@ -219,9 +224,10 @@ pub async fn resume(
 pub async fn revoke(
     ctx: &Ctx,
     operator: &Operator,
-    id: Uuid,
+    id: PeerId,
     req: ReasonRequest,
 ) -> Result<Gated<PeerView>, ApiError> {
+    let id = id.uuid();
     require(operator, Permission::FederationManage)?;
     let command = RevokeCommand {
         peer_id: id,
@@ -244,7 +250,8 @@ pub async fn revoke(
 }
 
 /// Deletes a proposed or revoked peer.
-pub async fn delete(ctx: &Ctx, operator: &Operator, id: Uuid) -> Result<PeerView, ApiError> {
+pub async fn delete(ctx: &Ctx, operator: &Operator, id: PeerId) -> Result<PeerView, ApiError> {
+    let id = id.uuid();
     require(operator, Permission::FederationManage)?;
     let peer = lifecycle::delete(ctx, id, operator.id).await?;
     view(ctx, peer).await
