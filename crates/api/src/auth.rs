@@ -24,7 +24,7 @@ pub const OPERATOR_TOKEN_PREFIX: &str = "pnop_";
 
 /// Proof that the request carried the worker token.
 #[derive(Debug)]
-pub struct WorkerAuth;
+pub struct WorkerAuth(pub crate::services::Worker);
 
 fn presented_token(req: &HttpRequest) -> Option<&str> {
     if let Some(v) = req.headers().get(WORKER_TOKEN_HEADER) {
@@ -63,7 +63,7 @@ impl FromRequest for WorkerAuth {
         let result = match presented_token(req) {
             None => Err(ApiError::Unauthorized("Worker token required")),
             Some(t) if tokens_match(t, state.settings.worker_token.expose_secret()) => {
-                Ok(WorkerAuth)
+                Ok(WorkerAuth(crate::services::Worker::authenticated()))
             }
             Some(_) => {
                 tracing::warn!(path = req.path(), "worker API call with an invalid token");

@@ -22,10 +22,10 @@ use powernode_client::worker::{JobReportRequest, ScheduleStatusView, SweepRespon
 )]
 #[post("/federation/heartbeat_sweep")]
 pub async fn heartbeat_sweep(
-    _auth: WorkerAuth,
+    auth: WorkerAuth,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(ok(service::heartbeat_sweep(&state).await?))
+    Ok(ok(service::heartbeat_sweep(&state, &auth.0).await?))
 }
 
 /// Record a job outcome reported by a worker (feeds `worker status` and `/metrics`).
@@ -37,11 +37,13 @@ pub async fn heartbeat_sweep(
 )]
 #[post("/report")]
 pub async fn report(
-    _auth: WorkerAuth,
+    auth: WorkerAuth,
     state: web::Data<AppState>,
     body: web::Json<JobReportRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(ok(service::report(&state, body.into_inner()).await?))
+    Ok(ok(
+        service::report(&state, &auth.0, body.into_inner()).await?
+    ))
 }
 
 /// Last success and failure of each worker schedule, as reported by the workers.
@@ -67,12 +69,13 @@ pub async fn status(
 )]
 #[post("/federation/peer_heartbeats")]
 pub async fn peer_heartbeats(
-    _auth: WorkerAuth,
+    auth: WorkerAuth,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(ok(
-        crate::services::federation::run_peer_heartbeats(&state).await?
-    ))
+    Ok(ok(crate::services::federation::run_peer_heartbeats(
+        &state, &auth.0,
+    )
+    .await?))
 }
 
 /// Grant maintenance (SPEC §6): renews `auto_renew` grants of live peers 7 days before expiry.
@@ -83,10 +86,10 @@ pub async fn peer_heartbeats(
 )]
 #[post("/federation/grant_maintenance")]
 pub async fn grant_maintenance(
-    _auth: WorkerAuth,
+    auth: WorkerAuth,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(ok(service::grant_maintenance(&state).await?))
+    Ok(ok(service::grant_maintenance(&state, &auth.0).await?))
 }
 
 /// The SDWAN Manager tick (SPEC §7): applies timeout actions to pending requests past expiry
@@ -98,8 +101,8 @@ pub async fn grant_maintenance(
 )]
 #[post("/sdwan_manager/tick")]
 pub async fn sdwan_manager_tick(
-    _auth: WorkerAuth,
+    auth: WorkerAuth,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(ok(crate::services::approvals::tick(&state).await?))
+    Ok(ok(crate::services::approvals::tick(&state, &auth.0).await?))
 }

@@ -300,13 +300,19 @@ pub async fn accept_remote(
 /// error after logging SPEC §4's partial-config warning and refusal.
 async fn client_for(ctx: &Ctx, peer: &Peer) -> Result<(FederationClient, bool), String> {
     let id = peer.id;
-    let row = db::run(&ctx.pool, move |conn| {
-        certificates::for_peer(conn, id, OUTBOUND)
-    })
+    // Rotation is judged by the database clock, like every other threshold.
+    let (rows, now) = db::run(
+        &ctx.pool,
+        move |conn| -> Result<_, powernode_store::StoreError> {
+            Ok((
+                certificates::for_peer(conn, id, OUTBOUND)?,
+                powernode_store::database_now(conn)?,
+            ))
+        },
+    )
     .await
-    .map_err(|e| e.report())?
-    .into_iter()
-    .find(|c| c.revoked_at.is_none());
+    .map_err(|e| e.report())?;
+    let row = rows.into_iter().find(|c| c.revoked_at.is_none());
     let cert = row.as_ref().and_then(|r| r.cert_pem.clone());
     let key = row
         .as_ref()
@@ -353,7 +359,6 @@ async fn client_for(ctx: &Ctx, peer: &Peer) -> Result<(FederationClient, bool), 
         .timeout(PEER_TIMEOUT)
         .build()
         .map_err(|e| e.to_string())?;
-    let now = time::OffsetDateTime::now_utc();
     let due = row
         .as_ref()
         .and_then(|r| Some((r.not_before?, r.not_after?)))
@@ -445,7 +450,10 @@ fn peer_status_of(e: &powernode_client::Error) -> Option<PeerStatus> {
 
 /// One PeerClient pass: pending handshakes (our accepted_here rows in accepted), then
 /// heartbeats to every enrolled/active/degraded peer, concurrently (bounded), 10 s timeouts.
-pub async fn run_peer_heartbeats(ctx: &Ctx) -> Result<PeerRun, ApiError> {
+pub async fn run_peer_heartbeats(
+    ctx: &Ctx,
+    _worker: &crate::services::Worker,
+) -> Result<PeerRun, ApiError> {
     use futures::StreamExt;
     let (targets, ran_at) = db::run(
         &ctx.pool,

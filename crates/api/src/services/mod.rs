@@ -27,6 +27,17 @@ pub struct Ctx {
     pub settings: Settings,
 }
 
+/// The worker acting through the worker API: made only by the worker-token extractor, so a
+/// worker-API service cannot be called without it.
+#[derive(Debug)]
+pub struct Worker(());
+
+impl Worker {
+    pub(crate) fn authenticated() -> Self {
+        Worker(())
+    }
+}
+
 /// The operator a service acts for must hold `permission` (403 naming it otherwise).
 pub fn require(operator: &Operator, permission: Permission) -> Result<(), ApiError> {
     if operator.has(permission) {

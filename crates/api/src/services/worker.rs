@@ -12,10 +12,10 @@ use uuid::Uuid;
 use crate::db;
 use crate::error::ApiError;
 use crate::observability;
-use crate::services::{Ctx, require};
+use crate::services::{Ctx, Worker, require};
 
 /// Degrades active peers whose heartbeat is older than `stale_after`, one event each.
-pub async fn heartbeat_sweep(ctx: &Ctx) -> Result<SweepResponse, ApiError> {
+pub async fn heartbeat_sweep(ctx: &Ctx, _worker: &Worker) -> Result<SweepResponse, ApiError> {
     let stale_after = ctx.settings.stale_after_secs;
     let reason = liveness::degraded_reason(stale_after);
     let started = std::time::Instant::now();
@@ -74,7 +74,11 @@ fn short(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
 }
 
 /// Records a job outcome reported by a worker (feeds `worker status` and `/metrics`).
-pub async fn report(ctx: &Ctx, r: JobReportRequest) -> Result<ScheduleStatusView, ApiError> {
+pub async fn report(
+    ctx: &Ctx,
+    _worker: &Worker,
+    r: JobReportRequest,
+) -> Result<ScheduleStatusView, ApiError> {
     let succeeded = match r.outcome.as_str() {
         "succeeded" => true,
         "failed" => false,
@@ -134,7 +138,7 @@ pub async fn status(ctx: &Ctx, operator: &Operator) -> Result<Vec<ScheduleStatus
 }
 
 /// Renews `auto_renew` grants of live peers 7 days before expiry.
-pub async fn grant_maintenance(ctx: &Ctx) -> Result<GrantMaintenance, ApiError> {
+pub async fn grant_maintenance(ctx: &Ctx, _worker: &Worker) -> Result<GrantMaintenance, ApiError> {
     let (renewed, ran_at) = db::run(
         &ctx.pool,
         |conn| -> Result<_, powernode_store::StoreError> {

@@ -131,7 +131,7 @@ pub async fn gate(ctx: &Ctx, call: GateCall) -> Result<Option<ApprovalRequest>, 
 // ---------------------------------------------------------------------------------------------
 // The SDWAN Manager tick
 
-pub async fn tick(ctx: &Ctx) -> Result<TickOutcome, ApiError> {
+pub async fn tick(ctx: &Ctx, _worker: &super::Worker) -> Result<TickOutcome, ApiError> {
     let (expired, paused) = in_transaction(ctx, |conn| {
         let restored = store::restore_ended(conn)?;
         for action in &restored {
