@@ -97,10 +97,11 @@ pub async fn gate(ctx: &Ctx, call: GateCall) -> Result<Option<ApprovalRequest>, 
                 if notify {
                     store::notify(conn, action, &params, None, actor)?;
                 }
-                Ok(Ok(None))
+                Ok(GateOutcome::Proceed)
             }
-            Gate::Blocked => Ok(Err(())),
-            Gate::Pending => Ok(Ok(Some(store::insert_request(
+            // Committed, not rolled back: an ended lowering's restoration stands.
+            Gate::Blocked => Ok(GateOutcome::Blocked),
+            Gate::Pending => Ok(GateOutcome::Queued(Box::new(store::insert_request(
                 conn,
                 &NewRequest {
                     id,
@@ -115,17 +116,24 @@ pub async fn gate(ctx: &Ctx, call: GateCall) -> Result<Option<ApprovalRequest>, 
     })
     .await?;
     match outcome {
-        Err(()) => {
+        GateOutcome::Blocked => {
             tracing::warn!(action, operator_id = %actor, "action blocked by policy");
             Err(ApiError::validation("action", "blocked by policy")
                 .with_message("Action blocked by policy".to_owned()))
         }
-        Ok(Some(request)) => {
+        GateOutcome::Queued(request) => {
             tracing::info!(action, approval_request_id = %request.id, operator_id = %actor, expires_at = %request.expires_at, "approval required");
-            Ok(Some(request))
+            Ok(Some(*request))
         }
-        Ok(None) => Ok(None),
+        GateOutcome::Proceed => Ok(None),
     }
+}
+
+/// What the gate's transaction decided.
+enum GateOutcome {
+    Proceed,
+    Blocked,
+    Queued(Box<ApprovalRequest>),
 }
 
 // ---------------------------------------------------------------------------------------------
