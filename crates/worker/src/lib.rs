@@ -5,6 +5,7 @@ pub mod api_client;
 pub mod cli;
 pub mod jobs;
 pub mod metrics;
+pub mod poll;
 pub mod run;
 pub mod schedules;
 pub mod settings;

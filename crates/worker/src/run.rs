@@ -16,6 +16,7 @@ use secrecy::ExposeSecret;
 use tokio::sync::Notify;
 
 use crate::jobs::{self, TickJob};
+use crate::poll::Rearming;
 use crate::schedules::{self, Schedule};
 use crate::settings::Settings;
 use powernode_client::WorkerClient;
@@ -36,6 +37,39 @@ struct Producer {
 struct Consumer {
     schedule: Arc<Schedule>,
     api: WorkerClient,
+    redis: redis::aio::ConnectionManager,
+    /// `<queue>:…idempotency…` set prefix the producer's pushes claim keys under.
+    idempotency_set: String,
+}
+
+impl Consumer {
+    /// A tick more than two intervals old whose successor was already offered is stale (the
+    /// queue fell behind, or its consumers were down while a producer kept offering ticks):
+    /// skipping those coalesces a backlog into at most one catch-up run beside the current
+    /// tick, never a burst. A tick that is merely late (under load) still runs.
+    async fn superseded(&self, job: &TickJob) -> bool {
+        let (Ok(tick), Ok(now)) = (
+            i64::try_from(job.tick),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH),
+        ) else {
+            return false;
+        };
+        let interval = i64::from(self.schedule.interval_secs);
+        let age = i64::try_from(now.as_secs()).unwrap_or(i64::MAX) - tick;
+        if age <= 2 * interval {
+            return false;
+        }
+        let next = tick_key(&job.schedule, tick + interval);
+        let key = format!("{}:{next}", self.idempotency_set);
+        let mut conn = self.redis.clone();
+        // On a Redis error, run the tick: its effect is idempotent in the API; a skipped one
+        // is not recovered.
+        redis::cmd("EXISTS")
+            .arg(&key)
+            .query_async::<bool>(&mut conn)
+            .await
+            .unwrap_or(false)
+    }
 }
 
 async fn on_tick(tick: Tick, producer: Data<Producer>) -> Result<(), BoxDynError> {
@@ -65,6 +99,14 @@ async fn on_job(
     worker: WorkerContext,
 ) -> Result<(), BoxDynError> {
     let kind = consumer.schedule.job;
+    if consumer.superseded(&job).await {
+        tracing::info!(
+            schedule = %job.schedule,
+            tick = job.tick,
+            "tick superseded by a newer one; skipped (missed ticks coalesce into one run)"
+        );
+        return Ok(());
+    }
     let result = jobs::run(kind, &job, &consumer.api).await;
     crate::metrics::job(&job.schedule, kind.name(), result.is_ok());
     report(
@@ -157,11 +199,11 @@ pub async fn run(settings: Settings, name: &str) -> anyhow::Result<()> {
     for schedule in schedules {
         let schedule = Arc::new(schedule);
         let queue = schedule.redis_queue(&settings.redis_prefix);
-        let storage = RedisStorage::<TickJob>::new(conn.clone()).with_config(
-            RedisConfig::default()
-                .queue(&queue)
-                .idempotency_ttl(Some(IDEMPOTENCY_TTL)),
-        );
+        let config = RedisConfig::default()
+            .queue(&queue)
+            .idempotency_ttl(Some(IDEMPOTENCY_TTL));
+        let idempotency_set = config.idempotency_key_set();
+        let storage = RedisStorage::<TickJob>::new(conn.clone()).with_config(config);
         let cron = cron::Schedule::from_str(&schedule.cron)
             .map_err(|e| anyhow::anyhow!("schedule `{}`: {e}", schedule.name))?;
         let worker_name = format!("{name}-{}-{pid}-{boot}", schedule.name);
@@ -184,11 +226,13 @@ pub async fn run(settings: Settings, name: &str) -> anyhow::Result<()> {
             let consumer = Consumer {
                 schedule: schedule.clone(),
                 api: api.clone(),
+                redis: conn.clone(),
+                idempotency_set,
             };
             let poll = settings.poll_interval;
             monitor = monitor.register(move |_restarts| {
                 WorkerBuilder::new(worker_name.as_str())
-                    .backend(storage.clone().poll_with_interval(poll))
+                    .backend(storage.clone().poll_with_strategy(Rearming::new(poll)))
                     .data(consumer.clone())
                     .build(on_job)
             });
