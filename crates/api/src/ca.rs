@@ -199,6 +199,14 @@ impl OpenCa {
                 "larger than {MAX_CSR_PEM} bytes"
             )));
         }
+        // openssl reads the first block and ignores the rest: a second request (or anything
+        // else) riding along must not go unnoticed.
+        let blocks = csr_pem.matches("-----BEGIN ").count();
+        if blocks > 1 {
+            return Err(CsrError::Malformed(
+                "expected exactly one CERTIFICATE REQUEST block".to_owned(),
+            ));
+        }
         let req = X509Req::from_pem(csr_pem.as_bytes())
             .map_err(|_| CsrError::Malformed("not a PEM certificate request".to_owned()))?;
         let public = req

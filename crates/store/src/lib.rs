@@ -79,3 +79,14 @@ pub fn database_now(conn: &mut PgConnection) -> Result<time::OffsetDateTime, Sto
     use diesel::RunQueryDsl;
     Ok(diesel::select(now()).get_result(conn)?)
 }
+
+/// The error is a unique-index violation (a concurrent writer got there first).
+pub fn is_unique_violation(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::Database(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _
+        ))
+    )
+}

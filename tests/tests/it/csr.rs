@@ -195,6 +195,24 @@ fn weak_or_forged_csrs_are_refused_with_the_spec_messages() {
             .to_string()
             .starts_with("malformed CSR PEM: ")
     );
+    // Two requests in one PEM: openssl would sign the first; we refuse the whole.
+    let first = csr_for(
+        &ec(Nid::X9_62_PRIME256V1),
+        Some(MessageDigest::sha256()),
+        false,
+    );
+    let second = csr_for(
+        &ec(Nid::X9_62_PRIME256V1),
+        Some(MessageDigest::sha256()),
+        false,
+    );
+    assert_eq!(
+        sign(&ca, &format!("{first}{second}"))
+            .unwrap_err()
+            .to_string(),
+        "malformed CSR PEM: expected exactly one CERTIFICATE REQUEST block"
+    );
+    assert!(sign(&ca, &first).is_ok());
     let huge = "A".repeat(1024 * 1024);
     assert_eq!(
         sign(&ca, &huge).unwrap_err().to_string(),

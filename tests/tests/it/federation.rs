@@ -218,6 +218,21 @@ async fn accept_answers_each_spec_error_in_order_and_writes_nothing() {
             "malformed CSR PEM: not a PEM certificate request",
         ),
         (
+            // Two requests in one PEM: refused whole, and the token is not consumed (the
+            // same token is accepted with a good CSR below).
+            body(
+                &peer_id,
+                Some(&token),
+                1,
+                "https://b.example.com",
+                b_id,
+                &format!("{csr}{csr}"),
+                &ca,
+            ),
+            422,
+            "malformed CSR PEM: expected exactly one CERTIFICATE REQUEST block",
+        ),
+        (
             body(
                 &peer_id,
                 Some(&token),
@@ -842,5 +857,50 @@ async fn concurrent_peer_runs_handshake_once_without_deadlock() {
         .unwrap();
         assert_eq!(enrolled.len(), 1);
         assert_eq!(enrolled[0].source, "federation_handshake");
+    }
+}
+
+/// Concurrent accepts that bind the same remote instance id: one wins, the others are 409
+/// `instance <id> is already federated` (the unique index's verdict), never a 500.
+#[tokio::test]
+async fn concurrent_accepts_binding_one_instance_give_one_winner_and_409s() {
+    let a = instance().await;
+    a.ready().await;
+    let client = pinned_client(&a, None);
+    let url = format!("{}/api/v1/system/federation_api/accept", a.public_url);
+    let remote = uuid::Uuid::new_v4();
+    let ca = a_ca_pem();
+    let mut bodies = Vec::new();
+    for n in 0..6 {
+        let host = format!("https://b{n}.example.com");
+        let (status, proposed) = a
+            .app
+            .post(
+                PEERS,
+                &a.admin,
+                json!({"remote_instance_url": host, "spawn_role": "parent"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{proposed}");
+        bodies.push(json!({
+            "peer_id": proposed["data"]["peer"]["id"],
+            "acceptance_token": proposed["data"]["acceptance_token"],
+            "contract_version": 1,
+            "instance": {"instance_id": remote, "url": host},
+            "csr_pem": csr(), "ca_pem": ca,
+        }));
+    }
+    let answers = futures::future::join_all(bodies.iter().map(|b| post(&client, &url, b))).await;
+    let winners = answers.iter().filter(|(s, _)| *s == 200).count();
+    assert_eq!(winners, 1, "{answers:?}");
+    for (status, answer) in answers.iter().filter(|(s, _)| *s != 200) {
+        assert_eq!(
+            (*status, answer["error"].as_str()),
+            (
+                409,
+                Some(format!("instance {remote} is already federated").as_str())
+            ),
+            "{answer}"
+        );
     }
 }

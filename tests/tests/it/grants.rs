@@ -298,6 +298,22 @@ async fn grant_checks_answer_in_spec_order_from_a_real_client_certificate() {
     )
     .await;
     assert_eq!((s, &r["data"]["version"]), (200, &json!(2)), "{r}");
+    // A peer's id is validated as the operator's is: 422, nothing stored.
+    let long = "x".repeat(65);
+    let (s, r) = call(
+        &client,
+        reqwest::Method::PUT,
+        &url("sdwan_config", &long),
+        Some(&wide_token),
+        &[],
+        Some(json!({"v": 4})),
+    )
+    .await;
+    assert_eq!(
+        (s, r["error"].as_str()),
+        (422, Some("id items must be 1-64 characters")),
+        "{r}"
+    );
 
     // Revoke, then the very next call is refused.
     let (s, _) = a

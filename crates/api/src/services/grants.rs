@@ -71,7 +71,8 @@ pub fn scope_of(g: &GrantRow) -> GrantScope {
     }
 }
 
-fn ids(field: &str, values: &[String]) -> Result<(), ApiError> {
+/// Ids in allowlists and resource ids: 1–64 characters (the columns' CHECK).
+pub(crate) fn ids(field: &str, values: &[String]) -> Result<(), ApiError> {
     if values
         .iter()
         .any(|v| v.trim().is_empty() || v.chars().count() > MAX_ID_LEN)

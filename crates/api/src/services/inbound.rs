@@ -153,7 +153,14 @@ pub async fn accept(ctx: &Ctx, req: AcceptRequest) -> Result<AcceptAnswer, ApiEr
                 pending_outbound_key: Some(Some(&sealed_key)),
             },
         )
-        .map_err(|e| internal("peer update", e))?;
+        .map_err(|e| {
+            // A concurrent accept bound the same instance first: the unique index decides.
+            if powernode_store::is_unique_violation(&e) {
+                ApiError::Conflict(format!("instance {remote} is already federated"))
+            } else {
+                internal("peer update", e)
+            }
+        })?;
         ca::record_issued(conn, peer.id, &issued).map_err(|e| internal("certificate insert", e))?;
         super::federation::certificate_event(conn, peer.id, &issued, "issued")
             .map_err(|e| internal("event", e))?;
@@ -633,6 +640,7 @@ pub async fn write_resource(
         &id,
         powernode_domain::grant::Scope::Write,
     )?;
+    super::grants::ids("id", std::slice::from_ref(&id))?;
     let peer_id = call.peer_id;
     let stored = db::transaction(&ctx.pool, move |conn| {
         let stored = powernode_store::grants::put_resource(conn, &kind, &id, &doc, Some(peer_id))

@@ -58,16 +58,6 @@ pub fn parse_permissions(raw: &[String]) -> Result<Vec<Permission>, ApiError> {
     Ok(out)
 }
 
-fn is_unique_violation(e: &powernode_store::StoreError) -> bool {
-    matches!(
-        e,
-        powernode_store::StoreError::Database(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            _
-        ))
-    )
-}
-
 /// Creates an operator (admin only); the token is returned once and only its digest is
 /// stored.
 pub async fn create(
@@ -89,7 +79,7 @@ pub async fn create(
             created_by,
         };
         operators::insert(conn, &new).map_err(|e| {
-            if is_unique_violation(&e) {
+            if powernode_store::is_unique_violation(&e) {
                 ApiError::Conflict(format!(
                     "an enabled operator named {shown:?} already exists"
                 ))
