@@ -97,15 +97,39 @@ impl From<InstanceUrl> for String {
     }
 }
 
+/// Longest instance URL accepted (it is stored, echoed in every list and carried in tokens).
+pub const MAX_INSTANCE_URL_LEN: usize = 2048;
+/// DNS limits (RFC 1035): a name of at most 253 characters, labels of at most 63.
+const MAX_HOST_LEN: usize = 253;
+const MAX_LABEL_LEN: usize = 63;
+
 impl InstanceUrl {
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        if raw.trim().chars().count() > MAX_INSTANCE_URL_LEN {
+            return Err(InvalidValue(format!(
+                "must be at most {MAX_INSTANCE_URL_LEN} characters"
+            )));
+        }
         let url = url::Url::parse(raw.trim())
             .map_err(|_| InvalidValue::new("must be an absolute https URL"))?;
         if url.scheme() != "https" {
             return Err(InvalidValue::new("must be an absolute https URL"));
         }
-        if url.host_str().is_none_or(str::is_empty) {
+        let host = url.host_str().unwrap_or_default();
+        if host.is_empty() {
             return Err(InvalidValue::new("must name a host"));
+        }
+        if matches!(url.host(), Some(url::Host::Domain(_)))
+            && host.split('.').any(|label| label.len() > MAX_LABEL_LEN)
+        {
+            return Err(InvalidValue(format!(
+                "host labels must be at most {MAX_LABEL_LEN} characters"
+            )));
+        }
+        if host.len() > MAX_HOST_LEN {
+            return Err(InvalidValue(format!(
+                "host must be at most {MAX_HOST_LEN} characters"
+            )));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(InvalidValue::new("must not contain credentials"));
@@ -175,6 +199,33 @@ impl fmt::Display for UlaPrefix {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instance_urls_are_bounded_like_dns_names() {
+        let label = "a".repeat(63);
+        assert!(InstanceUrl::parse(&format!("https://{label}.example.com")).is_ok());
+        assert_eq!(
+            InstanceUrl::parse(&format!("https://{label}b.example.com"))
+                .unwrap_err()
+                .to_string(),
+            "host labels must be at most 63 characters"
+        );
+        let long_host = vec!["a".repeat(60); 5].join(".");
+        assert_eq!(
+            InstanceUrl::parse(&format!("https://{long_host}"))
+                .unwrap_err()
+                .to_string(),
+            "host must be at most 253 characters"
+        );
+        let long_path = "p".repeat(60_000);
+        assert_eq!(
+            InstanceUrl::parse(&format!("https://b.example.com/{long_path}"))
+                .unwrap_err()
+                .to_string(),
+            "must be at most 2048 characters"
+        );
+        assert!(InstanceUrl::parse("https://[fd00::1]:8443").is_ok());
+    }
 
     #[test]
     fn instance_urls_are_https_and_lose_their_trailing_slash() {

@@ -119,6 +119,18 @@ async fn invalid_proposals_are_422_naming_the_field_and_write_nothing() {
             "remote_instance_url must be an absolute https URL",
         ),
         (
+            json!({"remote_instance_url": format!("https://{}.example.com", "a".repeat(300)),
+                   "spawn_role": "parent"}),
+            "remote_instance_url",
+            "remote_instance_url host labels must be at most 63 characters",
+        ),
+        (
+            json!({"remote_instance_url": format!("https://b.example.com/{}", "p".repeat(60_000)),
+                   "spawn_role": "parent"}),
+            "remote_instance_url",
+            "remote_instance_url must be at most 2048 characters",
+        ),
+        (
             json!({"remote_instance_url": "https://b.example.com"}),
             "spawn_role",
             "spawn_role is required for platform peers",
