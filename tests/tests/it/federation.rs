@@ -904,3 +904,42 @@ async fn concurrent_accepts_binding_one_instance_give_one_winner_and_409s() {
         );
     }
 }
+
+/// B already federated with A refuses a second token from A before calling A, so A's second
+/// peer is not left `accepted` with nobody on the other side (409, nothing changes on A).
+#[tokio::test]
+async fn a_second_token_from_an_instance_already_federated_is_refused_before_calling_it() {
+    let (a, b) = federated_pair().await;
+    let (status, proposed) = a
+        .app
+        .post(
+            PEERS,
+            &a.admin,
+            json!({"remote_instance_url": b.public_url, "spawn_role": "parent"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{proposed}");
+    let second = proposed["data"]["peer"]["id"].as_str().unwrap().to_owned();
+    let token = proposed["data"]["acceptance_token"].as_str().unwrap();
+    let (status, answer) = b
+        .app
+        .post(
+            &format!("{PEERS}/accept"),
+            &b.admin,
+            json!({"acceptance_token": token}),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (
+            409,
+            Some(format!("instance at {} is already federated", a.public_url).as_str())
+        ),
+        "{answer}"
+    );
+    let (_, shown) = a.app.get(&format!("{PEERS}/{second}"), &a.admin).await;
+    assert_eq!(shown["data"]["status"], "proposed");
+    assert_eq!(shown["data"]["acceptance_pending"], true);
+    let (_, listed) = b.app.get(PEERS, &b.admin).await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+}

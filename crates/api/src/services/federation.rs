@@ -137,6 +137,18 @@ pub async fn accept_remote(
         ApiError::validation("acceptance_token", "malformed").with_message(e.to_string())
     })?;
     let base = claims.url.trim_end_matches('/').to_owned();
+    // Refuse before calling A: once A accepts, its side is committed (SPEC §3).
+    let pinned = claims.ca_sha256.clone();
+    if db::run(&ctx.pool, move |conn| {
+        peers::ca_pinned_by_live_peer(conn, &pinned)
+    })
+    .await
+    .context("peer lookup failed")?
+    {
+        return Err(ApiError::Conflict(format!(
+            "instance at {base} is already federated"
+        )));
+    }
     // The one call made without verifying the server: the body's hash is the check.
     let bootstrap = reqwest::Client::builder()
         .danger_accept_invalid_certs(true)

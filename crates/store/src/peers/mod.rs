@@ -327,6 +327,20 @@ pub fn instance_bound_elsewhere(
     .get_result(conn)?)
 }
 
+/// A live (non-revoked) peer already pins the CA with this SHA-256: we are federated with
+/// that instance.
+pub fn ca_pinned_by_live_peer(
+    conn: &mut PgConnection,
+    ca_sha256: &str,
+) -> Result<bool, StoreError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        peers::table
+            .filter(peers::remote_ca_sha256.eq(ca_sha256))
+            .filter(peers::status.ne(PeerStatus::Revoked.as_str())),
+    ))
+    .get_result(conn)?)
+}
+
 /// Locks a peer row for the caller's transaction.
 pub fn lock_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Peer, PeerOpError> {
     lock(conn, id)
