@@ -275,11 +275,24 @@ pub fn internal(context: &str, cause: impl std::fmt::Display) -> ApiError {
 
 impl ApiError {
     /// Logs an internal failure's cause (the one place it is logged) and returns what may be
-    /// shown: for callers that record an error instead of rendering it (an approval's
-    /// `execution_error`, a PeerClient failure).
+    /// shown: for callers that record an error instead of rendering it (a PeerClient failure).
     pub fn report(&self) -> String {
         self.log_cause();
         self.to_string()
+    }
+
+    /// As `report`, as one line `<status> <CODE>: <error>` exactly as the answer would carry
+    /// it (a peer's own status and code when relayed): an approval's `execution_error`.
+    pub fn report_line(&self) -> String {
+        self.log_cause();
+        let (status, code) = match self {
+            ApiError::Remote { status, code, .. } => (*status, code.clone()),
+            _ => {
+                let (status, code) = self.status_and_code();
+                (status.as_u16(), code.to_owned())
+            }
+        };
+        format!("{status} {code}: {self}")
     }
 
     fn log_cause(&self) {

@@ -883,3 +883,87 @@ async fn the_worker_executes_an_approved_request_on_its_own_tick() {
     assert_eq!(peer_status(&db, peer), "revoked");
     assert_eq!(events(&db, "approval.executed"), 1);
 }
+
+/// A gated accept whose execution A refuses records A's answer as `<status> <CODE>: <error>`
+/// (SPEC §7), and `powernodectl approvals show` prints it.
+#[tokio::test]
+async fn a_failed_gated_accept_records_the_refusal_as_status_code_and_message() {
+    let a = federation::instance().await;
+    let b = federation::instance().await;
+    a.ready().await;
+    b.ready().await;
+    let b_approver = create_operator(&mut b.db.conn(), "b approver", &[InfraTasksControl]);
+    let (status, _) = b
+        .app
+        .call(
+            reqwest::Method::PUT,
+            &format!("{POLICIES}/system.federation_peer_accept"),
+            Some(&b_approver),
+            Some(json!({"policy": "require_approval", "timeout_seconds": 14400, "timeout_action": "reject"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, proposed) = a
+        .app
+        .post(
+            PEERS,
+            &a.admin,
+            json!({"remote_instance_url": b.public_url, "spawn_role": "parent"}),
+        )
+        .await;
+    let a_peer = proposed["data"]["peer"]["id"].as_str().unwrap().to_owned();
+    let token = proposed["data"]["acceptance_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = b
+        .app
+        .post(
+            &format!("{PEERS}/accept"),
+            &b.admin,
+            json!({"acceptance_token": token}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["data"]["approval_request"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Meanwhile A deletes the proposal: its accept will not recognise the token.
+    let (status, _) = a
+        .app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("{PEERS}/{a_peer}"),
+            Some(&a.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = b
+        .app
+        .post(&format!("{APPROVALS}/{id}/approve"), &b_approver, json!({}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(tick(&b.app).await["failed"], 1);
+    let (_, shown) = b.app.get(&format!("{APPROVALS}/{id}"), &b.admin).await;
+    assert_eq!(shown["data"]["execution_status"], "failed");
+    assert_eq!(
+        shown["data"]["execution_error"],
+        "401 UNAUTHORIZED: acceptance_token not recognized or expired"
+    );
+    let out = tokio::process::Command::new(powernode_tests::bin("powernodectl"))
+        .args(["approvals", "show", &id])
+        .env("POWERNODE_API_URL", &b.app.address)
+        .env("POWERNODE_TOKEN", &b.admin)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("401 UNAUTHORIZED: acceptance_token not recognized or expired"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

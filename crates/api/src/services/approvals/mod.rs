@@ -264,14 +264,14 @@ async fn run(ctx: &Ctx, request: &ApprovalRequest) -> Outcome {
                         p.token,
                     )
                 })
-                .map_err(|e| e.report()),
+                .map_err(|e| e.report_line()),
         },
         Ok(GatedAction::FederationPeerRevoke) => match command::<RevokeCommand>(request) {
             Err(e) => Err(e),
             Ok(cmd) => peer_service::revoke(ctx, cmd, actor)
                 .await
                 .map(|p| (json!({"peer_id": p.id, "status": p.status}), None))
-                .map_err(|e| e.report()),
+                .map_err(|e| e.report_line()),
         },
         Ok(GatedAction::FederationPeerAccept) => match open_params(ctx, request) {
             Err(e) => Err(e),
@@ -283,7 +283,7 @@ async fn run(ctx: &Ctx, request: &ApprovalRequest) -> Outcome {
                         None,
                     )
                 })
-                .map_err(|e| e.report()),
+                .map_err(|e| e.report_line()),
         },
         Err(_) => Err(format!("no executor for action {}", request.action)),
     };
