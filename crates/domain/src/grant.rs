@@ -285,6 +285,25 @@ pub fn decide(grant: &GrantScope, ctx: &Context<'_>) -> Result<(), Denial> {
     })
 }
 
+/// The caller's address for `source_ip`: the TCP peer, unless it is a trusted proxy; then
+/// `X-Forwarded-For` (`forwarded`, left to right as sent) is read from the right, skipping
+/// trusted proxies, and the first address that is not one is the client. The left-most
+/// entries are whatever the client wrote, so they are believed only when every proxy after
+/// them is trusted.
+pub fn client_address(tcp: IpAddr, forwarded: &[IpAddr], trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&tcp) {
+        return tcp;
+    }
+    forwarded
+        .iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .or(forwarded.first())
+        .copied()
+        .unwrap_or(tcp)
+}
+
 /// Parses an allowlist CIDR (`10.0.0.0/8`, `fd00::/8`; a bare address is a /32 or /128).
 pub fn parse_cidr(raw: &str) -> Result<IpNet, InvalidValue> {
     let raw = raw.trim();
@@ -458,6 +477,32 @@ mod tests {
         assert_eq!(
             check.why,
             "source_cidrs unreadable; no source address is allowed"
+        );
+    }
+
+    #[test]
+    fn the_client_address_is_the_right_most_untrusted_hop() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let trusted = [parse_cidr("10.0.0.0/8").unwrap()];
+        // Not from a proxy: the TCP peer, whatever the header says.
+        assert_eq!(
+            client_address(ip("203.0.113.5"), &[ip("1.1.1.1")], &trusted),
+            ip("203.0.113.5")
+        );
+        // From a proxy: the right-most hop that is not a proxy, not the spoofable left-most.
+        let chain = [ip("6.6.6.6"), ip("198.51.100.7"), ip("10.0.0.9")];
+        assert_eq!(
+            client_address(ip("10.0.0.1"), &chain, &trusted),
+            ip("198.51.100.7")
+        );
+        // Every hop a proxy: the left-most; no header: the proxy itself.
+        assert_eq!(
+            client_address(ip("10.0.0.1"), &[ip("10.0.0.3"), ip("10.0.0.2")], &trusted),
+            ip("10.0.0.3")
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.1"), &[], &trusted),
+            ip("10.0.0.1")
         );
     }
 }

@@ -132,7 +132,16 @@ fn resource_caller(state: &AppState, req: &HttpRequest) -> Result<ResourceCaller
         network: header("x-sdwan-network"),
         tcp_peer: req.peer_addr().map(|a| a.ip()),
         forwarded_for: header("x-forwarded-for")
-            .and_then(|v| v.split(',').next().and_then(|v| v.trim().parse().ok())),
+            .map(|v| {
+                // The readable hops nearest to us: an unreadable entry ends what we believe.
+                let mut hops: Vec<std::net::IpAddr> = v
+                    .rsplit(',')
+                    .map_while(|hop| hop.trim().parse().ok())
+                    .collect();
+                hops.reverse();
+                hops
+            })
+            .unwrap_or_default(),
     })
 }
 

@@ -441,8 +441,9 @@ pub struct ResourceCaller {
     pub network: Option<String>,
     /// The TCP peer.
     pub tcp_peer: Option<std::net::IpAddr>,
-    /// `X-Forwarded-For`'s first entry, honoured only from a trusted proxy.
-    pub forwarded_for: Option<std::net::IpAddr>,
+    /// `X-Forwarded-For`'s readable entries nearest to us (left to right as sent); believed
+    /// only as far as trusted proxies vouch for them.
+    pub forwarded_for: Vec<std::net::IpAddr>,
 }
 
 /// What a resource call needs, read in one statement (`federation_resource_lookup_batch`, with
@@ -510,20 +511,14 @@ async fn resource_call(
     })
 }
 
-/// The caller's address: the TCP peer, or `X-Forwarded-For`'s first entry when the TCP peer
-/// is a configured trusted proxy.
+/// The caller's address (`powernode_domain::grant::client_address`).
 fn source_ip(ctx: &Ctx, caller: &ResourceCaller) -> Option<std::net::IpAddr> {
     let tcp = caller.tcp_peer?;
-    if ctx
-        .settings
-        .trusted_proxies
-        .iter()
-        .any(|p| p.contains(&tcp))
-        && let Some(forwarded) = caller.forwarded_for
-    {
-        return Some(forwarded);
-    }
-    Some(tcp)
+    Some(powernode_domain::grant::client_address(
+        tcp,
+        &caller.forwarded_for,
+        &ctx.settings.trusted_proxies,
+    ))
 }
 
 /// Authorises a resource call in SPEC §6 order (after the mTLS chain): bearer, grant resolves,
