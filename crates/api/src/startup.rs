@@ -91,7 +91,7 @@ impl Application {
             .configure(routes::configure)
             .split_for_parts();
         let doc = routes::openapi::finish(doc);
-        let known = web::Data::new(routes::KnownPaths::new(doc.paths.paths.keys()));
+        let known = web::Data::new(routes::KnownPaths::new(&doc.paths));
         // The federation listener's routes join the same document (tagged "federation").
         let (_, federation_doc) = App::new()
             .into_utoipa_app()
@@ -108,6 +108,12 @@ impl Application {
         let server = HttpServer::new(move || {
             let (app, _) = App::new()
                 .wrap(ErrorHandlers::new().default_handler(error::envelope_bare_errors))
+                // Operator answers may carry once-only secrets (tokens): never cached.
+                .wrap(
+                    actix_web::middleware::DefaultHeaders::new()
+                        .add(("X-Content-Type-Options", "nosniff"))
+                        .add(("Cache-Control", "no-store")),
+                )
                 .wrap(TracingLogger::default())
                 .app_data(server_state.clone())
                 .app_data(doc.clone())

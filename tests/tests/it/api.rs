@@ -295,10 +295,51 @@ async fn unknown_routes_and_wrong_methods_answer_with_the_envelope() {
             json!({"success": false, "error": "no route for GET /nope", "code": "NOT_FOUND", "details": {}})
         )
     );
-    let (status, json) = body(app.client.get(app.url(SWEEP)).send().await.unwrap()).await;
+    let resp = app.client.get(app.url(SWEEP)).send().await.unwrap();
+    assert_eq!(resp.headers()["allow"], "POST");
+    let (status, json) = body(resp).await;
     assert_eq!(status, 405);
     assert_eq!(json["code"], "METHOD_NOT_ALLOWED");
     assert_eq!(json["success"], false);
+    let resp = app
+        .client
+        .delete(app.url("/api/v1/system/federation/grants"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "GET");
+}
+
+/// Every operator answer is `nosniff` and never cached (some carry once-only tokens); the
+/// federation listener also sends HSTS.
+#[tokio::test]
+async fn security_headers_on_both_listeners() {
+    use powernode_tests::federation::{instance, pinned_client};
+    let a = instance().await;
+    a.ready().await;
+    for path in ["/healthz", "/api/v1/system/federation/peers", "/nope"] {
+        let resp = a.app.client.get(a.app.url(path)).send().await.unwrap();
+        assert_eq!(
+            resp.headers()["x-content-type-options"],
+            "nosniff",
+            "{path}"
+        );
+        assert_eq!(resp.headers()["cache-control"], "no-store", "{path}");
+    }
+    let client = pinned_client(&a, None);
+    let resp = client
+        .post(format!(
+            "{}/api/v1/system/federation_api/heartbeat",
+            a.public_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let h = resp.headers();
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["strict-transport-security"], "max-age=31536000");
 }
 
 #[test]

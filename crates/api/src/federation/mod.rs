@@ -170,6 +170,12 @@ pub async fn serve(
         let server = HttpServer::new(move || {
             let (app, _) = App::new()
                 .wrap(ErrorHandlers::new().default_handler(error::envelope_bare_errors))
+                .wrap(
+                    actix_web::middleware::DefaultHeaders::new()
+                        .add(("X-Content-Type-Options", "nosniff"))
+                        .add(("Cache-Control", "no-store"))
+                        .add(("Strict-Transport-Security", "max-age=31536000")),
+                )
                 .wrap(TracingLogger::default())
                 .app_data(app_state.clone())
                 .app_data(

@@ -84,28 +84,54 @@ pub fn configure(cfg: &mut ServiceConfig) {
         );
 }
 
-/// The path patterns of every registered route (from the OpenAPI document).
-pub struct KnownPaths(Vec<ResourceDef>);
+/// The path patterns of every registered route and their methods (from the OpenAPI document).
+pub struct KnownPaths(Vec<(ResourceDef, String)>);
 
 impl KnownPaths {
-    pub fn new<'a>(paths: impl IntoIterator<Item = &'a String>) -> Self {
+    pub fn new(paths: &utoipa::openapi::Paths) -> Self {
         KnownPaths(
             paths
-                .into_iter()
-                .map(|p| ResourceDef::new(p.as_str()))
+                .paths
+                .iter()
+                .map(|(path, item)| {
+                    let methods: Vec<&str> = [
+                        ("GET", item.get.is_some()),
+                        ("PUT", item.put.is_some()),
+                        ("POST", item.post.is_some()),
+                        ("DELETE", item.delete.is_some()),
+                        ("PATCH", item.patch.is_some()),
+                    ]
+                    .into_iter()
+                    .filter_map(|(m, present)| present.then_some(m))
+                    .collect();
+                    (ResourceDef::new(path.as_str()), methods.join(", "))
+                })
                 .collect(),
         )
     }
 }
 
-/// Nothing matched: 405 when the path exists for another method, else 404; both enveloped.
+/// Nothing matched: 405 (with `Allow`) when the path exists for other methods, else 404; both
+/// enveloped.
 pub async fn unmatched(req: HttpRequest, known: web::Data<KnownPaths>) -> HttpResponse {
-    let error = if known.0.iter().any(|def| def.is_match(req.path())) {
-        ApiError::MethodNotAllowed {
-            method: req.method().to_string(),
-        }
-    } else {
-        ApiError::NotFound(format!("no route for {} {}", req.method(), req.path()))
-    };
-    error.error_response()
+    let allowed: Vec<&str> = known
+        .0
+        .iter()
+        .filter(|(def, _)| def.is_match(req.path()))
+        .map(|(_, methods)| methods.as_str())
+        .collect();
+    if allowed.is_empty() {
+        return ApiError::NotFound(format!("no route for {} {}", req.method(), req.path()))
+            .error_response();
+    }
+    let mut response = ApiError::MethodNotAllowed {
+        method: req.method().to_string(),
+    }
+    .error_response();
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allowed.join(", ")) {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    response
 }
