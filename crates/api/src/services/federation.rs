@@ -334,6 +334,7 @@ async fn client_for(ctx: &Ctx, peer: &Peer) -> Result<(FederationClient, bool), 
         let has_cert = row.as_ref().is_some_and(|r| r.cert_pem.is_some());
         let has_key = row.as_ref().is_some_and(|r| r.key_sealed.is_some());
         tracing::warn!(
+            peer_id = %peer.id,
             "[PeerClient] partial mTLS config — cert_pem={has_cert}, key_pem={}; falling back to plaintext",
             has_key
                 && row
