@@ -90,3 +90,21 @@ pub fn is_unique_violation(e: &StoreError) -> bool {
         ))
     )
 }
+
+/// `value` as PostgreSQL stores and renders it as `jsonb` (numbers in its own notation), without
+/// writing anything: callers check that what they would store can be read back.
+pub fn jsonb_text(
+    conn: &mut diesel::PgConnection,
+    value: &serde_json::Value,
+) -> Result<String, StoreError> {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Rendered {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        text: String,
+    }
+    Ok(diesel::sql_query("SELECT CAST($1 AS jsonb)::text AS text")
+        .bind::<diesel::sql_types::Jsonb, _>(value)
+        .get_result::<Rendered>(conn)?
+        .text)
+}

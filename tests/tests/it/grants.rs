@@ -581,3 +581,91 @@ async fn source_allowlists_are_networks_and_an_unreadable_one_denies() {
         .await;
     assert_eq!(shown["data"]["source_cidrs"], json!(["(unreadable)"]));
 }
+
+/// A number PostgreSQL would render unreadably (a 309-digit integer) is refused before the
+/// document is stored, by operators and by peers; the resource is not poisoned.
+#[tokio::test]
+async fn documents_whose_numbers_do_not_read_back_are_refused_and_not_stored() {
+    let (a, b) = federated_pair().await;
+    let a_peer_id = a.only_peer().await["id"].as_str().unwrap().to_owned();
+    let huge = json!({"a": 1.797_693_134_862_315_7e308});
+    let (status, answer) = a
+        .app
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/system/federation/resources/sdwan_config/poison",
+            Some(&a.admin),
+            Some(huge.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (
+            422,
+            Some("document contains a number outside the supported range")
+        ),
+        "{answer}"
+    );
+    let (status, _) = a
+        .app
+        .get(
+            "/api/v1/system/federation/resources/sdwan_config/poison",
+            &a.admin,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (_, wide) = a
+        .app
+        .post(
+            &format!("{PEERS}/{a_peer_id}/grants"),
+            &a.admin,
+            json!({"resource_kind": "sdwan_config", "permission_scopes": ["read", "write"]}),
+        )
+        .await;
+    let token = wide["data"]["token"].as_str().unwrap().to_owned();
+    let client = pinned_client(&a, Some(outbound_identity(&b)));
+    let url = format!(
+        "{}/api/v1/system/federation_api/resources/sdwan_config/poison",
+        a.public_url
+    );
+    let (s, r) = call(
+        &client,
+        reqwest::Method::PUT,
+        &url,
+        Some(&token),
+        &[],
+        Some(huge),
+    )
+    .await;
+    assert_eq!(
+        (s, r["error"].as_str()),
+        (
+            422,
+            Some("document contains a number outside the supported range")
+        ),
+        "{r}"
+    );
+    let (s, _) = call(&client, reqwest::Method::GET, &url, Some(&token), &[], None).await;
+    assert_eq!(s, 404);
+    // A heartbeat's sync_cursor likewise; the peer row stays readable.
+    let heartbeat = format!("{}/api/v1/system/federation_api/heartbeat", a.public_url);
+    let (s, r) = call(
+        &client,
+        reqwest::Method::POST,
+        &heartbeat,
+        None,
+        &[],
+        Some(json!({"sync_cursor": {"n": 1.797_693_134_862_315_7e308}})),
+    )
+    .await;
+    assert_eq!(
+        (s, r["error"].as_str()),
+        (
+            422,
+            Some("sync_cursor contains a number outside the supported range")
+        ),
+        "{r}"
+    );
+    let (status, _) = a.app.get(PEERS, &a.admin).await;
+    assert_eq!(status, 200);
+}

@@ -361,11 +361,12 @@ pub async fn put_resource(
     require(operator, Permission::FederationManage)?;
     known_kind(ctx, &kind)?;
     ids("id", std::slice::from_ref(&id))?;
-    let stored = db::run(&ctx.pool, move |conn| {
+    let stored = db::transaction(&ctx.pool, move |conn| {
+        super::check_storable(conn, "document", &document)?;
         store::put_resource(conn, &kind, &id, &document, None)
+            .map_err(|e| internal("resource write failed", e))
     })
-    .await
-    .context("resource write failed")?;
+    .await?;
     Ok(resource_view(&stored, false))
 }
 

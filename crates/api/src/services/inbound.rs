@@ -368,8 +368,18 @@ pub async fn heartbeat(
     }
     let auth = crate::federation::auth::lookup(ctx, cert, false).await?;
     let peer_id = auth.peer.id;
-    let moved = db::run(&ctx.pool, move |conn| {
-        peers::record_heartbeat(
+    let moved = db::transaction(&ctx.pool, move |conn| {
+        for (field, value) in [
+            ("capabilities", &req.capabilities),
+            ("extension_slugs", &req.extension_slugs),
+            ("endpoints", &req.endpoints),
+            ("sync_cursor", &req.sync_cursor),
+        ] {
+            if let Some(value) = value {
+                super::check_storable(conn, field, value)?;
+            }
+        }
+        Ok(peers::record_heartbeat(
             conn,
             peer_id,
             &RemoteFacts {
@@ -383,7 +393,7 @@ pub async fn heartbeat(
                 pending_outbound_key: None,
             },
             req.sync_cursor,
-        )
+        )?)
     })
     .await
     .context("heartbeat failed")?;
@@ -638,6 +648,7 @@ pub async fn write_resource(
     super::grants::ids("id", std::slice::from_ref(&id))?;
     let peer_id = call.peer_id;
     let stored = db::transaction(&ctx.pool, move |conn| {
+        super::check_storable(conn, "document", &doc)?;
         let stored = powernode_store::grants::put_resource(conn, &kind, &id, &doc, Some(peer_id))
             .map_err(|e| internal("resource write failed", e))?;
         let payload = serde_json::to_value(super::grants::resource_view(&stored, false))

@@ -38,6 +38,25 @@ impl Worker {
     }
 }
 
+/// A JSON value about to be stored as `jsonb` must read back: PostgreSQL renders a number such
+/// as `1.7976931348623157e308` as a 309-digit integer that no JSON reader here accepts, which
+/// would poison the row for every later read. Refused (422) before anything is written.
+pub fn check_storable(
+    conn: &mut diesel::PgConnection,
+    field: &str,
+    value: &serde_json::Value,
+) -> Result<(), ApiError> {
+    let text = powernode_store::jsonb_text(conn, value)
+        .map_err(|e| crate::error::internal("jsonb check", e))?;
+    serde_json::from_str::<serde_json::Value>(&text)
+        .map(|_| ())
+        .map_err(|_| {
+            let message = format!("{field} contains a number outside the supported range");
+            ApiError::validation(field, "contains a number outside the supported range")
+                .with_message(message)
+        })
+}
+
 /// The operator a service acts for must hold `permission` (403 naming it otherwise).
 pub fn require(operator: &Operator, permission: Permission) -> Result<(), ApiError> {
     if operator.has(permission) {
