@@ -39,7 +39,8 @@ async fn two_instances_federate_from_propose_to_active_both_ways() {
     );
     assert_eq!(a.only_peer().await["status"], "accepted");
 
-    // The same token again: single use, A's message passed through by B.
+    // The same token again: B already pins A's CA, so it refuses before calling A (A's
+    // single-use refusal is covered by the accept tests on A's listener).
     let (status, again) = b
         .app
         .post(
@@ -50,9 +51,13 @@ async fn two_instances_federate_from_propose_to_active_both_ways() {
         .await;
     assert_eq!(
         (status, again["error"].as_str()),
-        (422, Some("acceptance_token does not match stored digest")),
+        (
+            409,
+            Some(format!("instance at {} is already federated", a.public_url).as_str())
+        ),
         "{again}"
     );
+    assert_eq!(a.only_peer().await["status"], "accepted");
 
     // B's worker tick: handshake → both enrolled.
     let run = b.worker("peer_heartbeats").await;
