@@ -49,6 +49,13 @@ pub enum ApiError {
     /// `details.reason`.
     #[error("{message}")]
     PeerAnswerInvalid { message: String, reason: String },
+    /// A peer answered 5xx: 502, its status and message in `details`.
+    #[error("{message}")]
+    PeerFailed {
+        message: String,
+        status: u16,
+        error: String,
+    },
     /// A peer's own error passed through unchanged (status, code, message).
     #[error("{error}")]
     Remote {
@@ -103,9 +110,9 @@ impl ApiError {
             ApiError::Unprocessable { .. } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED")
             }
-            ApiError::PeerUnreachable(_) | ApiError::PeerAnswerInvalid { .. } => {
-                (StatusCode::BAD_GATEWAY, "PEER_UNREACHABLE")
-            }
+            ApiError::PeerUnreachable(_)
+            | ApiError::PeerAnswerInvalid { .. }
+            | ApiError::PeerFailed { .. } => (StatusCode::BAD_GATEWAY, "PEER_UNREACHABLE"),
             ApiError::GrantScope(_) => (StatusCode::FORBIDDEN, "GRANT_SCOPE_MISMATCH"),
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED"),
             ApiError::Remote { .. } => (StatusCode::BAD_GATEWAY, "PEER_UNREACHABLE"),
@@ -151,6 +158,9 @@ impl ApiError {
             ApiError::GrantScope(d) => json!({ "dimension": d.dimension }),
             ApiError::RateLimited(secs) => json!({ "retry_after_seconds": secs }),
             ApiError::PeerAnswerInvalid { reason, .. } => json!({ "reason": reason }),
+            ApiError::PeerFailed { status, error, .. } => {
+                json!({ "peer_http_status": status, "peer_error": error })
+            }
             ApiError::Chain(powernode_domain::chain::ChainRefusal::NotReachable(status)) => {
                 json!({ "peer_status": status })
             }

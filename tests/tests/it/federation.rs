@@ -948,3 +948,53 @@ async fn a_second_token_from_an_instance_already_federated_is_refused_before_cal
     let (_, listed) = b.app.get(PEERS, &b.admin).await;
     assert_eq!(listed["data"].as_array().unwrap().len(), 1);
 }
+
+/// A's 5xx is not relayed as B's own 5xx: B answers 502 `PEER_UNREACHABLE` with A's status and
+/// message in `details` (SPEC §10), and stores nothing.
+#[tokio::test]
+async fn a_peers_server_error_is_a_502_with_its_status_and_message() {
+    use diesel::RunQueryDsl;
+    let a = instance().await;
+    let b = instance().await;
+    a.ready().await;
+    b.ready().await;
+    let (_, proposed) = a
+        .app
+        .post(
+            PEERS,
+            &a.admin,
+            json!({"remote_instance_url": b.public_url, "spawn_role": "parent"}),
+        )
+        .await;
+    let token = proposed["data"]["acceptance_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Break A's accept: the certificate it would issue has nowhere to go.
+    diesel::sql_query("ALTER TABLE peer_certificates RENAME TO peer_certificates_gone")
+        .execute(&mut a.db.conn())
+        .unwrap();
+    let (status, answer) = b
+        .app
+        .post(
+            &format!("{PEERS}/accept"),
+            &b.admin,
+            json!({"acceptance_token": token}),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (502, Some("PEER_UNREACHABLE")),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["details"],
+        json!({"peer_http_status": 500, "peer_error": "internal error"})
+    );
+    assert_eq!(
+        answer["error"],
+        format!("peer at {} answered 500: internal error", a.public_url)
+    );
+    let (_, listed) = b.app.get(PEERS, &b.admin).await;
+    assert_eq!(listed["data"], json!([]));
+}

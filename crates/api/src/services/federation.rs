@@ -66,6 +66,13 @@ pub fn certificate_event(
 fn peer_error(url: &str, e: powernode_client::Error) -> ApiError {
     use powernode_client::Error as E;
     match e {
+        // A peer's own failure is not ours to pass on as a 5xx (SPEC §10): 502, with what it
+        // said in `details`.
+        E::Api { status, body } if status >= 500 => ApiError::PeerFailed {
+            message: format!("peer at {url} answered {status}: {}", body.error),
+            status,
+            error: body.error,
+        },
         E::Api { status, body } => ApiError::Remote {
             status,
             code: body.code,
