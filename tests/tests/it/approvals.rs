@@ -967,3 +967,58 @@ async fn a_failed_gated_accept_records_the_refusal_as_status_code_and_message() 
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// SPEC §3: B fetches A's CA and checks the token's fingerprint when the accept is requested,
+/// also when the accept is then queued for approval: a token naming another CA is refused at
+/// once (422), nothing is queued.
+#[tokio::test]
+async fn a_gated_accept_checks_the_ca_fingerprint_before_queuing() {
+    let a = federation::instance().await;
+    let b = federation::instance().await;
+    a.ready().await;
+    b.ready().await;
+    let b_approver = create_operator(&mut b.db.conn(), "b approver", &[InfraTasksControl]);
+    let (status, _) = b
+        .app
+        .call(
+            reqwest::Method::PUT,
+            &format!("{POLICIES}/system.federation_peer_accept"),
+            Some(&b_approver),
+            Some(json!({"policy": "require_approval", "timeout_seconds": 14400, "timeout_action": "reject"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, proposed) = a
+        .app
+        .post(
+            PEERS,
+            &a.admin,
+            json!({"remote_instance_url": b.public_url, "spawn_role": "parent"}),
+        )
+        .await;
+    let real =
+        powernode_domain::token::parse(proposed["data"]["acceptance_token"].as_str().unwrap())
+            .unwrap();
+    let wrong = "0".repeat(64);
+    let forged = powernode_domain::token::mint(real.peer_id, &real.url, &wrong, &[7u8; 32]).token;
+    let (status, answer) = b
+        .app
+        .post(
+            &format!("{PEERS}/accept"),
+            &b.admin,
+            json!({"acceptance_token": forged}),
+        )
+        .await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("CA fingerprint mismatch: expected {wrong}, got ")),
+        "{answer}"
+    );
+    assert_eq!(
+        count(&b.db, "SELECT count(*) AS n FROM approval_requests"),
+        0
+    );
+}

@@ -132,14 +132,14 @@ fn unknown_value(url: &str, field: &str, value: &str) -> ApiError {
     }
 }
 
-/// B's operator accept (SPEC §3): parse the token, fetch and pin A's CA by fingerprint, send
-/// our CSR to A, then in one transaction record our row for A as `accepted`, our client
-/// certificate with its sealed key, and the certificate we issue to A from A's CSR.
-pub async fn accept_remote(
+/// B's checks before accepting (SPEC §3), also run when the accept is only being queued for
+/// approval: the token parses; no live peer already pins its CA; the CA served at the token's
+/// URL (fetched without verification) has the token's SHA-256. Returns the claims, A's base
+/// URL and its CA (PEM) to pin.
+pub async fn pin_remote_ca(
     ctx: &Ctx,
-    acceptance_token: SecretString,
-    actor: Uuid,
-) -> Result<Peer, ApiError> {
+    acceptance_token: &SecretString,
+) -> Result<(token::TokenClaims, String, String), ApiError> {
     let claims = token::parse(acceptance_token.expose_secret()).map_err(|e| {
         ApiError::validation("acceptance_token", "malformed").with_message(e.to_string())
     })?;
@@ -179,6 +179,18 @@ pub async fn accept_remote(
         .map_err(|_| ApiError::PeerUnreachable("peer served an unreadable CA".to_owned()))?;
     let remote_ca_pem =
         String::from_utf8_lossy(&remote_ca.to_pem().map_err(|e| internal("pem", e))?).into_owned();
+    Ok((claims, base, remote_ca_pem))
+}
+
+/// B's operator accept (SPEC §3): parse the token, fetch and pin A's CA by fingerprint, send
+/// our CSR to A, then in one transaction record our row for A as `accepted`, our client
+/// certificate with its sealed key, and the certificate we issue to A from A's CSR.
+pub async fn accept_remote(
+    ctx: &Ctx,
+    acceptance_token: SecretString,
+    actor: Uuid,
+) -> Result<Peer, ApiError> {
+    let (claims, base, remote_ca_pem) = pin_remote_ca(ctx, &acceptance_token).await?;
 
     let identity = ca::ensure_identity(&ctx.pool, &ctx.settings.master_key)
         .await

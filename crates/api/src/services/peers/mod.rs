@@ -267,9 +267,9 @@ pub async fn accept(
     require(operator, Permission::FederationManage)?;
     let token = SecretString::from(req.acceptance_token);
     let actor = operator.id;
-    let claims = powernode_domain::token::parse(token.expose_secret()).map_err(|e| {
-        ApiError::validation("acceptance_token", "malformed").with_message(e.to_string())
-    })?;
+    // SPEC §3: A's CA is fetched and its fingerprint checked when the request is made, also
+    // when it is only queued for approval (a wrong token is refused now, not after approval).
+    let (claims, _, _) = crate::services::federation::pin_remote_ca(ctx, &token).await?;
     let call = GateCall {
         action: GatedAction::FederationPeerAccept,
         params: json!({
