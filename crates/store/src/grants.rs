@@ -381,7 +381,8 @@ pub fn delete_resource(conn: &mut PgConnection, kind: &str, id: &str) -> Result<
     Ok(diesel::delete(shared_resources::table.find((kind, id))).execute(conn)? == 1)
 }
 
-/// Renews, in one transaction, every live `auto_renew` grant of an enrolled, active or degraded
+/// Renews, in one transaction, every live (unexpired, unrevoked) `auto_renew` grant of an
+/// enrolled, active or degraded
 /// peer that expires within `within_days` (database clock): its expiry becomes `ttl_days`
 /// from now, and each gets a `federation.grant.renewed` event. Grants of suspended or revoked
 /// peers are left alone.
@@ -398,6 +399,8 @@ pub fn auto_renew_due(
             .inner_join(peers::table)
             .filter(grants::auto_renew.eq(true))
             .filter(grants::revoked_at.is_null())
+            // Live only: an expired grant stays expired (renewal is not revival).
+            .filter(grants::expires_at.gt(now))
             .filter(grants::expires_at.le(now + time::Duration::days(i64::from(within_days))))
             .filter(peers::status.eq_any(live))
             .select(grants::id)

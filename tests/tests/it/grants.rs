@@ -382,7 +382,15 @@ async fn auto_renewal_renews_only_live_peers_auto_renew_grants_near_expiry() {
     let not_auto = issue(active, false).await;
     let not_due = issue(active, true).await;
     let suspended_grant = issue(suspended, true).await;
-    for (id, days) in [(due, 3), (not_auto, 3), (not_due, 20), (suspended_grant, 3)] {
+    // Already expired: auto-renewal keeps live grants alive, it does not revive dead ones.
+    let expired = issue(active, true).await;
+    for (id, days) in [
+        (due, 3),
+        (not_auto, 3),
+        (not_due, 20),
+        (suspended_grant, 3),
+        (expired, -1),
+    ] {
         diesel::sql_query(format!(
             "UPDATE grants SET expires_at = now() + interval '{days} days' WHERE id = $1"
         ))
@@ -404,7 +412,7 @@ async fn auto_renewal_renews_only_live_peers_auto_renew_grants_near_expiry() {
         .unwrap()
         .unwrap();
     assert!(renewed.expires_at > time::OffsetDateTime::now_utc() + time::Duration::days(29));
-    for id in [not_auto, suspended_grant] {
+    for id in [not_auto, suspended_grant, expired] {
         let g = powernode_store::grants::find(&mut conn, id)
             .unwrap()
             .unwrap();
