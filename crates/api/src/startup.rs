@@ -107,6 +107,7 @@ impl Application {
         let server_state = state.clone();
         let server = HttpServer::new(move || {
             let (app, _) = App::new()
+                .wrap(actix_web::middleware::from_fn(crate::nul::refuse_nul))
                 .wrap(ErrorHandlers::new().default_handler(error::envelope_bare_errors))
                 // Operator answers may carry once-only secrets (tokens): never cached.
                 .wrap(

@@ -382,8 +382,7 @@ pub fn delete_resource(conn: &mut PgConnection, kind: &str, id: &str) -> Result<
 }
 
 /// Renews, in one transaction, every live (unexpired, unrevoked) `auto_renew` grant of an
-/// enrolled, active or degraded
-/// peer that expires within `within_days` (database clock): its expiry becomes `ttl_days`
+/// enrolled, active or degraded peer that expires within `within_days` (database clock): its expiry becomes `ttl_days`
 /// from now, and each gets a `federation.grant.renewed` event. Grants of suspended or revoked
 /// peers are left alone.
 pub fn auto_renew_due(

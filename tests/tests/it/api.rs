@@ -417,3 +417,86 @@ async fn every_error_response_in_the_openapi_document_is_the_error_body() {
     }
     assert!(errors > 50, "only {errors} error responses documented");
 }
+
+/// NUL characters never reach PostgreSQL: 422 `<field> must not contain NUL characters` for
+/// JSON bodies, 400 for paths and query strings, on every route (one guard), nothing written.
+#[tokio::test]
+async fn nul_characters_are_refused_before_any_handler() {
+    let db = TestDb::new();
+    let admin = powernode_tests::admin_token(&mut db.conn());
+    let app = spawn_app(settings(&db)).await;
+    let peer = insert_peer(&mut db.conn(), "active", "platform", Some(5));
+    let bodies = [
+        (
+            reqwest::Method::PUT,
+            "/api/v1/system/federation/resources/sdwan_config/x".to_owned(),
+            json!({"a": "x\u{0}y"}),
+            "document must not contain NUL characters",
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/api/v1/system/federation/peers/{peer}/revoke"),
+            json!({"reason": "gone\u{0}"}),
+            "reason must not contain NUL characters",
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/system/federation/peers".to_owned(),
+            json!({"remote_instance_url": "https://b.example.com", "spawn_role": "parent",
+                   "endpoints": ["ok", "a\u{0}"]}),
+            "endpoints must not contain NUL characters",
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/api/v1/system/federation/peers/{peer}/grants"),
+            json!({"resource_kind": "sdwan_config", "permission_scopes": ["read"],
+                   "node_instance_ids": ["n\u{0}"]}),
+            "node_instance_ids must not contain NUL characters",
+        ),
+    ];
+    for (method, path, body, error) in bodies {
+        let (status, answer) = app.call(method, &path, Some(&admin), Some(body)).await;
+        assert_eq!(
+            (status, answer["error"].as_str(), answer["code"].as_str()),
+            (422, Some(error), Some("VALIDATION_FAILED")),
+            "{path}: {answer}"
+        );
+    }
+    let resp = app
+        .client
+        .post(app.url("/api/v1/system/worker_api/report"))
+        .header("X-Worker-Token", WORKER_TOKEN)
+        .json(&json!({"schedule": "s", "job": "J\u{0}", "tick": 1, "outcome": "failed", "worker": "w"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, answer) = body(resp).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (422, Some("job must not contain NUL characters"))
+    );
+    for path in [
+        "/api/v1/system/fleet/events?source=a%00b",
+        "/api/v1/system/federation/resources/sdwan_config/a%00b",
+        "/api/v1/ai/autonomy/policies/a%00b",
+    ] {
+        let (status, answer) = app.get(path, &admin).await;
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (400, Some("BAD_REQUEST")),
+            "{path}: {answer}"
+        );
+    }
+    let (status, answer) = app
+        .post("/api/v1/ai/agents/a%00b/pause", &admin, json!({}))
+        .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (400, Some("path must not contain NUL characters"))
+    );
+    // Nothing was written, and the peer is untouched.
+    let (_, shown) = app
+        .get(&format!("/api/v1/system/federation/peers/{peer}"), &admin)
+        .await;
+    assert_eq!(shown["data"]["status"], "active");
+}

@@ -676,4 +676,33 @@ async fn documents_whose_numbers_do_not_read_back_are_refused_and_not_stored() {
     );
     let (status, _) = a.app.get(PEERS, &a.admin).await;
     assert_eq!(status, 200);
+    // NUL characters from a peer are refused on the listener too.
+    let (s, r) = call(
+        &client,
+        reqwest::Method::PUT,
+        &url,
+        Some(&token),
+        &[],
+        Some(json!({"a": "x\u{0}y"})),
+    )
+    .await;
+    assert_eq!(
+        (s, r["error"].as_str()),
+        (422, Some("document must not contain NUL characters")),
+        "{r}"
+    );
+    let (s, r) = call(
+        &client,
+        reqwest::Method::POST,
+        &heartbeat,
+        None,
+        &[],
+        Some(json!({"capabilities": ["c\u{0}"]})),
+    )
+    .await;
+    assert_eq!(
+        (s, r["error"].as_str()),
+        (422, Some("capabilities must not contain NUL characters")),
+        "{r}"
+    );
 }

@@ -169,6 +169,7 @@ pub async fn serve(
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             let (app, _) = App::new()
+                .wrap(actix_web::middleware::from_fn(crate::nul::refuse_nul))
                 .wrap(ErrorHandlers::new().default_handler(error::envelope_bare_errors))
                 .wrap(
                     actix_web::middleware::DefaultHeaders::new()
