@@ -75,9 +75,9 @@ powernode_domain::settings! {
         "address of the federation (mTLS) listener that `POWERNODE_FEDERATION_PUBLIC_URL` reaches";
     allow_plaintext_fallback: bool = false, Some("false"), false,
         "with a partial client certificate, call peers over TLS without one (they will refuse); refused at start in production";
-    federation_tls_cert_file: Option<String> = None, None, false,
+    federation_tls_cert_file: Option<String> = None, Some(config::UNSET), false,
         "optional PEM certificate for the federation listener (with `POWERNODE_FEDERATION_TLS_KEY_FILE`); must chain to this instance's CA or the API stops; unset = issued by the CA";
-    federation_tls_key_file: Option<String> = None, None, false,
+    federation_tls_key_file: Option<String> = None, Some(config::UNSET), false,
         "its PEM private key";
     resource_kinds: String = "sdwan_config".to_owned(), Some("sdwan_config"), false,
         "comma list of declared shared-resource kinds; others answer 422";

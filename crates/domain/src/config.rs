@@ -3,12 +3,17 @@
 
 use serde_json::Value;
 
+/// The documented default of an optional setting with no value by default (distinct from
+/// `None`, which means required).
+pub const UNSET: &str = "(unset)";
+
 /// One documented `POWERNODE_*` variable.
 #[derive(Debug, Clone, Copy)]
 pub struct SettingDoc {
     /// Settings field (`database_url`); the variable is `POWERNODE_` + upper case.
     pub key: &'static str,
-    /// Default as rendered in the document; `None` = required.
+    /// Default as rendered in the document; `None` = required, `Some(UNSET)` = optional and
+    /// unset by default.
     pub default: Option<&'static str>,
     pub doc: &'static str,
     /// Printed as `[REDACTED]` by `config`.
@@ -68,9 +73,11 @@ macro_rules! settings {
 pub fn render_markdown(title: &str, docs: &[SettingDoc]) -> String {
     let mut out = format!("## {title}\n\n| variable | default | meaning |\n|---|---|---|\n");
     for d in docs {
-        let default = d
-            .default
-            .map_or("— (required)".to_owned(), |v| format!("`{v}`"));
+        let default = match d.default {
+            None => "— (required)".to_owned(),
+            Some(UNSET) => "— (unset)".to_owned(),
+            Some(v) => format!("`{v}`"),
+        };
         out.push_str(&format!("| `{}` | {default} | {} |\n", d.var(), d.doc));
     }
     out
@@ -85,6 +92,8 @@ pub fn render_env(title: &str, docs: &[SettingDoc], skip: &[&str]) -> String {
         let plain = d.doc.replace('`', "");
         match d.default {
             None => out.push_str(&format!("# {plain} (required)\n{}=\n", d.var())),
+            // Optional without a default: left commented out, so the variable stays unset.
+            Some(UNSET) => out.push_str(&format!("# {plain} (optional)\n#{}=\n", d.var())),
             Some(v) => out.push_str(&format!("# {plain} (default: {v})\n#{}={v}\n", d.var())),
         }
     }
@@ -113,7 +122,9 @@ pub fn drift(defaults: &Value, docs: &[SettingDoc], skip: &[&str]) -> Vec<String
         }
         match docs.iter().find(|d| d.key == key) {
             None => problems.push(format!("{key} is not documented")),
-            Some(d) if d.default.map(str::to_owned) != render_value(value) => {
+            Some(d)
+                if d.default.filter(|v| *v != UNSET).map(str::to_owned) != render_value(value) =>
+            {
                 problems.push(format!(
                     "{key}: documented default {:?}, code default {:?}",
                     d.default,
@@ -169,5 +180,22 @@ mod tests {
         let md = render_markdown("API", DOCS);
         assert!(md.contains("| `POWERNODE_A` | `1` | A |"));
         assert!(md.contains("| `POWERNODE_B` | — (required) | B |"));
+    }
+
+    #[test]
+    fn optional_settings_without_a_default_are_neither_required_nor_set() {
+        let docs = [SettingDoc {
+            key: "tls_file",
+            default: Some(UNSET),
+            doc: "optional file",
+            secret: false,
+        }];
+        assert!(render_markdown("T", &docs).contains("| `POWERNODE_TLS_FILE` | — (unset) |"));
+        // Commented out: copying the example leaves the variable unset, not empty.
+        assert!(
+            render_env("T", &docs, &[])
+                .contains("# optional file (optional)\n#POWERNODE_TLS_FILE=\n")
+        );
+        assert!(drift(&json!({"tls_file": null}), &docs, &[]).is_empty());
     }
 }

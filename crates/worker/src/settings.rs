@@ -128,7 +128,7 @@ pub const REFERENCE: &[SettingDoc] = &[
     },
     SettingDoc {
         key: "schedules__<name>__job",
-        default: Some("see `schedules`"),
+        default: Some("per schedule (powernode-worker schedules)"),
         doc: "a schedule's job; an unknown job stops the worker at start",
         secret: false,
     },
