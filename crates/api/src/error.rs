@@ -254,12 +254,6 @@ impl From<powernode_store::StoreError> for ApiError {
     }
 }
 
-impl From<crate::db::DbError> for ApiError {
-    fn from(e: crate::db::DbError) -> Self {
-        internal("database error", e)
-    }
-}
-
 impl From<diesel::result::Error> for ApiError {
     fn from(e: diesel::result::Error) -> Self {
         internal("database error", e)

@@ -138,34 +138,35 @@ impl Http {
         Err(Error::Api { status, body })
     }
 
-    async fn call<T: DeserializeOwned>(
+    async fn call<T: DeserializeOwned, B: Serialize + ?Sized>(
         &self,
         method: Method,
         path: &str,
-        body: Option<&(dyn ErasedBody + Sync)>,
+        body: Option<&B>,
     ) -> Result<T, Error> {
         let answer = self.raw(method, path, body).await?;
         decode(answer)
     }
 
-    async fn raw(
+    /// A body that cannot be serialised fails the call (reqwest reports it on send).
+    async fn raw<B: Serialize + ?Sized>(
         &self,
         method: Method,
         path: &str,
-        body: Option<&(dyn ErasedBody + Sync)>,
+        body: Option<&B>,
     ) -> Result<Answer, Error> {
         let mut req = self.request(method, path);
         if let Some(b) = body {
-            req = req.json(&b.value());
+            req = req.json(b);
         }
         self.send(req).await
     }
 
-    async fn gated<T: DeserializeOwned>(
+    async fn gated<T: DeserializeOwned, B: Serialize + ?Sized>(
         &self,
         method: Method,
         path: &str,
-        body: Option<&(dyn ErasedBody + Sync)>,
+        body: Option<&B>,
     ) -> Result<Gated<T>, Error> {
         let answer = self.raw(method, path, body).await?;
         if answer.status == 202 {
@@ -182,20 +183,8 @@ fn decode<T: DeserializeOwned>(answer: Answer) -> Result<T, Error> {
     })
 }
 
-/// A request body, type-erased so one `call` serves every route.
-trait ErasedBody {
-    fn value(&self) -> Value;
-}
-
-impl<T: Serialize> ErasedBody for T {
-    fn value(&self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
-    }
-}
-
-fn body<T: Serialize + Sync>(b: &T) -> Option<&(dyn ErasedBody + Sync)> {
-    Some(b)
-}
+/// No request body.
+const NO_BODY: Option<&()> = None;
 
 /// The operator API with an operator token (`pnop_…`).
 #[derive(Clone)]
@@ -217,12 +206,12 @@ impl OperatorClient {
     // Operators.
     pub async fn me(&self) -> Result<OperatorView, Error> {
         self.http
-            .call(Method::GET, "/api/v1/system/operators/me", None)
+            .call(Method::GET, "/api/v1/system/operators/me", NO_BODY)
             .await
     }
     pub async fn operators(&self) -> Result<Vec<OperatorView>, Error> {
         self.http
-            .call(Method::GET, "/api/v1/system/operators", None)
+            .call(Method::GET, "/api/v1/system/operators", NO_BODY)
             .await
     }
     pub async fn create_operator(
@@ -230,25 +219,25 @@ impl OperatorClient {
         req: &CreateOperatorRequest,
     ) -> Result<OperatorWithToken, Error> {
         self.http
-            .call(Method::POST, "/api/v1/system/operators", body(req))
+            .call(Method::POST, "/api/v1/system/operators", Some(req))
             .await
     }
     pub async fn disable_operator(&self, id: OperatorId) -> Result<OperatorView, Error> {
         let path = format!("/api/v1/system/operators/{id}/disable");
-        self.http.call(Method::POST, &path, None).await
+        self.http.call(Method::POST, &path, NO_BODY).await
     }
 
     // Peers.
     pub async fn propose(&self, req: &ProposeRequest) -> Result<Gated<PeerWithToken>, Error> {
-        self.http.gated(Method::POST, PEERS, body(req)).await
+        self.http.gated(Method::POST, PEERS, Some(req)).await
     }
     pub async fn peers(&self, q: &PeerQuery) -> Result<Vec<PeerView>, Error> {
         let path = format!("{PEERS}{}", query(q));
-        self.http.call(Method::GET, &path, None).await
+        self.http.call(Method::GET, &path, NO_BODY).await
     }
     pub async fn peer(&self, id: PeerId) -> Result<PeerView, Error> {
         self.http
-            .call(Method::GET, &format!("{PEERS}/{id}"), None)
+            .call(Method::GET, &format!("{PEERS}/{id}"), NO_BODY)
             .await
     }
     pub async fn regenerate_token(
@@ -257,28 +246,28 @@ impl OperatorClient {
         req: &RegenerateRequest,
     ) -> Result<PeerWithToken, Error> {
         let path = format!("{PEERS}/{id}/acceptance_token");
-        self.http.call(Method::POST, &path, body(req)).await
+        self.http.call(Method::POST, &path, Some(req)).await
     }
     pub async fn suspend(&self, id: PeerId, req: &ReasonRequest) -> Result<PeerView, Error> {
         let path = format!("{PEERS}/{id}/suspend");
-        self.http.call(Method::POST, &path, body(req)).await
+        self.http.call(Method::POST, &path, Some(req)).await
     }
     pub async fn resume(&self, id: PeerId, req: &ResumeRequest) -> Result<PeerView, Error> {
         let path = format!("{PEERS}/{id}/resume");
-        self.http.call(Method::POST, &path, body(req)).await
+        self.http.call(Method::POST, &path, Some(req)).await
     }
     pub async fn revoke(&self, id: PeerId, req: &ReasonRequest) -> Result<Gated<PeerView>, Error> {
         let path = format!("{PEERS}/{id}/revoke");
-        self.http.gated(Method::POST, &path, body(req)).await
+        self.http.gated(Method::POST, &path, Some(req)).await
     }
     pub async fn delete_peer(&self, id: PeerId) -> Result<PeerView, Error> {
         self.http
-            .call(Method::DELETE, &format!("{PEERS}/{id}"), None)
+            .call(Method::DELETE, &format!("{PEERS}/{id}"), NO_BODY)
             .await
     }
     pub async fn accept(&self, req: &AcceptRequest) -> Result<Gated<PeerView>, Error> {
         let path = format!("{PEERS}/accept");
-        self.http.gated(Method::POST, &path, body(req)).await
+        self.http.gated(Method::POST, &path, Some(req)).await
     }
 
     // Grants and resources.
@@ -288,23 +277,23 @@ impl OperatorClient {
         req: &IssueRequest,
     ) -> Result<IssuedGrant, Error> {
         let path = format!("{PEERS}/{peer}/grants");
-        self.http.call(Method::POST, &path, body(req)).await
+        self.http.call(Method::POST, &path, Some(req)).await
     }
     pub async fn grants(&self, q: &GrantQuery) -> Result<Vec<GrantView>, Error> {
         let path = format!("{FEDERATION}/grants{}", query(q));
-        self.http.call(Method::GET, &path, None).await
+        self.http.call(Method::GET, &path, NO_BODY).await
     }
     pub async fn grant(&self, id: GrantId) -> Result<GrantView, Error> {
         let path = format!("{FEDERATION}/grants/{id}");
-        self.http.call(Method::GET, &path, None).await
+        self.http.call(Method::GET, &path, NO_BODY).await
     }
     pub async fn revoke_grant(&self, id: GrantId, req: &RevokeRequest) -> Result<GrantView, Error> {
         let path = format!("{FEDERATION}/grants/{id}/revoke");
-        self.http.call(Method::POST, &path, body(req)).await
+        self.http.call(Method::POST, &path, Some(req)).await
     }
     pub async fn renew_grant(&self, id: GrantId, req: &RenewRequest) -> Result<GrantView, Error> {
         let path = format!("{FEDERATION}/grants/{id}/renew");
-        self.http.call(Method::POST, &path, body(req)).await
+        self.http.call(Method::POST, &path, Some(req)).await
     }
     pub async fn explain_grant(
         &self,
@@ -312,11 +301,11 @@ impl OperatorClient {
         req: &ExplainRequest,
     ) -> Result<Explanation, Error> {
         let path = format!("{FEDERATION}/grants/{id}/explain");
-        self.http.call(Method::POST, &path, body(req)).await
+        self.http.call(Method::POST, &path, Some(req)).await
     }
     pub async fn resource(&self, kind: &str, id: &str) -> Result<ResourceView, Error> {
         let path = format!("{FEDERATION}/resources/{}/{}", seg(kind), seg(id));
-        self.http.call(Method::GET, &path, None).await
+        self.http.call(Method::GET, &path, NO_BODY).await
     }
     pub async fn put_resource(
         &self,
@@ -325,21 +314,21 @@ impl OperatorClient {
         document: &Value,
     ) -> Result<ResourceView, Error> {
         let path = format!("{FEDERATION}/resources/{}/{}", seg(kind), seg(id));
-        self.http.call(Method::PUT, &path, body(document)).await
+        self.http.call(Method::PUT, &path, Some(document)).await
     }
     pub async fn delete_resource(&self, kind: &str, id: &str) -> Result<ResourceDeleted, Error> {
         let path = format!("{FEDERATION}/resources/{}/{}", seg(kind), seg(id));
-        self.http.call(Method::DELETE, &path, None).await
+        self.http.call(Method::DELETE, &path, NO_BODY).await
     }
 
     // Events and worker status.
     pub async fn events(&self, q: &EventsQuery) -> Result<Vec<EventView>, Error> {
         let path = format!("/api/v1/system/fleet/events{}", query(q));
-        self.http.call(Method::GET, &path, None).await
+        self.http.call(Method::GET, &path, NO_BODY).await
     }
     pub async fn worker_status(&self) -> Result<Vec<ScheduleStatusView>, Error> {
         self.http
-            .call(Method::GET, "/api/v1/system/worker/status", None)
+            .call(Method::GET, "/api/v1/system/worker/status", NO_BODY)
             .await
     }
 
@@ -349,11 +338,11 @@ impl OperatorClient {
         q: &crate::approvals::ListQuery,
     ) -> Result<Vec<ApprovalView>, Error> {
         let path = format!("{APPROVALS}/approvals{}", query(q));
-        self.http.call(Method::GET, &path, None).await
+        self.http.call(Method::GET, &path, NO_BODY).await
     }
     pub async fn approval(&self, id: ApprovalId) -> Result<ApprovalView, Error> {
         let path = format!("{APPROVALS}/approvals/{id}");
-        self.http.call(Method::GET, &path, None).await
+        self.http.call(Method::GET, &path, NO_BODY).await
     }
     /// `verb`: `approve`, `reject` or `cancel`.
     pub async fn decide(
@@ -363,19 +352,19 @@ impl OperatorClient {
         req: &DecisionRequest,
     ) -> Result<ApprovalView, Error> {
         let path = format!("{APPROVALS}/approvals/{id}/{}", verb.as_str());
-        self.http.call(Method::POST, &path, body(req)).await
+        self.http.call(Method::POST, &path, Some(req)).await
     }
     pub async fn claim_result(&self, id: ApprovalId) -> Result<ClaimedResultView, Error> {
         let path = format!("{APPROVALS}/approvals/{id}/claim_result");
-        self.http.call(Method::POST, &path, None).await
+        self.http.call(Method::POST, &path, NO_BODY).await
     }
     pub async fn policies(&self) -> Result<Vec<PolicyView>, Error> {
         let path = format!("{APPROVALS}/policies");
-        self.http.call(Method::GET, &path, None).await
+        self.http.call(Method::GET, &path, NO_BODY).await
     }
     pub async fn policy(&self, action: &str) -> Result<PolicyView, Error> {
         let path = format!("{APPROVALS}/policies/{}", seg(action));
-        self.http.call(Method::GET, &path, None).await
+        self.http.call(Method::GET, &path, NO_BODY).await
     }
     pub async fn update_policy(
         &self,
@@ -383,7 +372,7 @@ impl OperatorClient {
         req: &PolicyUpdate,
     ) -> Result<PolicyView, Error> {
         let path = format!("{APPROVALS}/policies/{}", seg(action));
-        self.http.call(Method::PUT, &path, body(req)).await
+        self.http.call(Method::PUT, &path, Some(req)).await
     }
     pub async fn lower_policy(
         &self,
@@ -391,14 +380,16 @@ impl OperatorClient {
         req: &LowerRequest,
     ) -> Result<PolicyView, Error> {
         let path = format!("{APPROVALS}/policies/{}/lower", seg(action));
-        self.http.call(Method::POST, &path, body(req)).await
+        self.http.call(Method::POST, &path, Some(req)).await
     }
     pub async fn restore_policy(&self, action: &str) -> Result<PolicyView, Error> {
         let path = format!("{APPROVALS}/policies/{}/restore", seg(action));
-        self.http.call(Method::POST, &path, None).await
+        self.http.call(Method::POST, &path, NO_BODY).await
     }
     pub async fn agents(&self) -> Result<Vec<AgentView>, Error> {
-        self.http.call(Method::GET, "/api/v1/ai/agents", None).await
+        self.http
+            .call(Method::GET, "/api/v1/ai/agents", NO_BODY)
+            .await
     }
     pub async fn set_agent_paused(
         &self,
@@ -408,7 +399,7 @@ impl OperatorClient {
     ) -> Result<AgentView, Error> {
         let verb = if paused { "pause" } else { "resume" };
         let path = format!("/api/v1/ai/agents/{}/{verb}", seg(name));
-        self.http.call(Method::POST, &path, body(req)).await
+        self.http.call(Method::POST, &path, Some(req)).await
     }
 }
 
@@ -445,23 +436,23 @@ impl WorkerClient {
 
     pub async fn heartbeat_sweep(&self) -> Result<SweepResponse, Error> {
         let path = format!("{WORKER_API}/federation/heartbeat_sweep");
-        self.http.call(Method::POST, &path, None).await
+        self.http.call(Method::POST, &path, NO_BODY).await
     }
     pub async fn peer_heartbeats(&self) -> Result<PeerRun, Error> {
         let path = format!("{WORKER_API}/federation/peer_heartbeats");
-        self.http.call(Method::POST, &path, None).await
+        self.http.call(Method::POST, &path, NO_BODY).await
     }
     pub async fn grant_maintenance(&self) -> Result<GrantMaintenance, Error> {
         let path = format!("{WORKER_API}/federation/grant_maintenance");
-        self.http.call(Method::POST, &path, None).await
+        self.http.call(Method::POST, &path, NO_BODY).await
     }
     pub async fn sdwan_manager_tick(&self) -> Result<TickOutcome, Error> {
         let path = format!("{WORKER_API}/sdwan_manager/tick");
-        self.http.call(Method::POST, &path, None).await
+        self.http.call(Method::POST, &path, NO_BODY).await
     }
     pub async fn report(&self, req: &JobReportRequest) -> Result<ScheduleStatusView, Error> {
         let path = format!("{WORKER_API}/report");
-        self.http.call(Method::POST, &path, body(req)).await
+        self.http.call(Method::POST, &path, Some(req)).await
     }
 }
 
@@ -499,19 +490,19 @@ impl FederationClient {
         req: &crate::federation::AcceptRequest,
     ) -> Result<AcceptAnswer, Error> {
         let path = format!("{FEDERATION_API}/accept");
-        self.http.call(Method::POST, &path, body(req)).await
+        self.http.call(Method::POST, &path, Some(req)).await
     }
     pub async fn handshake(&self, req: &HandshakeRequest) -> Result<HandshakeAnswer, Error> {
         let path = format!("{FEDERATION_API}/handshake");
-        self.http.call(Method::POST, &path, body(req)).await
+        self.http.call(Method::POST, &path, Some(req)).await
     }
     pub async fn heartbeat(&self, req: &HeartbeatRequest) -> Result<HeartbeatAnswer, Error> {
         let path = format!("{FEDERATION_API}/heartbeat");
-        self.http.call(Method::POST, &path, body(req)).await
+        self.http.call(Method::POST, &path, Some(req)).await
     }
     pub async fn renew(&self, req: &CertificateRenewRequest) -> Result<RenewAnswer, Error> {
         let path = format!("{FEDERATION_API}/certificates/renew");
-        self.http.call(Method::POST, &path, body(req)).await
+        self.http.call(Method::POST, &path, Some(req)).await
     }
     /// Reads a shared resource under a grant (`fg-…`), optionally naming the SD-WAN network.
     pub async fn read_resource(

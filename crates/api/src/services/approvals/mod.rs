@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::db::{self, Context as _};
+use crate::db;
 use crate::error::{ApiError, internal};
 use crate::services::Ctx;
 use crate::services::peers::lifecycle::{self as peer_service, ProposeCommand, RevokeCommand};
@@ -320,10 +320,4 @@ fn open_params(ctx: &Ctx, request: &ApprovalRequest) -> Result<SecretString, Str
     String::from_utf8(plain.expose_secret().clone())
         .map(SecretString::from)
         .map_err(|_| "sealed params are not text".to_owned())
-}
-
-pub async fn pending_count(ctx: &Ctx) -> Result<i64, ApiError> {
-    db::run(&ctx.pool, store::pending_count)
-        .await
-        .context("approval count failed")
 }
