@@ -6,6 +6,7 @@
 )]
 
 pub mod federation;
+pub mod stall;
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};

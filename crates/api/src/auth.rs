@@ -13,7 +13,7 @@ use powernode_store::operators::Operator;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::crypto::random_bytes;
-use crate::db;
+use crate::db::{self, Context as _};
 use crate::error::{ApiError, internal};
 use crate::startup::AppState;
 
@@ -97,11 +97,11 @@ impl FromRequest for OperatorAuth {
             let state = state.ok_or_else(|| internal("operator auth", "AppState missing"))?;
             let token = token.ok_or(ApiError::Unauthorized("Operator token required"))?;
             let digest = sha256_hex(token.as_bytes());
-            let found = db::blocking(&state.pool, move |conn| {
+            let found = db::blocking(&state.db, move |conn| {
                 powernode_store::operators::authenticate(conn, &digest)
             })
             .await
-            .map_err(|e| internal("operator lookup failed", e))?;
+            .context("operator lookup failed")?;
             found
                 .map(OperatorAuth)
                 .ok_or(ApiError::Unauthorized("Invalid or disabled operator token"))

@@ -13,7 +13,8 @@ use powernode_store::identity::{self, InstanceIdentity};
 use uuid::Uuid;
 
 use crate::crypto::{MasterKey, random_bytes};
-use crate::db::{self, DbError};
+use crate::db::{self, Database};
+use crate::error::ApiError;
 
 /// Additional authenticated data of the sealed CA key.
 pub const CA_KEY_CONTEXT: &[u8] = b"powernode:internal-ca-key:v1";
@@ -26,7 +27,18 @@ pub enum CaError {
     #[error(transparent)]
     Crypto(#[from] crate::crypto::CryptoError),
     #[error(transparent)]
-    Db(#[from] DbError),
+    Db(#[from] ApiError),
+}
+
+impl CaError {
+    /// As an API error: the database's own answer (a 503 stays a 503), anything else 500 with
+    /// `context`.
+    pub fn into_api(self, context: &str) -> ApiError {
+        match self {
+            CaError::Db(e) => e,
+            other => crate::error::internal(context, other),
+        }
+    }
 }
 
 /// A new CA: (certificate PEM, SHA-256 of its DER as lower-case hex, sealed PKCS#8 key).
@@ -73,7 +85,7 @@ pub fn generate(instance_id: Uuid, key: &MasterKey) -> Result<(String, String, V
 /// Returns this instance's identity, creating it and its CA on first use. Replicas racing
 /// here agree: the first insert wins and the others read it back.
 pub async fn ensure_identity(
-    pool: &powernode_store::PgPool,
+    pool: &Database,
     key: &MasterKey,
 ) -> Result<InstanceIdentity, CaError> {
     if let Some(existing) = db::blocking(pool, identity::get).await? {

@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use diesel::{Connection, PgConnection};
-use powernode_store::{PgPool, StoreError};
+use powernode_store::StoreError;
+
+use crate::db::Database;
+use crate::error::{ApiError, internal};
 
 /// Runs in the claiming transaction, then it commits.
 pub type Finisher<E> = Box<dyn FnOnce(&mut PgConnection) -> Result<(), E> + Send>;
@@ -17,11 +20,14 @@ pub struct Claim<T, E> {
     pub value: T,
     finish_tx: std::sync::mpsc::Sender<Finisher<E>>,
     done: tokio::task::JoinHandle<Result<(), E>>,
+    db: Database,
 }
 
 /// Opens a transaction, runs `lock` (which should select `FOR UPDATE SKIP LOCKED`) and, if it
-/// found a row, keeps the transaction open until the claim is finished or released.
-pub async fn claim<T, E, L>(pool: &PgPool, lock: L) -> Result<Option<Claim<T, E>>, String>
+/// found a row, keeps the transaction open until the claim is finished or released. Taking the
+/// claim is bounded like any database call (503 when PostgreSQL does not answer); the
+/// connection counts against the same permits.
+pub async fn claim<T, E, L>(db: &Database, lock: L) -> Result<Option<Claim<T, E>>, ApiError>
 where
     T: Send + 'static,
     E: From<StoreError> + From<diesel::result::Error> + std::fmt::Display + Send + 'static,
@@ -29,9 +35,14 @@ where
 {
     let (claimed_tx, claimed_rx) = tokio::sync::oneshot::channel::<Option<T>>();
     let (finish_tx, finish_rx) = std::sync::mpsc::channel::<Finisher<E>>();
-    let pool = pool.clone();
+    let checkout = db.timeout();
+    let permit = tokio::time::timeout(checkout, db.permit())
+        .await
+        .map_err(|_| db.unavailable(powernode_store::Stall::Unavailable))??;
+    let pool = db.pool().clone();
     let done = tokio::task::spawn_blocking(move || -> Result<(), E> {
-        let mut conn = pool.get().map_err(StoreError::from)?;
+        let _permit = permit;
+        let mut conn = pool.get_timeout(checkout).map_err(StoreError::from)?;
         conn.transaction(|conn| {
             let held = lock(conn)?;
             let found = held.is_some();
@@ -43,34 +54,40 @@ where
             Ok(())
         })
     });
-    match claimed_rx.await {
-        Ok(Some(value)) => Ok(Some(Claim {
+    let failed = |e: String| db.classify(internal("claim failed", e));
+    match tokio::time::timeout(checkout, claimed_rx).await {
+        Ok(Ok(Some(value))) => Ok(Some(Claim {
             value,
             finish_tx,
             done,
+            db: db.clone(),
         })),
-        Ok(None) => {
+        Ok(Ok(None)) => {
             let _ = done.await;
             Ok(None)
         }
-        Err(_) => Err(match done.await {
+        Ok(Err(_)) => Err(failed(match done.await {
             Ok(Err(e)) => e.to_string(),
             _ => "claim failed".to_owned(),
-        }),
+        })),
+        // The blocking thread ends when PostgreSQL answers; its permit bounds how many wait.
+        Err(_) => Err(db.unavailable(powernode_store::Stall::Unavailable)),
     }
 }
 
 impl<T, E: std::fmt::Display> Claim<T, E> {
     /// Runs `finish` in the claiming transaction and commits.
-    pub async fn finish(self, finish: Finisher<E>) -> Result<(), String> {
+    pub async fn finish(self, finish: Finisher<E>) -> Result<(), ApiError> {
+        let db = self.db;
+        let failed = |e: String| db.classify(internal("claim failed", e));
         self.finish_tx
             .send(finish)
-            .map_err(|_| "claim lost".to_owned())?;
+            .map_err(|_| failed("claim lost".to_owned()))?;
         drop(self.finish_tx);
         self.done
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())
+            .map_err(|e| failed(e.to_string()))?
+            .map_err(|e| failed(e.to_string()))
     }
 
     /// Releases the row without writing.

@@ -193,9 +193,10 @@ fn ca_init(settings: Settings) -> anyhow::Result<()> {
         let pool = powernode_store::pool(
             settings.database_url.expose_secret(),
             1,
-            settings.database_connect_timeout,
+            settings.database_timeout,
         );
-        let identity = crate::ca::ensure_identity(&pool, &settings.master_key).await?;
+        let db = crate::db::Database::new(pool, settings.database_timeout);
+        let identity = crate::ca::ensure_identity(&db, &settings.master_key).await?;
         println!("instance_id {}", identity.instance_id);
         println!("ca_sha256   {}", identity.ca_sha256);
         Ok(())

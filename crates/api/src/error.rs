@@ -79,6 +79,11 @@ pub enum ApiError {
     /// The sweep failed; the cause was logged where it happened.
     #[error("federation_heartbeat_sweep_failed: internal error")]
     SweepFailed,
+    /// PostgreSQL did not answer within the bound of one call (`database unavailable`), or a
+    /// row lock or an internal queue was not available in time (`busy`): 503 with
+    /// `Retry-After` (SPEC §10).
+    #[error("{}", if *.busy { "busy" } else { "database unavailable" })]
+    Unavailable { busy: bool, retry_after: u64 },
     /// `/readyz`: which dependency is down.
     #[error("not ready: {}", .down.join(", "))]
     NotReady {
@@ -127,7 +132,9 @@ impl ApiError {
             ApiError::SweepFailed | ApiError::Internal { .. } => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR")
             }
-            ApiError::NotReady { .. } => (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE"),
+            ApiError::NotReady { .. } | ApiError::Unavailable { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE")
+            }
         }
     }
 
@@ -157,6 +164,10 @@ impl ApiError {
             ApiError::Token(_) => json!({ "field": "acceptance_token" }),
             ApiError::GrantScope(d) => json!({ "dimension": d.dimension }),
             ApiError::RateLimited(secs) => json!({ "retry_after_seconds": secs }),
+            ApiError::Unavailable { busy, retry_after } => json!({
+                "reason": if *busy { "busy" } else { "database_unavailable" },
+                "retry_after_seconds": retry_after,
+            }),
             ApiError::PeerAnswerInvalid { reason, .. } => json!({ "reason": reason }),
             ApiError::PeerFailed { status, error, .. } => {
                 json!({ "peer_http_status": status, "peer_error": error })
@@ -205,8 +216,14 @@ impl ResponseError for ApiError {
         }
         let (status, code) = self.status_and_code();
         let mut response = HttpResponse::build(status);
-        if let ApiError::RateLimited(secs) = self {
-            response.insert_header(("Retry-After", secs.to_string()));
+        match self {
+            ApiError::RateLimited(secs)
+            | ApiError::Unavailable {
+                retry_after: secs, ..
+            } => {
+                response.insert_header(("Retry-After", secs.to_string()));
+            }
+            _ => {}
         }
         response.json(Envelope {
             success: false,

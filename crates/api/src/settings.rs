@@ -45,8 +45,8 @@ powernode_domain::settings! {
         "PostgreSQL URL (the password is redacted in logs and `config`)";
     database_pool_size: u32 = 10, Some("10"), false,
         "PostgreSQL connections per API process";
-    database_connect_timeout_secs: u64 = 5, Some("5"), false,
-        "how long a request waits for a pooled connection";
+    database_timeout_secs: u64 = 5, Some("5"), false,
+        "bound of one database call, pool checkout included: beyond it the request answers 503 `database unavailable` (a row lock not granted within half of it: 503 `busy`); also sets libpq's connect and socket timeouts and the server's `statement_timeout` (90 %) and `lock_timeout` (50 %); `POWERNODE_DATABASE_CONNECT_TIMEOUT_SECS` is read as an alias";
     redis_url: Option<String> = None, None, false,
         "Redis URL; `/readyz` pings it";
     redis_prefix: String = "powernode".to_owned(), Some("powernode"), false,
@@ -101,7 +101,8 @@ pub struct Settings {
     pub http_listen: String,
     pub database_url: SecretString,
     pub database_pool_size: u32,
-    pub database_connect_timeout: Duration,
+    /// Bound of one database call, pool checkout included (503 beyond it).
+    pub database_timeout: Duration,
     pub redis_url: SecretString,
     pub redis_prefix: String,
     pub worker_token: SecretString,
@@ -199,7 +200,7 @@ pub fn effective(file: Option<&Path>) -> Result<Vec<(String, String)>, SettingsE
         figment = figment.merge(Toml::file_exact(file));
     }
     let raw: RawSettings = figment
-        .merge(Env::prefixed("POWERNODE_"))
+        .merge(environment())
         .extract()
         .map_err(Box::new)?;
     let values = serde_json::to_value(raw).unwrap_or_default();
@@ -216,6 +217,23 @@ pub fn effective(file: Option<&Path>) -> Result<Vec<(String, String)>, SettingsE
             (d.var(), shown)
         })
         .collect())
+}
+
+/// Renamed settings still read from their old variable; the new name wins when both are set.
+const ALIASES: &[(&str, &str)] = &[("database_connect_timeout_secs", "database_timeout_secs")];
+
+/// The `POWERNODE_*` environment, aliases included.
+fn environment() -> Figment {
+    let mut figment = Figment::new();
+    for &(old, new) in ALIASES {
+        figment = figment.merge(
+            Env::prefixed("POWERNODE_")
+                .only(&[old])
+                .map(move |_| new.into()),
+        );
+    }
+    let old: Vec<&str> = ALIASES.iter().map(|(old, _)| *old).collect();
+    figment.merge(Env::prefixed("POWERNODE_").ignore(&old))
 }
 
 /// Bounds of `stale_after`: below one heartbeat interval every peer would flap.
@@ -235,7 +253,7 @@ impl Settings {
             figment = figment.merge(Toml::file_exact(file));
         }
         if use_env {
-            figment = figment.merge(Env::prefixed("POWERNODE_"));
+            figment = figment.merge(environment());
         }
         let raw: RawSettings = figment.extract().map_err(Box::new)?;
         Self::validate(raw)
@@ -364,7 +382,7 @@ impl Settings {
             http_listen: raw.http_listen,
             database_url: database_url.into(),
             database_pool_size: raw.database_pool_size,
-            database_connect_timeout: Duration::from_secs(raw.database_connect_timeout_secs.max(1)),
+            database_timeout: Duration::from_secs(raw.database_timeout_secs.max(1)),
             redis_url: redis_url.into(),
             redis_prefix: raw.redis_prefix,
             worker_token: worker_token.into(),
@@ -435,6 +453,29 @@ mod tests {
         })
         .unwrap();
         assert!(dev.drill_allowed());
+    }
+
+    #[test]
+    fn the_old_timeout_variable_is_an_alias_and_the_new_one_wins() {
+        let timeout = |jail: &mut figment::Jail, vars: &[(&str, &str)]| {
+            jail.clear_env();
+            for (k, v) in vars {
+                jail.set_env(k, v);
+            }
+            let raw: RawSettings = Figment::from(Serialized::defaults(RawSettings::default()))
+                .merge(environment())
+                .extract()
+                .unwrap();
+            raw.database_timeout_secs
+        };
+        figment::Jail::expect_with(|jail| {
+            assert_eq!(timeout(jail, &[]), 5);
+            let old = ("POWERNODE_DATABASE_CONNECT_TIMEOUT_SECS", "7");
+            assert_eq!(timeout(jail, &[old]), 7);
+            let new = ("POWERNODE_DATABASE_TIMEOUT_SECS", "3");
+            assert_eq!(timeout(jail, &[old, new]), 3);
+            Ok(())
+        });
     }
 
     #[test]

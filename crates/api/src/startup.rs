@@ -68,17 +68,18 @@ impl Application {
         let pool = powernode_store::pool(
             settings.database_url.expose_secret(),
             settings.database_pool_size,
-            settings.database_connect_timeout,
+            settings.database_timeout,
         );
         let redis = redis::Client::open(settings.redis_url.expose_secret())
             .map_err(|e| anyhow::anyhow!("POWERNODE_REDIS_URL is not a valid Redis URL: {e}"))?;
         let grace = settings.shutdown_grace;
         let limits = crate::ratelimit::Limits::new(&settings);
         limits.spawn_eviction();
-        let heartbeats = crate::federation::batch::heartbeats(pool.clone())?;
-        let lookups = crate::federation::batch::lookups(pool.clone())?;
+        let db = crate::db::Database::new(pool, settings.database_timeout);
+        let heartbeats = crate::federation::batch::heartbeats(&db)?;
+        let lookups = crate::federation::batch::lookups(&db)?;
         let state = web::Data::new(AppState {
-            ctx: Ctx { pool, settings },
+            ctx: Ctx { db, settings },
             limits,
             metrics: crate::observability::install()?,
             redis,
@@ -172,7 +173,7 @@ async fn announce_database(state: web::Data<AppState>) -> bool {
     let target = redact_url(state.settings.database_url.expose_secret());
     let check = || {
         let state = state.clone();
-        async move { crate::db::blocking(&state.pool, powernode_store::migrate::pending).await }
+        async move { crate::db::blocking(&state.db, powernode_store::migrate::pending).await }
     };
     let pending = check
         .retry(
@@ -192,7 +193,7 @@ async fn announce_database(state: web::Data<AppState>) -> bool {
     match pending {
         Ok(p) if p.is_empty() => {
             tracing::info!("PostgreSQL reachable; schema up to date");
-            match crate::ca::ensure_identity(&state.pool, &state.settings.master_key).await {
+            match crate::ca::ensure_identity(&state.db, &state.settings.master_key).await {
                 Ok(id) => {
                     tracing::info!(instance_id = %id.instance_id, ca_sha256 = %id.ca_sha256, "instance identity ready");
                     return true;

@@ -52,8 +52,8 @@ impl std::fmt::Debug for AcceptRequest {
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct HandshakeRequest {
     pub client_cert_pem: String,
-    #[serde(default)]
-    pub ca_chain_pem: Option<String>,
+    /// The caller's CA (required, SPEC §4): it must be the CA the receiver pinned at accept.
+    pub ca_chain_pem: String,
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     #[cfg_attr(feature = "schemars", schemars(with = "Option<serde_json::Value>"))]

@@ -24,6 +24,8 @@ pub struct PeerCertificate {
     pub revoked_at: Option<OffsetDateTime>,
     pub revocation_reason: Option<String>,
     pub created_at: OffsetDateTime,
+    /// When it last authenticated a request to us (stamped at most once a minute).
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
 impl std::fmt::Debug for PeerCertificate {
@@ -107,6 +109,47 @@ pub fn for_peer(
         .order((pc::created_at.desc(), pc::id.desc()))
         .select(PeerCertificate::as_select())
         .load(conn)?)
+}
+
+/// How stale `last_used_at` may get before a request stamps it again: the stamp orders a
+/// peer's certificates by use, and a write per request would be waste.
+pub const LAST_USED_RESOLUTION_SECS: u32 = 60;
+
+/// Records that the certificate with this fingerprint authenticated a request (SPEC §4).
+pub fn mark_used(conn: &mut PgConnection, fingerprint: &str) -> Result<(), StoreError> {
+    diesel::update(
+        pc::table
+            .filter(pc::fingerprint_sha256.eq(fingerprint))
+            .filter(
+                pc::last_used_at.is_null().or(pc::last_used_at.lt(diesel::dsl::sql(&format!(
+                    "now() - make_interval(secs => {LAST_USED_RESOLUTION_SECS})"
+                )))),
+            ),
+    )
+    .set(pc::last_used_at.eq(crate::now_nullable()))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// The certificate to repeat a handshake with (SPEC §4): of the live certificates we issued to
+/// the peer, the one it was last seen using, else the one issued at accept (the oldest) — never
+/// a renewal it may not have received.
+pub fn for_rehandshake(
+    conn: &mut PgConnection,
+    peer_id: Uuid,
+) -> Result<Option<PeerCertificate>, StoreError> {
+    Ok(pc::table
+        .filter(pc::peer_id.eq(peer_id))
+        .filter(pc::direction.eq(INBOUND))
+        .filter(pc::revoked_at.is_null())
+        .order((
+            pc::last_used_at.desc().nulls_last(),
+            pc::created_at.asc(),
+            pc::id.asc(),
+        ))
+        .select(PeerCertificate::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 /// Revokes every unrevoked certificate of a peer; returns how many.

@@ -278,6 +278,8 @@ pub struct CertificateFacts {
     pub revoked: bool,
     /// None when the certificate's peer row is gone.
     pub peer_status: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
 /// What a peer's resource call needs, read in one round trip.

@@ -132,6 +132,7 @@ diesel::table! {
         revoked_at -> Nullable<Timestamptz>,
         revocation_reason -> Nullable<Text>,
         created_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -164,6 +165,8 @@ diesel::table! {
         acceptance_token_expires_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        claimed_until -> Nullable<Timestamptz>,
+        claim_token -> Nullable<Uuid>,
     }
 }
 

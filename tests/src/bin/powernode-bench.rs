@@ -294,6 +294,7 @@ async fn start_api(db: &TestDb, master_key: &str) -> (Api, Duration) {
 async fn seed_peers(db: &TestDb, api: &Api, n: usize) -> Vec<reqwest::Identity> {
     let master = powernode_api::crypto::MasterKey::load(Path::new(&api.master_key)).unwrap();
     let pool = powernode_store::pool(&db.url, 4, Duration::from_secs(10));
+    let pool = powernode_api::db::Database::new(pool, Duration::from_secs(10));
     let identity = powernode_api::ca::ensure_identity(&pool, &master)
         .await
         .unwrap();
@@ -383,6 +384,7 @@ async fn main() {
     let ca_pem = {
         let master = powernode_api::crypto::MasterKey::load(Path::new(&master_key)).unwrap();
         let pool = powernode_store::pool(&db.url, 1, Duration::from_secs(10));
+        let pool = powernode_api::db::Database::new(pool, Duration::from_secs(10));
         powernode_api::ca::ensure_identity(&pool, &master)
             .await
             .unwrap()

@@ -216,17 +216,34 @@ async fn two_concurrent_sweeps_degrade_each_of_100_peers_once_with_one_event_eac
 }
 
 #[tokio::test]
-async fn sweep_answers_500_with_the_spec_message_when_the_database_fails() {
+async fn sweep_answers_500_with_the_spec_message_when_its_statement_fails() {
     let db = TestDb::new();
-    let mut s = settings(&db);
-    s.database_url = format!("{}_does_not_exist", db.url).into();
-    s.database_connect_timeout = Duration::from_secs(1);
-    let app = spawn_app(s).await;
+    let app = spawn_app(settings(&db)).await;
+    // A schema the sweep cannot run against: its own failure, not the database's availability.
+    diesel::sql_query("ALTER TABLE peers RENAME COLUMN last_heartbeat_at TO last_heartbeat_gone")
+        .execute(&mut db.conn())
+        .unwrap();
     let (status, json) = body(app.sweep().await).await;
     assert_eq!(status, 500);
     assert_eq!(
         json,
         json!({"success": false, "error": "federation_heartbeat_sweep_failed: internal error", "code": "INTERNAL_ERROR", "details": {}})
+    );
+}
+
+#[tokio::test]
+async fn without_a_database_the_sweep_is_503_and_readyz_names_postgresql() {
+    let db = TestDb::new();
+    let mut s = settings(&db);
+    s.database_url = format!("{}_does_not_exist", db.url).into();
+    s.database_timeout = Duration::from_secs(1);
+    let app = spawn_app(s).await;
+    let (status, json) = body(app.sweep().await).await;
+    assert_eq!(status, 503);
+    assert_eq!(
+        json,
+        json!({"success": false, "error": "database unavailable", "code": "SERVICE_UNAVAILABLE",
+               "details": {"reason": "database_unavailable", "retry_after_seconds": 1}})
     );
     let (status, json) = body(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
     assert_eq!(status, 503);

@@ -6,6 +6,7 @@ mod approvals;
 mod cli;
 mod config;
 mod csr;
+mod database;
 mod demo;
 mod deploy;
 mod federation;

@@ -22,7 +22,7 @@ fn api_env(db_url: &str, port: u16) -> Vec<(&'static str, String)> {
         ("POWERNODE_FEDERATION_PUBLIC_URL", PUBLIC_URL.to_owned()),
         ("POWERNODE_HTTP_LISTEN", format!("127.0.0.1:{port}")),
         ("POWERNODE_FEDERATION_LISTEN", "127.0.0.1:0".to_owned()),
-        ("POWERNODE_DATABASE_CONNECT_TIMEOUT_SECS", "1".to_owned()),
+        ("POWERNODE_DATABASE_TIMEOUT_SECS", "1".to_owned()),
         ("RUST_LOG", "info".to_owned()),
     ]
 }

@@ -8,7 +8,7 @@ use powernode_store::certificates::{self, INBOUND, PeerCertificate};
 use powernode_store::peers::{self, Peer};
 
 use super::PeerCert;
-use crate::db;
+use crate::db::{self, Context as _};
 use crate::error::{ApiError, internal};
 use crate::services::Ctx;
 use crate::startup::AppState;
@@ -44,23 +44,26 @@ pub async fn lookup(
     allow_accepted: bool,
 ) -> Result<AuthedPeer, ApiError> {
     let fingerprint = cert.fingerprint_sha256;
-    let (row, peer) = db::blocking(&ctx.pool, move |conn| {
+    let (row, peer) = db::run(&ctx.db, move |conn| -> Result<_, ApiError> {
         let Some(row) = certificates::by_fingerprint(conn, &fingerprint)? else {
+            check_chain(None, allow_accepted)?;
             return Ok((None, None));
         };
         let peer = peers::find(conn, row.peer_id)?;
+        check_chain(
+            Some(ChainFacts {
+                revoked: row.revoked_at.is_some(),
+                inbound: row.direction == INBOUND,
+                peer_status: peer.as_ref().map(|p| p.status),
+            }),
+            allow_accepted,
+        )?;
+        // It authenticated this request: a re-handshake picks the certificate in use.
+        certificates::mark_used(conn, &fingerprint)?;
         Ok((Some(row), peer))
     })
     .await
-    .map_err(|e| internal("mTLS lookup failed", e))?;
-    check_chain(
-        row.as_ref().map(|r| ChainFacts {
-            revoked: r.revoked_at.is_some(),
-            inbound: r.direction == INBOUND,
-            peer_status: peer.as_ref().map(|p| p.status),
-        }),
-        allow_accepted,
-    )?;
+    .context("mTLS lookup failed")?;
     let (Some(row), Some(peer)) = (row, peer) else {
         return Err(internal("mTLS lookup", "chain passed without a row"));
     };

@@ -8,48 +8,102 @@
 
 use std::collections::HashSet;
 use std::sync::mpsc;
+use std::time::Duration;
 
 use diesel::PgConnection;
 use powernode_store::grants::{LookupRequest, ResourceLookup};
-use powernode_store::{PgPool, StoreError};
+use powernode_store::{PgPool, Stall, StoreError};
 use time::OffsetDateTime;
+
+use crate::db::Database;
+use crate::error::ApiError;
 
 /// Largest batch; the rest waits for the next statement.
 const MAX_BATCH: usize = 512;
+/// Calls waiting for a batcher beyond this are refused at once (503 `busy`) instead of
+/// queueing without bound while the database stalls.
+const QUEUE_CAPACITY: usize = 4 * MAX_BATCH;
 
-type Reply<A> = tokio::sync::oneshot::Sender<Result<A, String>>;
+type Reply<A> = tokio::sync::oneshot::Sender<Result<A, Failure>>;
+
+/// Why a call failed, as the batching thread can tell it (errors are not `Clone`).
+#[derive(Debug, Clone)]
+enum Failure {
+    Stalled(Stall),
+    Error(String),
+}
+
+impl Failure {
+    fn of(e: &StoreError) -> Self {
+        let message = crate::error::one_line(e);
+        match powernode_store::stall_in(&message) {
+            Some(stall) => Failure::Stalled(stall),
+            None => Failure::Error(message),
+        }
+    }
+}
 
 pub struct Batcher<Q, A> {
-    tx: mpsc::Sender<(Q, Reply<A>)>,
+    name: &'static str,
+    tx: mpsc::SyncSender<(Q, Reply<A>)>,
+    db: Database,
 }
 
 impl<Q: Send + 'static, A: Send + 'static> Batcher<Q, A> {
     /// Starts the batching thread; it ends when the batcher is dropped. `apply` answers a
     /// batch in request order.
-    pub fn start<F>(name: &str, pool: PgPool, apply: F) -> std::io::Result<Self>
+    pub fn start<F>(name: &'static str, db: &Database, apply: F) -> std::io::Result<Self>
     where
         F: Fn(&mut PgConnection, &[Q]) -> Result<Vec<A>, StoreError> + Send + 'static,
     {
-        let (tx, rx) = mpsc::channel::<(Q, Reply<A>)>();
+        let (tx, rx) = mpsc::sync_channel::<(Q, Reply<A>)>(QUEUE_CAPACITY);
+        let pool = db.pool().clone();
+        let checkout = db.timeout();
         std::thread::Builder::new()
             .name(name.to_owned())
-            .spawn(move || run(&pool, &rx, &apply))?;
-        Ok(Batcher { tx })
+            .spawn(move || run(&pool, checkout, &rx, &apply))?;
+        Ok(Batcher {
+            name,
+            tx,
+            db: db.clone(),
+        })
     }
 
-    pub async fn call(&self, request: Q) -> Result<A, String> {
+    /// Answers one call within the bound of one database call: a full queue is 503 `busy`, a
+    /// batch that does not finish in time (a stalled database) 503 `database unavailable`.
+    pub async fn call(&self, request: Q) -> Result<A, ApiError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.tx
-            .send((request, reply))
-            .map_err(|_| "batcher stopped".to_owned())?;
-        answer
-            .await
-            .map_err(|_| "batcher dropped the call".to_owned())?
+        self.tx.try_send((request, reply)).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => {
+                tracing::warn!(batcher = self.name, "queue full; call refused as busy");
+                self.db.unavailable(Stall::Busy)
+            }
+            mpsc::TrySendError::Disconnected(_) => {
+                crate::error::internal(self.name, "batcher stopped")
+            }
+        })?;
+        match tokio::time::timeout(self.db.timeout(), answer).await {
+            Ok(Ok(Ok(answer))) => Ok(answer),
+            Ok(Ok(Err(Failure::Stalled(stall)))) => Err(self.db.unavailable(stall)),
+            Ok(Ok(Err(Failure::Error(e)))) => Err(crate::error::internal(self.name, e)),
+            Ok(Err(_)) => Err(crate::error::internal(self.name, "batcher dropped the call")),
+            Err(_) => {
+                tracing::warn!(
+                    batcher = self.name,
+                    "database unavailable (no answer within POWERNODE_DATABASE_TIMEOUT_SECS)"
+                );
+                Err(self.db.unavailable(Stall::Unavailable))
+            }
+        }
     }
 }
 
-fn run<Q, A, F>(pool: &PgPool, rx: &mpsc::Receiver<(Q, Reply<A>)>, apply: &F)
-where
+fn run<Q, A, F>(
+    pool: &PgPool,
+    checkout: Duration,
+    rx: &mpsc::Receiver<(Q, Reply<A>)>,
+    apply: &F,
+) where
     F: Fn(&mut PgConnection, &[Q]) -> Result<Vec<A>, StoreError>,
 {
     while let Ok(first) = rx.recv() {
@@ -59,28 +113,57 @@ where
         {
             batch.push(next);
         }
+        // Callers that gave up (timed out during a stall) are not served late.
+        batch.retain(|(_, reply)| !reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
         let (requests, replies): (Vec<Q>, Vec<Reply<A>>) = batch.into_iter().unzip();
-        let answered = pool
-            .get()
-            .map_err(|e| e.to_string())
-            .and_then(|mut conn| apply(&mut conn, &requests).map_err(|e| e.to_string()));
-        match answered {
-            Ok(answers) if answers.len() == replies.len() => {
+        let mut conn = match pool.get_timeout(checkout) {
+            Ok(conn) => conn,
+            Err(e) => {
+                let failure = Failure::of(&StoreError::from(e));
+                for reply in replies {
+                    let _ = reply.send(Err(failure.clone()));
+                }
+                continue;
+            }
+        };
+        match answer(&mut conn, &requests, apply) {
+            Ok(answers) => {
                 for (reply, answer) in replies.into_iter().zip(answers) {
                     let _ = reply.send(Ok(answer));
                 }
             }
-            Ok(_) => {
-                for reply in replies {
-                    let _ = reply.send(Err("batch answered the wrong number of calls".to_owned()));
+            Err(failure) if requests.len() > 1 && matches!(failure, Failure::Error(_)) => {
+                // One bad row must fail only its own call: serve each call on its own.
+                for (request, reply) in requests.iter().zip(replies) {
+                    let single = answer(&mut conn, std::slice::from_ref(request), apply)
+                        .map(|mut answers| answers.remove(0));
+                    let _ = reply.send(single);
                 }
             }
-            Err(e) => {
+            Err(failure) => {
                 for reply in replies {
-                    let _ = reply.send(Err(e.clone()));
+                    let _ = reply.send(Err(failure.clone()));
                 }
             }
         }
+    }
+}
+
+/// `apply` with its answer count checked.
+fn answer<Q, A, F>(conn: &mut PgConnection, requests: &[Q], apply: &F) -> Result<Vec<A>, Failure>
+where
+    F: Fn(&mut PgConnection, &[Q]) -> Result<Vec<A>, StoreError>,
+{
+    let answers = apply(conn, requests).map_err(|e| Failure::of(&e))?;
+    if answers.len() == requests.len() {
+        Ok(answers)
+    } else {
+        Err(Failure::Error(
+            "batch answered the wrong number of calls".to_owned(),
+        ))
     }
 }
 
@@ -88,10 +171,10 @@ where
 /// when the full chain must run.
 pub type HeartbeatBatcher = Batcher<String, Option<OffsetDateTime>>;
 
-pub fn heartbeats(pool: PgPool) -> std::io::Result<HeartbeatBatcher> {
+pub fn heartbeats(db: &Database) -> std::io::Result<HeartbeatBatcher> {
     Batcher::start(
         "heartbeat-batcher",
-        pool,
+        db,
         |conn, fingerprints: &[String]| {
             let (at, applied) = powernode_store::peers::heartbeat_active_batch(conn, fingerprints)?;
             let applied: HashSet<&String> = applied.iter().collect();
@@ -106,10 +189,10 @@ pub fn heartbeats(pool: PgPool) -> std::io::Result<HeartbeatBatcher> {
 /// Resource calls' lookups (certificate, grant, clock, resource).
 pub type LookupBatcher = Batcher<LookupRequest, ResourceLookup>;
 
-pub fn lookups(pool: PgPool) -> std::io::Result<LookupBatcher> {
+pub fn lookups(db: &Database) -> std::io::Result<LookupBatcher> {
     Batcher::start(
         "lookup-batcher",
-        pool,
+        db,
         powernode_store::grants::resource_lookup_batch,
     )
 }

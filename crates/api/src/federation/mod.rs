@@ -79,7 +79,7 @@ async fn server_certificate(
     host: &str,
 ) -> anyhow::Result<(String, Vec<u8>)> {
     let h = host.to_owned();
-    let (existing, now) = db::blocking(&state.pool, move |conn| {
+    let (existing, now) = db::blocking(&state.db, move |conn| {
         Ok((
             certificates::server_certificate(conn, &h)?,
             powernode_store::database_now(conn)?,
@@ -96,7 +96,7 @@ async fn server_certificate(
         open.issue_server(host, now, SERVER_CERT_DAYS, &state.settings.master_key)?;
     let h = host.to_owned();
     let (pem, key) = (issued.pem.clone(), sealed.clone());
-    db::blocking(&state.pool, move |conn| {
+    db::blocking(&state.db, move |conn| {
         certificates::insert_server_certificate(
             conn,
             &h,
@@ -143,7 +143,7 @@ pub async fn serve(
     handle_tx: tokio::sync::watch::Sender<Option<ServerHandle>>,
 ) {
     let result = async {
-        let identity = ca::ensure_identity(&state.pool, &state.settings.master_key).await?;
+        let identity = ca::ensure_identity(&state.db, &state.settings.master_key).await?;
         let open = OpenCa::open(&identity, &state.settings.master_key)?;
         let host = public_host(&state);
         let acceptor = match &state.settings.federation_tls_files {

@@ -59,7 +59,7 @@ pub async fn list(
         since,
         limit,
     };
-    let found = db::run(&ctx.pool, move |conn| events::list(conn, &filter))
+    let found = db::run(&ctx.db, move |conn| events::list(conn, &filter))
         .await
         .context("events query failed")?;
     Ok(found.into_iter().map(event_view).collect())

@@ -14,9 +14,9 @@ use powernode_domain::events::{EventKind, EventSource, Severity};
 use powernode_domain::token;
 use powernode_domain::{PeerKind, PeerOrigin, PeerStatus, SpawnMode, SpawnRole};
 use powernode_store::StoreError;
-use powernode_store::certificates::{self, INBOUND, NewCertificate, OUTBOUND};
+use powernode_store::certificates::{self, NewCertificate, OUTBOUND};
 use powernode_store::events::{self as fleet, NewEvent};
-use powernode_store::peers::{self, NewPeer, Peer, PeerOpError, RemoteFacts, Sealed};
+use powernode_store::peers::{self, NewPeer, Peer, RemoteFacts, Sealed};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use uuid::Uuid;
@@ -146,7 +146,7 @@ pub async fn pin_remote_ca(
     let base = claims.url.trim_end_matches('/').to_owned();
     // Refuse before calling A: once A accepts, its side is committed (SPEC §3).
     let pinned = claims.ca_sha256.clone();
-    if db::run(&ctx.pool, move |conn| {
+    if db::run(&ctx.db, move |conn| {
         peers::ca_pinned_by_live_peer(conn, &pinned)
     })
     .await
@@ -192,9 +192,9 @@ pub async fn accept_remote(
 ) -> Result<Peer, ApiError> {
     let (claims, base, remote_ca_pem) = pin_remote_ca(ctx, &acceptance_token).await?;
 
-    let identity = ca::ensure_identity(&ctx.pool, &ctx.settings.master_key)
+    let identity = ca::ensure_identity(&ctx.db, &ctx.settings.master_key)
         .await
-        .map_err(|e| internal("instance identity unavailable", e))?;
+        .map_err(|e| e.into_api("instance identity unavailable"))?;
     let (our_key, our_csr) = ca::key_and_csr().map_err(|e| internal("key generation", e))?;
     let pinned = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(remote_ca_pem.as_bytes())
@@ -252,7 +252,7 @@ pub async fn accept_remote(
         .map_err(|e| internal("CA unavailable", e))?;
     let remote_ca_sha = claims.ca_sha256.clone();
     let url = base.clone();
-    let peer = db::transaction(&ctx.pool, move |conn| {
+    let peer = db::transaction(&ctx.db, move |conn| {
         let id = Uuid::new_v4();
         let now = powernode_store::database_now(conn).map_err(|e| internal("clock", e))?;
         if peers::instance_bound_elsewhere(conn, remote_instance_id, id)
@@ -333,7 +333,7 @@ async fn client_for(ctx: &Ctx, peer: &Peer) -> Result<(FederationClient, bool), 
     let id = peer.id;
     // Rotation is judged by the database clock, like every other threshold.
     let (rows, now) = db::run(
-        &ctx.pool,
+        &ctx.db,
         move |conn| -> Result<_, powernode_store::StoreError> {
             Ok((
                 certificates::for_peer(conn, id, OUTBOUND)?,
@@ -401,16 +401,60 @@ async fn client_for(ctx: &Ctx, peer: &Peer) -> Result<(FederationClient, bool), 
     ))
 }
 
+/// How long a handshake or renewal lease holds the peer row: well beyond one peer call (10 s),
+/// short enough that a crashed caller's lease lapses before the next tick but one.
+const LEASE_SECS: u32 = 30;
+
+/// A lease on a peer row (SPEC §4): taken in a short transaction, no row lock held while the
+/// remote call runs (the remote side may be renewing towards us at the same moment).
+struct Lease {
+    peer_id: Uuid,
+    token: Uuid,
+}
+
+impl Lease {
+    /// `None` when another caller holds the peer (it is doing the same work).
+    async fn take(ctx: &Ctx, peer_id: Uuid) -> Result<Option<Lease>, String> {
+        let token = db::run(&ctx.db, move |conn| peers::lease(conn, peer_id, LEASE_SECS))
+            .await
+            .map_err(|e| e.report())?;
+        Ok(token.map(|token| Lease { peer_id, token }))
+    }
+
+    /// Ends the lease without writing anything.
+    async fn release(self, ctx: &Ctx) {
+        let Lease { peer_id, token } = self;
+        if let Err(e) = db::run(&ctx.db, move |conn| {
+            peers::release_lease(conn, peer_id, token)
+        })
+        .await
+        {
+            // It lapses on its own within LEASE_SECS.
+            e.report();
+        }
+    }
+
+    /// Writes what the remote call produced and ends the lease, in one transaction.
+    async fn finish<F>(self, ctx: &Ctx, write: F) -> Result<(), String>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<(), ApiError> + Send + 'static,
+    {
+        let Lease { peer_id, token } = self;
+        db::transaction(&ctx.db, move |conn| {
+            write(conn)?;
+            peers::release_lease(conn, peer_id, token)?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.report())
+    }
+}
+
 /// Rotation at 75 % of the lifetime: a new key and CSR, sent over the current mTLS channel;
 /// the new certificate and its sealed key are stored together. The old one stays valid.
 async fn renew(ctx: &Ctx, client: &FederationClient, peer: &Peer) -> Result<(), String> {
     let (key, csr) = ca::key_and_csr().map_err(|e| e.to_string())?;
-    let peer_id = peer.id;
-    let Some(claimed) = crate::claim::claim(&ctx.pool, move |conn| {
-        peers::claim_one(conn, peer_id).map_err(PeerOpError::from)
-    })
-    .await?
-    else {
+    let Some(lease) = Lease::take(ctx, peer.id).await? else {
         tracing::debug!(peer_id = %peer.id, "renewal already in progress elsewhere");
         return Ok(());
     };
@@ -420,11 +464,52 @@ async fn renew(ctx: &Ctx, client: &FederationClient, peer: &Peer) -> Result<(), 
     {
         Ok(a) => a,
         Err(e) => {
-            claimed.release().await;
+            lease.release(ctx).await;
             return Err(refusal_text(&e));
         }
     };
-    let pem = answer.client_cert_pem;
+    let stored = read_renewed(ctx, &key, answer.client_cert_pem);
+    let (cert, pem, fingerprint, serial, sealed) = match stored {
+        Ok(parts) => parts,
+        Err(e) => {
+            lease.release(ctx).await;
+            return Err(e);
+        }
+    };
+    let id = peer.id;
+    let (not_before, not_after) = ca::validity(&cert);
+    lease
+        .finish(ctx, move |conn| {
+            certificates::insert(
+                conn,
+                &NewCertificate {
+                    peer_id: id,
+                    direction: OUTBOUND,
+                    serial: &serial,
+                    subject: &format!("{:?}", cert.subject_name()),
+                    fingerprint_sha256: &fingerprint,
+                    cert_pem: &pem,
+                    key_sealed: Some(&sealed),
+                    not_before,
+                    not_after,
+                },
+            )
+            .map(|_| ())
+            .map_err(ApiError::from)
+        })
+        .await?;
+    tracing::info!(peer_id = %id, "[PeerClient] client certificate renewed");
+    Ok(())
+}
+
+/// The renewed certificate's parts, its key sealed.
+type Renewed = (X509, String, String, String, Sealed);
+
+fn read_renewed(
+    ctx: &Ctx,
+    key: &openssl::pkey::PKey<openssl::pkey::Private>,
+    pem: String,
+) -> Result<Renewed, String> {
     let cert = X509::from_pem(pem.as_bytes()).map_err(|e| e.to_string())?;
     let fingerprint = cert
         .digest(MessageDigest::sha256())
@@ -444,30 +529,7 @@ async fn renew(ctx: &Ctx, client: &FederationClient, peer: &Peer) -> Result<(), 
             )
             .map_err(|e| e.to_string())?,
     );
-    let id = peer.id;
-    let (not_before, not_after) = ca::validity(&cert);
-    claimed
-        .finish(Box::new(move |conn| {
-            certificates::insert(
-                conn,
-                &NewCertificate {
-                    peer_id: id,
-                    direction: OUTBOUND,
-                    serial: &serial,
-                    subject: &format!("{:?}", cert.subject_name()),
-                    fingerprint_sha256: &fingerprint,
-                    cert_pem: &pem,
-                    key_sealed: Some(&sealed),
-                    not_before,
-                    not_after,
-                },
-            )
-            .map(|_| ())
-            .map_err(PeerOpError::from)
-        }))
-        .await?;
-    tracing::info!(peer_id = %id, "[PeerClient] client certificate renewed");
-    Ok(())
+    Ok((cert, pem, fingerprint, serial, sealed))
 }
 
 /// What a failed peer call records (`last_outbound_error`, the run's failures): one line.
@@ -488,7 +550,7 @@ pub async fn run_peer_heartbeats(
 ) -> Result<PeerRun, ApiError> {
     use futures::StreamExt;
     let (targets, ran_at) = db::run(
-        &ctx.pool,
+        &ctx.db,
         |conn| -> Result<_, powernode_store::StoreError> {
             let mut targets = Vec::new();
             for status in CONTACTED_STATUSES {
@@ -518,7 +580,7 @@ pub async fn run_peer_heartbeats(
     for (id, r) in results {
         let error = r.as_ref().err().cloned();
         // Recording what we saw must not stop the run; a failure is logged.
-        if let Err(e) = db::run(&ctx.pool, move |conn| {
+        if let Err(e) = db::run(&ctx.db, move |conn| {
             peers::record_outbound(conn, id, error.as_deref())
         })
         .await
@@ -564,36 +626,33 @@ async fn contact(ctx: &Ctx, peer: Peer, call: OutboundCall) -> Result<(), String
 
 async fn handshake(ctx: &Ctx, client: &FederationClient, peer: &Peer) -> Result<(), String> {
     let id = peer.id;
-    let issued = db::run(&ctx.pool, move |conn| {
-        certificates::for_peer(conn, id, INBOUND)
-    })
-    .await
-    .map_err(|e| e.report())?
-    .into_iter()
-    .find(|c| c.revoked_at.is_none())
-    .and_then(|c| c.cert_pem)
-    .ok_or("no certificate issued to this peer")?;
+    // The certificate the peer was last seen using (or the one issued at accept), never a
+    // renewal whose answer it may not have received (SPEC §4).
+    let issued = db::run(&ctx.db, move |conn| certificates::for_rehandshake(conn, id))
+        .await
+        .map_err(|e| e.report())?
+        .and_then(|c| c.cert_pem)
+        .ok_or("no certificate issued to this peer")?;
+    let identity = ca::ensure_identity(&ctx.db, &ctx.settings.master_key)
+        .await
+        .map_err(|e| e.into_api("instance identity unavailable").report())?;
     let body = HandshakeRequest {
         client_cert_pem: issued,
-        ca_chain_pem: None,
+        ca_chain_pem: identity.ca_cert_pem,
         capabilities: Some(json!([])),
         extension_slugs: Some(json!([])),
         endpoints: Some(json!([])),
     };
-    let Some(claimed) = crate::claim::claim(&ctx.pool, move |conn| {
-        peers::claim_one(conn, id).map_err(PeerOpError::from)
-    })
-    .await?
-    else {
+    let Some(lease) = Lease::take(ctx, id).await? else {
         tracing::debug!(peer_id = %id, "handshake already in progress elsewhere");
         return Ok(());
     };
     if let Err(e) = client.handshake(&body).await {
-        claimed.release().await;
+        lease.release(ctx).await;
         return Err(refusal_text(&e));
     }
-    claimed
-        .finish(Box::new(move |conn| {
+    lease
+        .finish(ctx, move |conn| {
             let peer = peers::lock_for_update(conn, id)?;
             let moved = peers::handshake_locked(conn, &peer)?;
             if moved.from != moved.status {
@@ -601,9 +660,8 @@ async fn handshake(ctx: &Ctx, client: &FederationClient, peer: &Peer) -> Result<
                 tracing::info!(peer_id = %id, "handshake completed; peer enrolled");
             }
             Ok(())
-        }))
-        .await?;
-    Ok(())
+        })
+        .await
 }
 
 #[cfg(test)]

@@ -155,7 +155,7 @@ pub async fn issue(
     let token = format!("fg-{}", Uuid::new_v4());
     let digest = sha256_hex(token.as_bytes());
     let actor = operator.id;
-    let row = db::transaction(&ctx.pool, move |conn| {
+    let row = db::transaction(&ctx.db, move |conn| {
         let status = powernode_store::peers::status_for_share(conn, peer_id)
             .map_err(|e| internal("peer lookup failed", e))?
             .ok_or_else(|| ApiError::NotFound(format!("peer {peer_id} not found")))?;
@@ -207,14 +207,14 @@ pub async fn list(
         }
     };
     let peer = query.peer_id;
-    let rows = db::run(&ctx.pool, move |conn| store::list(conn, peer, lifecycle))
+    let rows = db::run(&ctx.db, move |conn| store::list(conn, peer, lifecycle))
         .await
         .context("grant list failed")?;
     Ok(rows.into_iter().map(grant_view).collect())
 }
 
 async fn load(ctx: &Ctx, id: Uuid) -> Result<GrantRow, ApiError> {
-    db::run(&ctx.pool, move |conn| store::find(conn, id))
+    db::run(&ctx.db, move |conn| store::find(conn, id))
         .await
         .context("grant lookup failed")?
         .ok_or_else(|| ApiError::NotFound(format!("grant {id} not found")))
@@ -238,7 +238,7 @@ pub async fn revoke(
     require(operator, Permission::FederationManage)?;
     let reason = super::peers::lifecycle::reason(&req.reason)?;
     let actor = operator.id;
-    db::transaction(&ctx.pool, move |conn| {
+    db::transaction(&ctx.db, move |conn| {
         match store::revoke(conn, id, &reason, Some(actor))
             .map_err(|e| internal("grant revoke failed", e))?
         {
@@ -261,7 +261,7 @@ pub async fn renew(
     require(operator, Permission::FederationManage)?;
     let days = ttl(req.ttl_days)?;
     let actor = operator.id;
-    db::transaction(&ctx.pool, move |conn| {
+    db::transaction(&ctx.db, move |conn| {
         let existing = store::find(conn, id)
             .map_err(|e| internal("grant lookup failed", e))?
             .ok_or_else(|| ApiError::NotFound(format!("grant {id} not found")))?;
@@ -294,7 +294,7 @@ pub async fn explain(
         .source_ip
         .parse()
         .map_err(|_| ApiError::validation("source_ip", "must be an IP address"))?;
-    let (row, now) = db::transaction(&ctx.pool, move |conn| {
+    let (row, now) = db::transaction(&ctx.db, move |conn| {
         let row = store::find(conn, id)
             .map_err(|e| internal("grant lookup failed", e))?
             .ok_or_else(|| ApiError::NotFound(format!("grant {id} not found")))?;
@@ -343,7 +343,7 @@ pub async fn get_resource(
     require(operator, Permission::FederationRead)?;
     known_kind(ctx, &kind)?;
     let (k, i) = (kind.clone(), id.clone());
-    let found = db::run(&ctx.pool, move |conn| store::get_resource(conn, &k, &i))
+    let found = db::run(&ctx.db, move |conn| store::get_resource(conn, &k, &i))
         .await
         .context("resource read failed")?
         .ok_or_else(|| ApiError::NotFound(format!("resource {kind}/{id} not found")))?;
@@ -361,7 +361,7 @@ pub async fn put_resource(
     require(operator, Permission::FederationManage)?;
     known_kind(ctx, &kind)?;
     ids("id", std::slice::from_ref(&id))?;
-    let stored = db::transaction(&ctx.pool, move |conn| {
+    let stored = db::transaction(&ctx.db, move |conn| {
         super::check_storable(conn, "document", &document)?;
         store::put_resource(conn, &kind, &id, &document, None)
             .map_err(|e| internal("resource write failed", e))
@@ -380,7 +380,7 @@ pub async fn delete_resource(
     require(operator, Permission::FederationManage)?;
     known_kind(ctx, &kind)?;
     let (k, i) = (kind.clone(), id.clone());
-    let deleted = db::run(&ctx.pool, move |conn| store::delete_resource(conn, &k, &i))
+    let deleted = db::run(&ctx.db, move |conn| store::delete_resource(conn, &k, &i))
         .await
         .context("resource delete failed")?;
     if deleted {

@@ -33,7 +33,7 @@ pub async fn readiness(ctx: &Ctx, redis: &redis::Client) -> Result<Value, ApiErr
 /// Refreshes the gauges every replica reports from the shared database (peers by status,
 /// heartbeat ages, pending approvals); marks them down when PostgreSQL does not answer.
 pub async fn refresh_gauges(ctx: &Ctx) {
-    let gauges = db::blocking(&ctx.pool, |conn| {
+    let gauges = db::blocking(&ctx.db, |conn| {
         let counts = powernode_store::peers::count_by_status(conn)?;
         let ages =
             powernode_store::peers::heartbeat_ages(conn, observability::HEARTBEAT_AGE_SERIES)?;
@@ -56,7 +56,7 @@ pub async fn refresh_gauges(ctx: &Ctx) {
 async fn check_database(ctx: &Ctx) -> bool {
     let result = tokio::time::timeout(
         CHECK_TIMEOUT,
-        db::blocking(&ctx.pool, powernode_store::database_now),
+        db::blocking(&ctx.db, powernode_store::database_now),
     )
     .await;
     match result {

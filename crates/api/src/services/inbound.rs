@@ -26,15 +26,16 @@ use crate::services::Ctx;
 
 /// Our CA certificate, DER: a caller checks that its SHA-256 equals the token's `ca_sha256`.
 pub async fn ca_certificate(ctx: &Ctx) -> Result<Vec<u8>, ApiError> {
-    let identity = ca::ensure_identity(&ctx.pool, &ctx.settings.master_key)
+    let identity = ca::ensure_identity(&ctx.db, &ctx.settings.master_key)
         .await
-        .map_err(|e| internal("instance identity unavailable", e))?;
+        .map_err(|e| e.into_api("instance identity unavailable"))?;
     X509::from_pem(identity.ca_cert_pem.as_bytes())
         .and_then(|c| c.to_der())
         .map_err(|e| internal("CA certificate unreadable", e))
 }
 
-/// Validates a peer's CA: exactly one self-signed CA:TRUE certificate, currently valid.
+/// Validates a peer's CA: exactly one self-signed certificate whose basicConstraints say CA,
+/// currently valid.
 pub fn validate_ca_pem(pem: &str) -> Result<(X509, String), String> {
     let certs = X509::stack_from_pem(pem.as_bytes()).map_err(|_| "not PEM".to_owned())?;
     if certs.is_empty() {
@@ -46,11 +47,7 @@ pub fn validate_ca_pem(pem: &str) -> Result<(X509, String), String> {
             certs.len()
         ));
     };
-    let text = cert
-        .to_text()
-        .map(|t| String::from_utf8_lossy(&t).into_owned())
-        .unwrap_or_default();
-    if !text.contains("CA:TRUE") {
+    if !is_ca(cert) {
         return Err("not a CA certificate (basicConstraints CA:TRUE missing)".to_owned());
     }
     let public = cert
@@ -71,6 +68,18 @@ pub fn validate_ca_pem(pem: &str) -> Result<(X509, String), String> {
     Ok((cert.clone(), sha))
 }
 
+/// Whether the certificate's basicConstraints extension marks it as a CA (read as the
+/// extension, not from a text dump, which a subject could imitate).
+fn is_ca(cert: &X509) -> bool {
+    let Ok(der) = cert.to_der() else {
+        return false;
+    };
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(&der) else {
+        return false;
+    };
+    matches!(parsed.basic_constraints(), Ok(Some(bc)) if bc.value.ca)
+}
+
 /// A's side of accept (SPEC §3): every check in order before anything is written, then in one
 /// transaction: accepted, digest cleared, B's certificate issued, B's CA pinned, A's pending
 /// key sealed on the row, events.
@@ -85,9 +94,9 @@ pub async fn accept(ctx: &Ctx, req: AcceptRequest) -> Result<AcceptAnswer, ApiEr
             req.contract_version
         )));
     }
-    let identity = ca::ensure_identity(&ctx.pool, &ctx.settings.master_key)
+    let identity = ca::ensure_identity(&ctx.db, &ctx.settings.master_key)
         .await
-        .map_err(|e| internal("instance identity unavailable", e))?;
+        .map_err(|e| e.into_api("instance identity unavailable"))?;
     let open = OpenCa::open(&identity, &ctx.settings.master_key)
         .map_err(|e| internal("CA unavailable", e))?;
     let (our_key, our_csr) = ca::key_and_csr().map_err(|e| internal("key generation", e))?;
@@ -106,7 +115,7 @@ pub async fn accept(ctx: &Ctx, req: AcceptRequest) -> Result<AcceptAnswer, ApiEr
     let request = req;
     let csr_for_b = our_csr.clone();
     let ca_chain_pem = identity.ca_cert_pem.clone();
-    let result = db::transaction(&ctx.pool, move |conn| {
+    let result = db::transaction(&ctx.db, move |conn| {
         let (peer, now, verified) = peers::lock_verified(
             conn,
             peer_id,
@@ -196,7 +205,7 @@ pub async fn accept(ctx: &Ctx, req: AcceptRequest) -> Result<AcceptAnswer, ApiEr
     }
     let moved = result?;
     observability::transition(moved.from, moved.status, 1);
-    let client_cert_pem = db::run(&ctx.pool, move |conn| {
+    let client_cert_pem = db::run(&ctx.db, move |conn| {
         certificates::for_peer(conn, peer_id, INBOUND)
     })
     .await
@@ -232,18 +241,25 @@ pub async fn handshake(
 ) -> Result<HandshakeAnswer, ApiError> {
     let peer_id = peer.id;
     let master = ctx.settings.master_key.clone();
-    let moved = db::transaction(&ctx.pool, move |conn| {
+    let moved = db::transaction(&ctx.db, move |conn| {
         let peer = peers::lock_for_update(conn, peer_id)?;
-        if peer.status != PeerStatus::Accepted {
-            return Ok(peers::handshake_locked(conn, &peer)?);
-        }
-        let reject = |reason: &str| {
-            ApiError::validation(
-                "client_cert_pem",
-                format!("handshake certificate rejected: {reason}"),
-            )
-            .with_message(format!("handshake certificate rejected: {reason}"))
+        let reject = |field: &str, reason: &str| {
+            ApiError::validation(field, format!("handshake certificate rejected: {reason}"))
+                .with_message(format!("handshake certificate rejected: {reason}"))
         };
+        let ca_chain = X509::from_pem(req.ca_chain_pem.as_bytes())
+            .map_err(|_| reject("ca_chain_pem", "ca_chain_pem is not PEM"))?;
+        let ca_chain_sha = ca_chain
+            .digest(MessageDigest::sha256())
+            .map(hex::encode)
+            .map_err(|_| reject("ca_chain_pem", "digest"))?;
+        if peer.remote_ca_sha256.as_deref() != Some(ca_chain_sha.as_str()) {
+            return Err(reject(
+                "ca_chain_pem",
+                "ca_chain_pem is not the CA pinned for this peer",
+            ));
+        }
+        let reject = |reason: &str| reject("client_cert_pem", reason);
         let cert = X509::from_pem(req.client_cert_pem.as_bytes()).map_err(|_| reject("not PEM"))?;
         let ca = peer
             .remote_ca_pem
@@ -260,14 +276,18 @@ pub async fn handshake(
             .digest(MessageDigest::sha256())
             .map(hex::encode)
             .map_err(|_| reject("digest"))?;
-        // After a resume the peer repeats the handshake with the certificate it delivered
-        // before: it is already our outbound certificate, so only the status moves.
+        // A repeat (after a resume, or once enrolled) must present a certificate it delivered
+        // before: it is already our outbound certificate, so only the status moves (or
+        // nothing, once enrolled).
         let known =
             certificates::by_fingerprint(conn, &fingerprint).map_err(|e| internal("lookup", e))?;
         if known.is_some_and(|c| {
             c.peer_id == peer_id && c.direction == OUTBOUND && c.revoked_at.is_none()
         }) {
             return Ok(peers::handshake_locked(conn, &peer)?);
+        }
+        if peer.status != PeerStatus::Accepted {
+            return Err(reject("not a certificate of this federation"));
         }
         let sealed = peer
             .pending_outbound_key
@@ -357,7 +377,7 @@ pub async fn heartbeat(
         let beat = heartbeats
             .call(cert.fingerprint_sha256.clone())
             .await
-            .map_err(|e| internal("heartbeat failed", e))?;
+            .context("heartbeat failed")?;
         if let Some(at) = beat {
             metrics::counter!("powernode_heartbeats_received_total").increment(1);
             return Ok(HeartbeatAnswer {
@@ -368,7 +388,7 @@ pub async fn heartbeat(
     }
     let auth = crate::federation::auth::lookup(ctx, cert, false).await?;
     let peer_id = auth.peer.id;
-    let moved = db::transaction(&ctx.pool, move |conn| {
+    let moved = db::transaction(&ctx.db, move |conn| {
         for (field, value) in [
             ("capabilities", &req.capabilities),
             ("extension_slugs", &req.extension_slugs),
@@ -414,14 +434,14 @@ pub async fn renew(ctx: &Ctx, peer: &Peer, req: RenewRequest) -> Result<RenewAns
     let remote = peer
         .remote_instance_id
         .ok_or_else(|| internal("renew", "peer without remote_instance_id"))?;
-    let identity = ca::ensure_identity(&ctx.pool, &ctx.settings.master_key)
+    let identity = ca::ensure_identity(&ctx.db, &ctx.settings.master_key)
         .await
-        .map_err(|e| internal("instance identity unavailable", e))?;
+        .map_err(|e| e.into_api("instance identity unavailable"))?;
     let open = OpenCa::open(&identity, &ctx.settings.master_key)
         .map_err(|e| internal("CA unavailable", e))?;
     let csr = req.csr_pem;
     let peer_id = peer.id;
-    let issued = db::transaction(&ctx.pool, move |conn| {
+    let issued = db::transaction(&ctx.db, move |conn| {
         let now = powernode_store::database_now(conn).map_err(|e| internal("clock", e))?;
         let issued = open
             .sign_client_csr(&csr, peer_id, remote, now, CLIENT_CERT_DAYS)
@@ -468,6 +488,7 @@ struct ResourceCall {
 }
 
 async fn resource_call(
+    ctx: &Ctx,
     lookups: &LookupBatcher,
     caller: &ResourceCaller,
     kind: &str,
@@ -492,7 +513,7 @@ async fn resource_call(
             resource_id: fetch_resource.then(|| id.to_owned()),
         })
         .await
-        .map_err(|e| internal("resource lookup failed", e))?;
+        .context("resource lookup failed")?;
     let facts = match &found.certificate {
         None => None,
         Some(c) => Some(crate::federation::auth::ChainFacts {
@@ -509,10 +530,23 @@ async fn resource_call(
         }),
     };
     crate::federation::auth::check_chain(facts, false)?;
-    let peer_id = found
+    let certificate = found
         .certificate
-        .map(|c| c.peer_id)
         .ok_or_else(|| internal("resource lookup", "chain passed without a certificate"))?;
+    let resolution = time::Duration::seconds(certificates::LAST_USED_RESOLUTION_SECS.into());
+    if certificate
+        .last_used_at
+        .is_none_or(|at| at < found.now - resolution)
+    {
+        // It authenticated this call: a re-handshake picks the certificate in use (SPEC §4).
+        let fingerprint = caller.cert.fingerprint_sha256.clone();
+        db::run(&ctx.db, move |conn| {
+            certificates::mark_used(conn, &fingerprint)
+        })
+        .await
+        .context("certificate use")?;
+    }
+    let peer_id = certificate.peer_id;
     Ok(ResourceCall {
         peer_id,
         grant: found.grant,
@@ -612,7 +646,7 @@ pub async fn read_resource(
     kind: String,
     id: String,
 ) -> Result<ResourceView, ApiError> {
-    let call = resource_call(lookups, &caller, &kind, &id, true).await?;
+    let call = resource_call(ctx, lookups, &caller, &kind, &id, true).await?;
     authorize(
         ctx,
         &caller,
@@ -636,7 +670,7 @@ pub async fn write_resource(
     id: String,
     doc: Value,
 ) -> Result<ResourceView, ApiError> {
-    let call = resource_call(lookups, &caller, &kind, &id, false).await?;
+    let call = resource_call(ctx, lookups, &caller, &kind, &id, false).await?;
     authorize(
         ctx,
         &caller,
@@ -647,7 +681,7 @@ pub async fn write_resource(
     )?;
     super::grants::ids("id", std::slice::from_ref(&id))?;
     let peer_id = call.peer_id;
-    let stored = db::transaction(&ctx.pool, move |conn| {
+    let stored = db::transaction(&ctx.db, move |conn| {
         super::check_storable(conn, "document", &doc)?;
         let stored = powernode_store::grants::put_resource(conn, &kind, &id, &doc, Some(peer_id))
             .map_err(|e| internal("resource write failed", e))?;
@@ -669,4 +703,53 @@ pub async fn write_resource(
     })
     .await?;
     Ok(super::grants::resource_view(&stored, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use openssl::asn1::Asn1Time;
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    use openssl::x509::extension::BasicConstraints;
+    use openssl::x509::{X509, X509NameBuilder};
+
+    use super::validate_ca_pem;
+
+    /// A self-signed certificate; `ca` sets basicConstraints CA:TRUE.
+    fn self_signed(common_name: &str, ca: bool) -> String {
+        let key =
+            PKey::from_ec_key(EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap())
+                .unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_nid(Nid::COMMONNAME, common_name).unwrap();
+        let name = name.build();
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(30).unwrap()).unwrap();
+        if ca {
+            b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+                .unwrap();
+        } else {
+            b.append_extension(BasicConstraints::new().build().unwrap()).unwrap();
+        }
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        String::from_utf8(b.build().to_pem().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_ca_is_recognised_by_its_basic_constraints_not_by_text() {
+        assert!(validate_ca_pem(&self_signed("Peer CA", true)).is_ok());
+        // The old text match saw "CA:TRUE" in the subject of a leaf certificate.
+        let imitation = self_signed("CA:TRUE", false);
+        assert_eq!(
+            validate_ca_pem(&imitation).unwrap_err(),
+            "not a CA certificate (basicConstraints CA:TRUE missing)"
+        );
+    }
 }

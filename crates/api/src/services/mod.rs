@@ -14,7 +14,6 @@ pub mod peers;
 pub mod worker;
 
 use powernode_domain::Permission;
-use powernode_store::PgPool;
 use powernode_store::operators::Operator;
 
 use crate::error::ApiError;
@@ -23,7 +22,7 @@ use crate::settings::Settings;
 /// What a service may use: the database and the settings (with the master key). Not the HTTP
 /// layer's metrics handle, Redis client or batcher threads; time comes from the database.
 pub struct Ctx {
-    pub pool: PgPool,
+    pub db: crate::db::Database,
     pub settings: Settings,
 }
 

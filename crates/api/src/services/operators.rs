@@ -71,7 +71,7 @@ pub async fn create(
     let created_by = Some(operator.id);
     let (token, digest) = mint_operator_token()?;
     let shown = name.clone();
-    let op = db::run(&ctx.pool, move |conn| {
+    let op = db::run(&ctx.db, move |conn| {
         let new = NewOperator {
             name: &name,
             token_digest: &digest,
@@ -99,7 +99,7 @@ pub async fn create(
 /// Every operator, enabled and disabled (admin only).
 pub async fn list(ctx: &Ctx, operator: &Operator) -> Result<Vec<OperatorView>, ApiError> {
     require(operator, Permission::OperatorsAdmin)?;
-    let all = db::run(&ctx.pool, operators::list)
+    let all = db::run(&ctx.db, operators::list)
         .await
         .context("operator list failed")?;
     Ok(all.into_iter().map(operator_view).collect())
@@ -119,14 +119,14 @@ pub async fn disable(
     let id = id.uuid();
     require(operator, Permission::OperatorsAdmin)?;
     let actor = operator.id;
-    let disabled = db::run(&ctx.pool, move |conn| operators::disable(conn, id))
+    let disabled = db::run(&ctx.db, move |conn| operators::disable(conn, id))
         .await
         .context("operator disable failed")?;
     if let Some(op) = disabled {
         tracing::info!(operator_id = %id, disabled_by = %actor, "operator disabled");
         return Ok(operator_view(op));
     }
-    let exists = db::run(&ctx.pool, move |conn| operators::find(conn, id))
+    let exists = db::run(&ctx.db, move |conn| operators::find(conn, id))
         .await
         .context("operator lookup failed")?;
     Err(match exists {

@@ -19,14 +19,23 @@ pub async fn heartbeat_sweep(ctx: &Ctx, _worker: &Worker) -> Result<SweepRespons
     let stale_after = ctx.settings.stale_after_secs;
     let reason = liveness::degraded_reason(stale_after);
     let started = std::time::Instant::now();
-    let outcome = db::run(&ctx.pool, move |conn| {
+    let outcome = db::run(&ctx.db, move |conn| {
         powernode_store::peers::sweep_stale(conn, stale_after, &reason)
     })
     .await
     .map_err(|e| {
         observability::sweep("failed", started.elapsed(), 0);
-        tracing::error!(error = %crate::error::one_line(&e), "federation_heartbeat_sweep_failed");
-        ApiError::SweepFailed
+        let cause = match &e {
+            ApiError::Internal { cause, .. } => cause.clone(),
+            other => other.to_string(),
+        };
+        tracing::error!(error = %cause, "federation_heartbeat_sweep_failed");
+        match e {
+            // A stalled database is the 503 SPEC §10 names (the worker retries next tick);
+            // anything else is the sweep's own 500.
+            unavailable @ ApiError::Unavailable { .. } => unavailable,
+            _ => ApiError::SweepFailed,
+        }
     })?;
     let degraded = outcome.degraded_ids.len();
     observability::sweep("succeeded", started.elapsed(), degraded);
@@ -103,7 +112,7 @@ pub async fn report(
     short("job", &r.job, 64)?;
     short("worker", &r.worker, 200)?;
     let error = r.error.map(|e| e.chars().take(2000).collect::<String>());
-    let stored = db::run(&ctx.pool, move |conn| {
+    let stored = db::run(&ctx.db, move |conn| {
         worker_status::record(
             conn,
             &JobReport {
@@ -131,7 +140,7 @@ pub async fn report(
 /// Last success and failure of each worker schedule, as reported by the workers.
 pub async fn status(ctx: &Ctx, operator: &Operator) -> Result<Vec<ScheduleStatusView>, ApiError> {
     require(operator, Permission::FederationRead)?;
-    let all = db::run(&ctx.pool, worker_status::list)
+    let all = db::run(&ctx.db, worker_status::list)
         .await
         .map_err(|e| crate::error::internal("worker status failed", e))?;
     Ok(all.into_iter().map(schedule_view).collect())
@@ -140,7 +149,7 @@ pub async fn status(ctx: &Ctx, operator: &Operator) -> Result<Vec<ScheduleStatus
 /// Renews `auto_renew` grants of live peers 7 days before expiry.
 pub async fn grant_maintenance(ctx: &Ctx, _worker: &Worker) -> Result<GrantMaintenance, ApiError> {
     let (renewed, ran_at) = db::run(
-        &ctx.pool,
+        &ctx.db,
         |conn| -> Result<_, powernode_store::StoreError> {
             Ok((
                 powernode_store::grants::auto_renew_due(

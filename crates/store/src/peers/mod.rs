@@ -346,16 +346,48 @@ pub fn lock_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Peer, PeerOp
     lock(conn, id)
 }
 
-/// The row if no other transaction holds it (`FOR UPDATE SKIP LOCKED`); hold it by keeping the
-/// caller's transaction open.
-pub fn claim_one(conn: &mut PgConnection, id: Uuid) -> Result<Option<Peer>, StoreError> {
-    peers::table
-        .find(id)
-        .select(PeerRow::as_select())
-        .for_update()
-        .skip_locked()
-        .first(conn)
-        .optional()?
-        .map(Peer::try_from)
-        .transpose()
+/// Leases the peer for `secs` (SPEC §4): in one short transaction, takes the row `FOR UPDATE
+/// SKIP LOCKED` if no live lease holds it and sets `claimed_until`. Returns the lease's token,
+/// or `None` when another caller holds the row or its lease. No lock outlives the transaction.
+pub fn lease(conn: &mut PgConnection, id: Uuid, secs: u32) -> Result<Option<Uuid>, StoreError> {
+    conn.transaction(|conn| {
+        let free: Option<Uuid> = peers::table
+            .find(id)
+            .filter(
+                peers::claimed_until
+                    .is_null()
+                    .or(peers::claimed_until.le(crate::now_nullable())),
+            )
+            .select(peers::id)
+            .for_update()
+            .skip_locked()
+            .first(conn)
+            .optional()?;
+        let Some(id) = free else {
+            return Ok(None);
+        };
+        let token = Uuid::new_v4();
+        diesel::update(peers::table.find(id))
+            .set((
+                peers::claimed_until.eq(crate::now_plus_secs(secs)),
+                peers::claim_token.eq(token),
+            ))
+            .execute(conn)?;
+        Ok(Some(token))
+    })
+}
+
+/// Ends a lease, if `token` still holds it (an expired lease another caller took is theirs).
+pub fn release_lease(conn: &mut PgConnection, id: Uuid, token: Uuid) -> Result<(), StoreError> {
+    diesel::update(
+        peers::table
+            .find(id)
+            .filter(peers::claim_token.eq(token)),
+    )
+    .set((
+        peers::claimed_until.eq(None::<OffsetDateTime>),
+        peers::claim_token.eq(None::<Uuid>),
+    ))
+    .execute(conn)?;
+    Ok(())
 }

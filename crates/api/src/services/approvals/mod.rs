@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::db;
+use crate::db::{self, Context as _};
 use crate::error::{ApiError, internal};
 use crate::services::Ctx;
 use crate::services::peers::lifecycle::{self as peer_service, ProposeCommand, RevokeCommand};
@@ -52,7 +52,7 @@ where
     T: Send + 'static,
     F: FnOnce(&mut diesel::PgConnection) -> Result<T, ApprovalOpError> + Send + 'static,
 {
-    db::transaction(&ctx.pool, move |conn| Ok(f(conn)?)).await
+    db::transaction(&ctx.db, move |conn| Ok(f(conn)?)).await
 }
 
 /// One gated call: what it is, what the approver sees, and the secret it needs (if any).
@@ -188,7 +188,7 @@ pub async fn tick(ctx: &Ctx, _worker: &super::Worker) -> Result<TickOutcome, Api
 /// Claims the oldest approved, unexecuted request and executes it once, the claim spanning the
 /// execution. `None` when there is nothing (left) to execute; otherwise whether it succeeded.
 async fn execute_next(ctx: &Ctx) -> Result<Option<bool>, ApiError> {
-    let claimed = crate::claim::claim(&ctx.pool, |conn| -> Result<_, StoreError> {
+    let claimed = crate::claim::claim(&ctx.db, |conn| -> Result<_, StoreError> {
         let Some(request) = store::claim_executable(conn)? else {
             return Ok(None);
         };
@@ -196,7 +196,7 @@ async fn execute_next(ctx: &Ctx) -> Result<Option<bool>, ApiError> {
         Ok(Some((request, started)))
     })
     .await
-    .map_err(|e| internal("approval claim failed", e))?;
+    .context("approval claim failed")?;
     let Some(claimed) = claimed else {
         return Ok(None);
     };
@@ -212,10 +212,10 @@ async fn execute_next(ctx: &Ctx) -> Result<Option<bool>, ApiError> {
         }
         plan => {
             // Committed before the action runs, so a crash mid-execution is seen next tick.
-            let recorded = db::run(&ctx.pool, move |conn| store::start_attempt(conn, id)).await;
+            let recorded = db::run(&ctx.db, move |conn| store::start_attempt(conn, id)).await;
             if let Err(e) = recorded {
                 claimed.release().await;
-                return Err(internal("recording an execution attempt failed", e));
+                return Err(e).context("recording an execution attempt failed");
             }
             if plan == ExecutionPlan::Rerun {
                 tracing::warn!(approval_request_id = %id, action = %request.action, "re-running an execution that was interrupted");
@@ -235,7 +235,7 @@ async fn execute_next(ctx: &Ctx) -> Result<Option<bool>, ApiError> {
             store::record_execution(conn, id, outcome, started + 1).map(|_| ())
         }))
         .await
-        .map_err(|e| internal("recording an execution failed", e))?;
+        .context("recording an execution failed")?;
     Ok(Some(succeeded))
 }
 

@@ -86,7 +86,7 @@ pub async fn show(
 ) -> Result<ApprovalView, ApiError> {
     let id = id.uuid();
     require(operator, Permission::FederationRead)?;
-    db::run(&ctx.pool, move |conn| store::find_request(conn, id))
+    db::run(&ctx.db, move |conn| store::find_request(conn, id))
         .await
         .context("approval lookup failed")?
         .map(approval_view)
@@ -115,7 +115,7 @@ pub async fn list(
             "limit must be between 1 and {MAX_LIST}"
         )));
     }
-    let requests = db::run(&ctx.pool, move |conn| {
+    let requests = db::run(&ctx.db, move |conn| {
         store::list_requests(conn, status, limit)
     })
     .await
@@ -214,7 +214,7 @@ pub async fn claim_result(
 pub async fn policies(ctx: &Ctx, operator: &Operator) -> Result<Vec<PolicyView>, ApiError> {
     require(operator, Permission::FederationRead)?;
     let (all, now) = db::run(
-        &ctx.pool,
+        &ctx.db,
         |conn| -> Result<_, powernode_store::StoreError> {
             Ok((
                 store::list_policies(conn)?,
@@ -236,7 +236,7 @@ pub async fn policy(
     require(operator, Permission::FederationRead)?;
     let missing = ApiError::NotFound(format!("policy {action} not found"));
     let (found, now) = db::run(
-        &ctx.pool,
+        &ctx.db,
         move |conn| -> Result<_, powernode_store::StoreError> {
             Ok((
                 store::find_policy(conn, &action)?,
@@ -351,7 +351,7 @@ pub async fn update_policy(
 /// Agents (the SDWAN Manager) and whether they are paused.
 pub async fn agents(ctx: &Ctx, operator: &Operator) -> Result<Vec<AgentView>, ApiError> {
     require(operator, Permission::FederationRead)?;
-    let all = db::run(&ctx.pool, store::list_agents)
+    let all = db::run(&ctx.db, store::list_agents)
         .await
         .context("agent list failed")?;
     Ok(all.into_iter().map(agent_view).collect())

@@ -149,9 +149,9 @@ pub async fn propose(
     command: ProposeCommand,
     actor: Uuid,
 ) -> Result<Proposed, ApiError> {
-    let identity = ca::ensure_identity(&ctx.pool, &ctx.settings.master_key)
+    let identity = ca::ensure_identity(&ctx.db, &ctx.settings.master_key)
         .await
-        .map_err(|e| internal("instance identity unavailable", e))?;
+        .map_err(|e| e.into_api("instance identity unavailable"))?;
     let id = Uuid::new_v4();
     let minted = if command.drill {
         None
@@ -159,7 +159,7 @@ pub async fn propose(
         Some(mint_for(ctx, id, &identity.ca_sha256)?)
     };
     let digest = minted.as_ref().map(|m| m.digest.clone());
-    let peer = db::run(&ctx.pool, move |conn| {
+    let peer = db::run(&ctx.db, move |conn| {
         let to_json = |v: &Vec<String>| Value::from(v.clone());
         peers::propose(
             conn,
@@ -194,14 +194,14 @@ pub async fn propose(
 }
 
 pub async fn find(ctx: &Ctx, id: Uuid) -> Result<Peer, ApiError> {
-    db::run(&ctx.pool, move |conn| peers::find(conn, id))
+    db::run(&ctx.db, move |conn| peers::find(conn, id))
         .await
         .context("peer lookup failed")?
         .ok_or_else(|| ApiError::NotFound(format!("peer {id} not found")))
 }
 
 pub async fn list(ctx: &Ctx, status: Option<PeerStatus>) -> Result<Vec<Peer>, ApiError> {
-    db::run(&ctx.pool, move |conn| peers::list(conn, status))
+    db::run(&ctx.db, move |conn| peers::list(conn, status))
         .await
         .context("peer list failed")
 }
@@ -229,7 +229,7 @@ pub async fn transition(
     reason: Option<String>,
     actor: Uuid,
 ) -> Result<Peer, ApiError> {
-    let peer = db::run(&ctx.pool, move |conn| {
+    let peer = db::run(&ctx.db, move |conn| {
         peers::transition(conn, id, event, reason.as_deref(), Some(actor))
     })
     .await
@@ -265,12 +265,12 @@ pub async fn regenerate_token(
     actor: Uuid,
 ) -> Result<Proposed, ApiError> {
     let ttl = token_ttl(&ctx.settings, ttl_seconds)?;
-    let identity = ca::ensure_identity(&ctx.pool, &ctx.settings.master_key)
+    let identity = ca::ensure_identity(&ctx.db, &ctx.settings.master_key)
         .await
-        .map_err(|e| internal("instance identity unavailable", e))?;
+        .map_err(|e| e.into_api("instance identity unavailable"))?;
     let minted = mint_for(ctx, id, &identity.ca_sha256)?;
     let digest = minted.digest.clone();
-    let peer = db::run(&ctx.pool, move |conn| {
+    let peer = db::run(&ctx.db, move |conn| {
         peers::regenerate_token(conn, id, &digest, ttl, Some(actor))
     })
     .await
@@ -283,7 +283,7 @@ pub async fn regenerate_token(
 }
 
 pub async fn delete(ctx: &Ctx, id: Uuid, actor: Uuid) -> Result<Peer, ApiError> {
-    let peer = db::run(&ctx.pool, move |conn| peers::delete(conn, id, Some(actor)))
+    let peer = db::run(&ctx.db, move |conn| peers::delete(conn, id, Some(actor)))
         .await
         .context("peer delete failed")?;
     tracing::info!(peer_id = %id, operator_id = %actor, "peer deleted");
@@ -291,7 +291,7 @@ pub async fn delete(ctx: &Ctx, id: Uuid, actor: Uuid) -> Result<Peer, ApiError> 
 }
 
 pub async fn database_now(ctx: &Ctx) -> Result<OffsetDateTime, ApiError> {
-    db::run(&ctx.pool, powernode_store::database_now)
+    db::run(&ctx.db, powernode_store::database_now)
         .await
         .context("database clock unavailable")
 }

@@ -158,7 +158,7 @@ pub async fn show(ctx: &Ctx, operator: &Operator, id: PeerId) -> Result<PeerView
     let peer = lifecycle::find(ctx, id).await?;
     let mut shown = view(ctx, peer).await?;
     let (inbound, outbound, now) = db::run(
-        &ctx.pool,
+        &ctx.db,
         move |conn| -> Result<_, powernode_store::StoreError> {
             use powernode_store::certificates::{INBOUND, OUTBOUND, for_peer};
             Ok((
