@@ -199,10 +199,7 @@ pub fn effective(file: Option<&Path>) -> Result<Vec<(String, String)>, SettingsE
     if let Some(file) = file {
         figment = figment.merge(Toml::file_exact(file));
     }
-    let raw: RawSettings = figment
-        .merge(environment())
-        .extract()
-        .map_err(Box::new)?;
+    let raw: RawSettings = figment.merge(environment()).extract().map_err(Box::new)?;
     let values = serde_json::to_value(raw).unwrap_or_default();
     Ok(REFERENCE
         .iter()

@@ -121,9 +121,11 @@ pub fn mark_used(conn: &mut PgConnection, fingerprint: &str) -> Result<(), Store
         pc::table
             .filter(pc::fingerprint_sha256.eq(fingerprint))
             .filter(
-                pc::last_used_at.is_null().or(pc::last_used_at.lt(diesel::dsl::sql(&format!(
-                    "now() - make_interval(secs => {LAST_USED_RESOLUTION_SECS})"
-                )))),
+                pc::last_used_at
+                    .is_null()
+                    .or(pc::last_used_at.lt(diesel::dsl::sql(&format!(
+                        "now() - make_interval(secs => {LAST_USED_RESOLUTION_SECS})"
+                    )))),
             ),
     )
     .set(pc::last_used_at.eq(crate::now_nullable()))

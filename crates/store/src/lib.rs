@@ -53,7 +53,9 @@ pub fn pool(database_url: &str, max_size: u32, timeout: std::time::Duration) -> 
         .test_on_check_out(false)
         .connection_timeout(timeout)
         .connection_customizer(Box::new(timeouts))
-        .build_unchecked(ConnectionManager::new(timeouts.connection_url(database_url)))
+        .build_unchecked(ConnectionManager::new(
+            timeouts.connection_url(database_url),
+        ))
 }
 
 /// The timeouts derived from the bound of one database call.

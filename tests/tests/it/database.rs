@@ -40,7 +40,11 @@ async fn send(request: reqwest::RequestBuilder) -> (u16, Option<String>, Value) 
         .headers()
         .get("retry-after")
         .map(|v| v.to_str().unwrap().to_owned());
-    (status, retry_after, response.json().await.expect("JSON body"))
+    (
+        status,
+        retry_after,
+        response.json().await.expect("JSON body"),
+    )
 }
 
 fn assert_unavailable(answer: &(u16, Option<String>, Value), reason: &str, message: &str) {
@@ -119,17 +123,19 @@ async fn a_row_lock_not_granted_in_time_is_503_busy_and_nothing_changes() {
                 .execute(conn)?;
             // Inside the lock: the suspend waits for it, and `lock_timeout` (half the bound)
             // refuses it. `block_in_place` keeps the runtime serving the API meanwhile.
-            let answer =
-                tokio::task::block_in_place(|| {
-                    tokio::runtime::Handle::current().block_on(send(suspend()))
-                });
+            let answer = tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(send(suspend()))
+            });
             assert_unavailable(&answer, "busy", "busy");
             Ok(())
         })
         .unwrap();
 
     let (status, body) = app.get(&format!("{PEERS}/{id}"), &admin).await;
-    assert_eq!((status, body["data"]["status"].as_str()), (200, Some("active")));
+    assert_eq!(
+        (status, body["data"]["status"].as_str()),
+        (200, Some("active"))
+    );
     // Once the lock is gone the same call goes through.
     let (status, _, body) = send(suspend()).await;
     assert_eq!(status, 200, "{body}");

@@ -998,3 +998,185 @@ async fn a_peers_server_error_is_a_502_with_its_status_and_message() {
     let (_, listed) = b.app.get(PEERS, &b.admin).await;
     assert_eq!(listed["data"], json!([]));
 }
+
+const FEDERATION_API: &str = "/api/v1/system/federation_api";
+
+/// The certificates `inst` holds for its only peer in `direction`, newest first.
+fn certificates(
+    inst: &Instance,
+    direction: &str,
+) -> Vec<powernode_store::certificates::PeerCertificate> {
+    let mut conn = inst.db.conn();
+    let peer = powernode_store::peers::list(&mut conn, None).unwrap()[0].id;
+    powernode_store::certificates::for_peer(&mut conn, peer, direction).unwrap()
+}
+
+fn ca_pem(inst: &Instance) -> String {
+    powernode_store::identity::get(&mut inst.db.conn())
+        .unwrap()
+        .unwrap()
+        .ca_cert_pem
+}
+
+/// A renews its client certificate at B but the answer never reaches A: B holds a certificate
+/// for A that A never stored. Returns its PEM.
+async fn lost_renewal(a: &Instance, b: &Instance) -> String {
+    let (_key, csr) = powernode_api::ca::key_and_csr().unwrap();
+    let client = pinned_client(b, Some(powernode_tests::federation::outbound_identity(a)));
+    let (status, answer) = post(
+        &client,
+        &format!("{}{FEDERATION_API}/certificates/renew", b.public_url),
+        &json!({"csr_pem": csr}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    answer["data"]["client_cert_pem"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_handshake_requires_the_pinned_ca_and_a_repeat_a_certificate_of_this_federation() {
+    let (a, b) = federated_pair().await;
+    let url = format!("{}{FEDERATION_API}/handshake", a.public_url);
+    let b_to_a = pinned_client(&a, Some(powernode_tests::federation::outbound_identity(&b)));
+    // What B delivered at the first handshake: A's outbound certificate.
+    let delivered = certificates(&a, "outbound")[0].cert_pem.clone().unwrap();
+
+    let (status, body) = post(&b_to_a, &url, &json!({"client_cert_pem": delivered})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("BAD_REQUEST")),
+        "{body}"
+    );
+    assert!(
+        body["error"].as_str().unwrap().contains("ca_chain_pem"),
+        "{body}"
+    );
+
+    let (status, body) = post(
+        &b_to_a,
+        &url,
+        &json!({"client_cert_pem": delivered, "ca_chain_pem": ca_pem(&a)}),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        (body["error"].as_str(), &body["details"]),
+        (
+            Some("handshake certificate rejected: ca_chain_pem is not the CA pinned for this peer"),
+            &json!({"field": "ca_chain_pem"})
+        )
+    );
+
+    // The same certificate again while enrolled: 200, nothing changes.
+    let (status, body) = post(
+        &b_to_a,
+        &url,
+        &json!({"client_cert_pem": delivered, "ca_chain_pem": ca_pem(&b)}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["data"]["status"].as_str()),
+        (200, Some("enrolled")),
+        "{body}"
+    );
+
+    // A certificate from B's CA that is not the one A holds: refused, nothing stored.
+    let other = lost_renewal(&a, &b).await;
+    let (status, body) = post(
+        &b_to_a,
+        &url,
+        &json!({"client_cert_pem": other, "ca_chain_pem": ca_pem(&b)}),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        body["error"],
+        "handshake certificate rejected: not a certificate of this federation"
+    );
+    assert_eq!(certificates(&a, "outbound").len(), 1);
+}
+
+#[tokio::test]
+async fn a_renewal_whose_answer_was_lost_does_not_strand_the_pair_after_a_resume() {
+    let (a, b) = federated_pair().await;
+    // A heartbeats B with its certificate: B records it as in use.
+    let run = a.worker("peer_heartbeats").await;
+    assert_eq!(run["failed"], json!([]), "{run}");
+    let used = certificates(&b, "inbound");
+    assert_eq!(used.len(), 1);
+    assert!(used[0].last_used_at.is_some(), "{used:?}");
+
+    lost_renewal(&a, &b).await;
+    assert_eq!(certificates(&b, "inbound").len(), 2);
+    assert_eq!(certificates(&a, "outbound").len(), 1);
+
+    // A suspends and resumes B: A's row is back to accepted, and B must repeat the handshake.
+    let a_row = a.only_peer().await["id"].as_str().unwrap().to_owned();
+    for action in ["suspend", "resume"] {
+        let (status, body) = a
+            .app
+            .post(
+                &format!("{PEERS}/{a_row}/{action}"),
+                &a.admin,
+                json!({"reason": "maintenance"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(a.only_peer().await["status"], "accepted");
+
+    // B's heartbeat is refused (accepted), B re-handshakes with the certificate A was seen
+    // using, not the newest one, and A is enrolled again.
+    let run = b.worker("peer_heartbeats").await;
+    assert_eq!(run["failed"], json!([]), "{run}");
+    assert_eq!(a.only_peer().await["status"], "enrolled");
+    let run = b.worker("peer_heartbeats").await;
+    assert_eq!(run["failed"], json!([]), "{run}");
+    assert_eq!(a.only_peer().await["status"], "active");
+}
+
+#[tokio::test]
+async fn both_sides_renewing_at_once_do_not_block_each_other() {
+    let (a, b) = federated_pair().await;
+    a.worker("peer_heartbeats").await;
+    // Certificates issued in the same accept come due together.
+    use diesel::RunQueryDsl;
+    for inst in [&a, &b] {
+        diesel::sql_query(
+            "UPDATE peer_certificates SET not_before = now() - interval '80 days', \
+             not_after = now() + interval '10 days' WHERE direction = 'outbound'",
+        )
+        .execute(&mut inst.db.conn())
+        .unwrap();
+    }
+    let (ra, rb) = tokio::join!(a.worker("peer_heartbeats"), b.worker("peer_heartbeats"));
+    assert_eq!(
+        (&ra["failed"], &rb["failed"]),
+        (&json!([]), &json!([])),
+        "{ra} {rb}"
+    );
+    for inst in [&a, &b] {
+        assert_eq!(certificates(inst, "outbound").len(), 2, "renewed");
+        assert_eq!(
+            certificates(inst, "inbound").len(),
+            2,
+            "issued to the other side"
+        );
+        let leased: Vec<Option<uuid::Uuid>> = diesel::sql_query("SELECT claim_token FROM peers")
+            .load::<Lease>(&mut inst.db.conn())
+            .unwrap()
+            .into_iter()
+            .map(|l| l.claim_token)
+            .collect();
+        assert_eq!(leased, vec![None], "the lease is released");
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Lease {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
+    claim_token: Option<uuid::Uuid>,
+}

@@ -86,7 +86,10 @@ impl<Q: Send + 'static, A: Send + 'static> Batcher<Q, A> {
             Ok(Ok(Ok(answer))) => Ok(answer),
             Ok(Ok(Err(Failure::Stalled(stall)))) => Err(self.db.unavailable(stall)),
             Ok(Ok(Err(Failure::Error(e)))) => Err(crate::error::internal(self.name, e)),
-            Ok(Err(_)) => Err(crate::error::internal(self.name, "batcher dropped the call")),
+            Ok(Err(_)) => Err(crate::error::internal(
+                self.name,
+                "batcher dropped the call",
+            )),
             Err(_) => {
                 tracing::warn!(
                     batcher = self.name,
@@ -98,12 +101,8 @@ impl<Q: Send + 'static, A: Send + 'static> Batcher<Q, A> {
     }
 }
 
-fn run<Q, A, F>(
-    pool: &PgPool,
-    checkout: Duration,
-    rx: &mpsc::Receiver<(Q, Reply<A>)>,
-    apply: &F,
-) where
+fn run<Q, A, F>(pool: &PgPool, checkout: Duration, rx: &mpsc::Receiver<(Q, Reply<A>)>, apply: &F)
+where
     F: Fn(&mut PgConnection, &[Q]) -> Result<Vec<A>, StoreError>,
 {
     while let Ok(first) = rx.recv() {
@@ -172,18 +171,14 @@ where
 pub type HeartbeatBatcher = Batcher<String, Option<OffsetDateTime>>;
 
 pub fn heartbeats(db: &Database) -> std::io::Result<HeartbeatBatcher> {
-    Batcher::start(
-        "heartbeat-batcher",
-        db,
-        |conn, fingerprints: &[String]| {
-            let (at, applied) = powernode_store::peers::heartbeat_active_batch(conn, fingerprints)?;
-            let applied: HashSet<&String> = applied.iter().collect();
-            Ok(fingerprints
-                .iter()
-                .map(|f| applied.contains(f).then_some(at))
-                .collect())
-        },
-    )
+    Batcher::start("heartbeat-batcher", db, |conn, fingerprints: &[String]| {
+        let (at, applied) = powernode_store::peers::heartbeat_active_batch(conn, fingerprints)?;
+        let applied: HashSet<&String> = applied.iter().collect();
+        Ok(fingerprints
+            .iter()
+            .map(|f| applied.contains(f).then_some(at))
+            .collect())
+    })
 }
 
 /// Resource calls' lookups (certificate, grant, clock, resource).

@@ -549,22 +549,19 @@ pub async fn run_peer_heartbeats(
     _worker: &crate::services::Worker,
 ) -> Result<PeerRun, ApiError> {
     use futures::StreamExt;
-    let (targets, ran_at) = db::run(
-        &ctx.db,
-        |conn| -> Result<_, powernode_store::StoreError> {
-            let mut targets = Vec::new();
-            for status in CONTACTED_STATUSES {
-                targets.extend(
-                    peers::list(conn, Some(status))?
-                        .into_iter()
-                        .filter_map(|p| {
-                            outbound_call(p.status, p.origin, p.peer_kind).map(|call| (p, call))
-                        }),
-                );
-            }
-            Ok((targets, powernode_store::database_now(conn)?))
-        },
-    )
+    let (targets, ran_at) = db::run(&ctx.db, |conn| -> Result<_, powernode_store::StoreError> {
+        let mut targets = Vec::new();
+        for status in CONTACTED_STATUSES {
+            targets.extend(
+                peers::list(conn, Some(status))?
+                    .into_iter()
+                    .filter_map(|p| {
+                        outbound_call(p.status, p.origin, p.peer_kind).map(|call| (p, call))
+                    }),
+            );
+        }
+        Ok((targets, powernode_store::database_now(conn)?))
+    })
     .await
     .context("peer heartbeat targets")?;
     let results: Vec<(Uuid, Result<(), String>)> = futures::stream::iter(targets)

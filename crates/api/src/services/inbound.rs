@@ -719,24 +719,29 @@ mod tests {
 
     /// A self-signed certificate; `ca` sets basicConstraints CA:TRUE.
     fn self_signed(common_name: &str, ca: bool) -> String {
-        let key =
-            PKey::from_ec_key(EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap())
-                .unwrap();
+        let key = PKey::from_ec_key(
+            EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap(),
+        )
+        .unwrap();
         let mut name = X509NameBuilder::new().unwrap();
-        name.append_entry_by_nid(Nid::COMMONNAME, common_name).unwrap();
+        name.append_entry_by_nid(Nid::COMMONNAME, common_name)
+            .unwrap();
         let name = name.build();
         let mut b = X509::builder().unwrap();
         b.set_version(2).unwrap();
         b.set_subject_name(&name).unwrap();
         b.set_issuer_name(&name).unwrap();
         b.set_pubkey(&key).unwrap();
-        b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-        b.set_not_after(&Asn1Time::days_from_now(30).unwrap()).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(30).unwrap())
+            .unwrap();
         if ca {
             b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
                 .unwrap();
         } else {
-            b.append_extension(BasicConstraints::new().build().unwrap()).unwrap();
+            b.append_extension(BasicConstraints::new().build().unwrap())
+                .unwrap();
         }
         b.sign(&key, MessageDigest::sha256()).unwrap();
         String::from_utf8(b.build().to_pem().unwrap()).unwrap()

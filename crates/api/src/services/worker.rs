@@ -148,19 +148,16 @@ pub async fn status(ctx: &Ctx, operator: &Operator) -> Result<Vec<ScheduleStatus
 
 /// Renews `auto_renew` grants of live peers 7 days before expiry.
 pub async fn grant_maintenance(ctx: &Ctx, _worker: &Worker) -> Result<GrantMaintenance, ApiError> {
-    let (renewed, ran_at) = db::run(
-        &ctx.db,
-        |conn| -> Result<_, powernode_store::StoreError> {
-            Ok((
-                powernode_store::grants::auto_renew_due(
-                    conn,
-                    powernode_domain::grant::AUTO_RENEW_WITHIN_DAYS,
-                    powernode_domain::grant::DEFAULT_TTL_DAYS,
-                )?,
-                powernode_store::database_now(conn)?,
-            ))
-        },
-    )
+    let (renewed, ran_at) = db::run(&ctx.db, |conn| -> Result<_, powernode_store::StoreError> {
+        Ok((
+            powernode_store::grants::auto_renew_due(
+                conn,
+                powernode_domain::grant::AUTO_RENEW_WITHIN_DAYS,
+                powernode_domain::grant::DEFAULT_TTL_DAYS,
+            )?,
+            powernode_store::database_now(conn)?,
+        ))
+    })
     .await
     .map_err(|e| crate::error::internal("grant maintenance failed", e))?;
     let ids: Vec<Uuid> = renewed.iter().map(|g| g.id).collect();

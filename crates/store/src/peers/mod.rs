@@ -379,15 +379,11 @@ pub fn lease(conn: &mut PgConnection, id: Uuid, secs: u32) -> Result<Option<Uuid
 
 /// Ends a lease, if `token` still holds it (an expired lease another caller took is theirs).
 pub fn release_lease(conn: &mut PgConnection, id: Uuid, token: Uuid) -> Result<(), StoreError> {
-    diesel::update(
-        peers::table
-            .find(id)
-            .filter(peers::claim_token.eq(token)),
-    )
-    .set((
-        peers::claimed_until.eq(None::<OffsetDateTime>),
-        peers::claim_token.eq(None::<Uuid>),
-    ))
-    .execute(conn)?;
+    diesel::update(peers::table.find(id).filter(peers::claim_token.eq(token)))
+        .set((
+            peers::claimed_until.eq(None::<OffsetDateTime>),
+            peers::claim_token.eq(None::<Uuid>),
+        ))
+        .execute(conn)?;
     Ok(())
 }

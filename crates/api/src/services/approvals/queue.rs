@@ -213,15 +213,12 @@ pub async fn claim_result(
 /// Intervention policies of every gated action.
 pub async fn policies(ctx: &Ctx, operator: &Operator) -> Result<Vec<PolicyView>, ApiError> {
     require(operator, Permission::FederationRead)?;
-    let (all, now) = db::run(
-        &ctx.db,
-        |conn| -> Result<_, powernode_store::StoreError> {
-            Ok((
-                store::list_policies(conn)?,
-                powernode_store::database_now(conn)?,
-            ))
-        },
-    )
+    let (all, now) = db::run(&ctx.db, |conn| -> Result<_, powernode_store::StoreError> {
+        Ok((
+            store::list_policies(conn)?,
+            powernode_store::database_now(conn)?,
+        ))
+    })
     .await
     .context("policy list failed")?;
     Ok(all.into_iter().map(|p| policy_view(p, now)).collect())
