@@ -26,7 +26,7 @@ pub enum CaError {
     OpenSsl(#[from] openssl::error::ErrorStack),
     #[error(transparent)]
     Crypto(#[from] crate::crypto::CryptoError),
-    #[error(transparent)]
+    #[error("{}", .0.detail())]
     Db(#[from] ApiError),
 }
 

@@ -295,6 +295,15 @@ pub fn internal(context: &str, cause: impl std::fmt::Display) -> ApiError {
 }
 
 impl ApiError {
+    /// For a log line: an internal failure's context and cause (never shown to callers), else
+    /// the message.
+    pub fn detail(&self) -> String {
+        match self {
+            ApiError::Internal { context, cause } => format!("{context}: {cause}"),
+            other => other.to_string(),
+        }
+    }
+
     /// Logs an internal failure's cause (the one place it is logged) and returns what may be
     /// shown: for callers that record an error instead of rendering it (a PeerClient failure).
     pub fn report(&self) -> String {

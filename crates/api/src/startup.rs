@@ -27,6 +27,15 @@ pub struct AppState {
     pub heartbeats: crate::federation::batch::HeartbeatBatcher,
     /// Resource calls' lookups, batched the same way.
     pub lookups: crate::federation::batch::LookupBatcher,
+    /// The federation listener's handle once it serves (`None` until its prerequisites exist).
+    pub federation_listener: tokio::sync::watch::Receiver<Option<actix_web::dev::ServerHandle>>,
+}
+
+impl AppState {
+    /// Whether the federation listener is serving (readiness).
+    pub fn federation_listener_up(&self) -> bool {
+        self.federation_listener.borrow().is_some()
+    }
 }
 
 /// Handlers hand `&state` to services, which see only the context.
@@ -85,6 +94,7 @@ impl Application {
             redis,
             heartbeats,
             lookups,
+            federation_listener: federation.clone(),
         });
         // The document comes from the same registration the server uses (built once here).
         let (_, doc) = App::new()
@@ -132,11 +142,12 @@ impl Application {
         .shutdown_timeout(grace.as_secs())
         .listen(listener)?
         .run();
-        tokio::spawn(async move {
-            if announce_database(state.clone()).await {
-                crate::federation::serve(state, federation_listener, federation_tx).await;
-            }
-        });
+        tokio::spawn(announce_database(state.clone()));
+        tokio::spawn(crate::federation::supervise(
+            state,
+            federation_listener,
+            federation_tx,
+        ));
         Ok(Application {
             port,
             federation_port,
@@ -168,8 +179,9 @@ impl Application {
 
 /// Logs, with backoff, that we are waiting for PostgreSQL until it answers, then whether
 /// migrations are pending, and creates the instance identity and CA on first start; requests
-/// keep being served (and `/readyz` says 503) meanwhile.
-async fn announce_database(state: web::Data<AppState>) -> bool {
+/// keep being served (and `/readyz` says 503) meanwhile. The federation listener waits for the
+/// same prerequisites on its own (`federation::supervise`).
+async fn announce_database(state: web::Data<AppState>) {
     let target = redact_url(state.settings.database_url.expose_secret());
     let check = || {
         let state = state.clone();
@@ -185,7 +197,7 @@ async fn announce_database(state: web::Data<AppState>) -> bool {
         .notify(|e, wait| {
             tracing::warn!(
                 "waiting for PostgreSQL at {target}: {}; retrying in {:.1}s",
-                crate::error::one_line(e),
+                e.detail(),
                 wait.as_secs_f64()
             );
         })
@@ -196,7 +208,6 @@ async fn announce_database(state: web::Data<AppState>) -> bool {
             match crate::ca::ensure_identity(&state.db, &state.settings.master_key).await {
                 Ok(id) => {
                     tracing::info!(instance_id = %id.instance_id, ca_sha256 = %id.ca_sha256, "instance identity ready");
-                    return true;
                 }
                 Err(e) => tracing::error!(error = %e, "instance identity unavailable"),
             }
@@ -205,7 +216,6 @@ async fn announce_database(state: web::Data<AppState>) -> bool {
             pending = ?p,
             "PostgreSQL reachable but migrations are pending: run `powernode-api migrate`"
         ),
-        Err(e) => tracing::error!(error = %e, "PostgreSQL check gave up"),
+        Err(e) => tracing::error!(error = %e.detail(), "PostgreSQL check gave up"),
     }
-    false
 }

@@ -247,10 +247,10 @@ async fn without_a_database_the_sweep_is_503_and_readyz_names_postgresql() {
     );
     let (status, json) = body(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
     assert_eq!(status, 503);
-    assert_eq!(json["error"], "not ready: postgresql");
+    assert_eq!(json["error"], "not ready: postgresql, federation_listener");
     assert_eq!(
         json["details"],
-        json!({"postgresql": "down", "redis": "ok"})
+        json!({"postgresql": "down", "redis": "ok", "federation_listener": "down"})
     );
 }
 
@@ -263,12 +263,65 @@ async fn healthz_and_readyz_answer_when_both_dependencies_are_up() {
         (status, json),
         (200, json!({"success": true, "data": {"status": "ok"}}))
     );
-    let (status, json) = body(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
-    assert_eq!(status, 200, "{json}");
+    // The federation listener starts once the CA exists (milliseconds after start).
+    let json = powernode_tests::eventually_async(Duration::from_secs(60), "ready", || async {
+        let (status, json) = body(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
+        (status == 200).then_some(json)
+    })
+    .await;
     assert_eq!(
         json["data"]["checks"],
-        json!({"postgresql": "ok", "redis": "ok"})
+        json!({"postgresql": "ok", "redis": "ok", "federation_listener": "ok"})
     );
+}
+
+#[tokio::test]
+async fn with_migrations_pending_the_federation_listener_waits_and_starts_once_they_are_applied() {
+    let db = TestDb::empty();
+    let app = spawn_app(settings(&db)).await;
+    let (status, json) = body(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
+    assert_eq!(
+        (status, json),
+        (
+            503,
+            json!({"success": false, "error": "not ready: federation_listener", "code": "SERVICE_UNAVAILABLE",
+                   "details": {"postgresql": "ok", "redis": "ok", "federation_listener": "down"}})
+        )
+    );
+    // Its socket is bound but refuses at once: a peer gets a closed connection, not a hang.
+    let federation = app
+        .federation_address
+        .trim_start_matches("https://")
+        .to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&federation).await.unwrap();
+    let mut buf = [0u8; 1];
+    let read = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::io::AsyncReadExt::read(&mut socket, &mut buf),
+    )
+    .await
+    .expect("closed, not hanging");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+
+    powernode_store::migrate::run_pending(&mut db.conn()).unwrap();
+    let json = powernode_tests::eventually_async(Duration::from_secs(60), "ready", || async {
+        let (status, json) = body(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
+        (status == 200).then_some(json)
+    })
+    .await;
+    assert_eq!(json["data"]["checks"]["federation_listener"], "ok");
+    let ca = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap()
+        .get(format!(
+            "{}/api/v1/system/federation_api/ca",
+            app.federation_address
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ca.status(), 200);
 }
 
 #[tokio::test]
@@ -289,13 +342,19 @@ async fn readyz_is_503_and_names_the_dependency_that_is_down() {
         ("POWERNODE_HTTP_LISTEN", "127.0.0.1:0".to_owned()),
     ]);
     let app = spawn_app(s).await;
-    let (status, json) = body(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
+    let json =
+        powernode_tests::eventually_async(Duration::from_secs(60), "listener up", || async {
+            let (status, json) =
+                body(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
+            (json["details"]["federation_listener"] == "ok").then_some((status, json))
+        })
+        .await;
     assert_eq!(
-        (status, json),
+        json,
         (
             503,
             json!({"success": false, "error": "not ready: redis", "code": "SERVICE_UNAVAILABLE",
-                   "details": {"postgresql": "ok", "redis": "down"}})
+                   "details": {"postgresql": "ok", "redis": "down", "federation_listener": "ok"}})
         )
     );
 }

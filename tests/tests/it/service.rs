@@ -228,7 +228,10 @@ async fn an_api_started_before_postgresql_waits_then_becomes_ready() {
         resp.json::<serde_json::Value>().await.ok()
     })
     .await;
-    assert_eq!(readyz["error"], "not ready: postgresql");
+    assert_eq!(
+        readyz["error"],
+        "not ready: postgresql, federation_listener"
+    );
     assert_eq!(
         status_of(&client, &format!("{base}/healthz")).await,
         Some(200)

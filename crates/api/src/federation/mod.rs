@@ -135,84 +135,181 @@ fn acceptor(
     Ok(b)
 }
 
-/// Waits for the instance identity, then serves the federation API on `listener` until the
-/// process stops. The handle lets `run_until_stopped` drain it too.
-pub async fn serve(
+/// Starts the federation listener once its prerequisites exist (PostgreSQL reachable, no
+/// pending migrations, the instance identity and CA, the listener certificate), retrying every
+/// few seconds until they do, then serves until the process stops. Until then the bound socket
+/// refuses connections at once (peers fail fast instead of hanging in the backlog) and
+/// `/readyz` answers 503 `not ready: federation_listener`. The handle lets
+/// `run_until_stopped` drain it, and readiness see that it runs.
+pub async fn supervise(
     state: web::Data<AppState>,
     listener: TcpListener,
     handle_tx: tokio::sync::watch::Sender<Option<ServerHandle>>,
 ) {
-    let result = async {
-        let identity = ca::ensure_identity(&state.db, &state.settings.master_key).await?;
-        let open = OpenCa::open(&identity, &state.settings.master_key)?;
-        let host = public_host(&state);
-        let acceptor = match &state.settings.federation_tls_files {
-            Some((cert_file, key_file)) => {
-                let cert_pem = std::fs::read_to_string(cert_file)?;
-                let key_pem = std::fs::read(key_file)?;
-                check_chains_to(open.cert(), &cert_pem).map_err(|reason| {
-                    FatalConfig(format!(
-                        "POWERNODE_FEDERATION_TLS_CERT_FILE {} does not chain to this instance's CA ({reason}); refusing to start",
-                        cert_file.display()
-                    ))
-                })?;
-                acceptor(open.cert(), &cert_pem, &key_pem)?
-            }
-            None => {
-                let (cert_pem, sealed) = server_certificate(&state, &open, &host).await?;
-                let key = state.settings.master_key.open(SERVER_KEY_CONTEXT, &sealed)?;
-                acceptor(open.cert(), &cert_pem, key.expose_secret())?
-            }
-        };
-        drop(open);
-        let addr = listener.local_addr()?;
-        let app_state = state.clone();
-        let server = HttpServer::new(move || {
-            let (app, _) = App::new()
-                .wrap(actix_web::middleware::from_fn(crate::nul::refuse_nul))
-                .wrap(ErrorHandlers::new().default_handler(error::envelope_bare_errors))
-                .wrap(
-                    actix_web::middleware::DefaultHeaders::new()
-                        .add(("X-Content-Type-Options", "nosniff"))
-                        .add(("Cache-Control", "no-store"))
-                        .add(("Strict-Transport-Security", "max-age=31536000")),
-                )
-                .wrap(TracingLogger::default())
-                .app_data(app_state.clone())
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(error::MAX_BODY_BYTES)
-                        .error_handler(error::json_error),
-                )
-                .into_utoipa_app()
-                .configure(routes::configure)
-                .split_for_parts();
-            app.default_service(web::to(routes::not_found))
-        })
-        .on_connect(on_connect)
-        .shutdown_timeout(state.settings.shutdown_grace.as_secs())
-        .listen_openssl(listener, acceptor)?
-        .run();
-        let _ = handle_tx.send(Some(server.handle()));
-        tracing::info!(
-            "federation API listening on https://{addr} as {}",
-            state.settings.federation_public_url
-        );
-        server.await?;
-        anyhow::Ok(())
-    }
-    .await;
-    if let Err(e) = result {
-        if let Some(fatal) = e.downcast_ref::<FatalConfig>() {
-            // SPEC §4: a configured certificate that does not chain to our CA stops the API.
-            tracing::error!("{}", fatal.0);
-            std::process::exit(2);
+    let refusing = match refuse_until_ready(listener) {
+        Ok(refusing) => refusing,
+        Err(e) => {
+            tracing::error!("federation listener cannot start: {e}");
+            return;
         }
+    };
+    let mut delay = RETRY_MIN;
+    let mut last_reason = String::new();
+    let acceptor = loop {
+        match prerequisites(&state).await {
+            Ok(acceptor) => break acceptor,
+            Err(e) => {
+                if let Some(fatal) = e.downcast_ref::<FatalConfig>() {
+                    // SPEC §4: a configured certificate that does not chain to our CA stops
+                    // the API.
+                    tracing::error!("{}", fatal.0);
+                    std::process::exit(2);
+                }
+                let reason = error::one_line(&format!("{e:#}"));
+                // Logged when the reason changes, not on every retry.
+                if reason != last_reason {
+                    tracing::warn!(
+                        "federation listener not started: {reason}; retrying every {} s until it can",
+                        RETRY_MAX.as_secs()
+                    );
+                    last_reason = reason;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(RETRY_MAX);
+            }
+        }
+    };
+    let listener = match refusing.stop().await {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!("federation listener cannot start: {e}");
+            return;
+        }
+    };
+    if let Err(e) = serve(state, listener, acceptor, handle_tx).await {
         tracing::error!(
             "federation listener stopped: {}",
-            crate::error::one_line(&format!("{e:#}"))
+            error::one_line(&format!("{e:#}"))
         );
     }
+}
+
+const RETRY_MIN: std::time::Duration = std::time::Duration::from_millis(500);
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The bound socket while the listener cannot serve: every connection is closed at once.
+struct Refusing {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<TcpListener>>,
+}
+
+fn refuse_until_ready(listener: TcpListener) -> std::io::Result<Refusing> {
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = &mut stopped => break,
+                accepted = listener.accept() => {
+                    // Dropped unanswered: a peer sees a closed connection, not a hang.
+                    drop(accepted);
+                }
+            }
+        }
+        listener.into_std()
+    });
+    Ok(Refusing { stop, task })
+}
+
+impl Refusing {
+    async fn stop(self) -> std::io::Result<TcpListener> {
+        let _ = self.stop.send(());
+        self.task.await.map_err(std::io::Error::other)?
+    }
+}
+
+/// What the listener needs before it can serve: a migrated schema, the identity and CA, and
+/// the TLS acceptor with the listener certificate.
+async fn prerequisites(state: &AppState) -> anyhow::Result<openssl::ssl::SslAcceptorBuilder> {
+    let pending = db::blocking(&state.db, powernode_store::migrate::pending)
+        .await
+        .map_err(|e| anyhow::anyhow!("PostgreSQL: {}", e.detail()))?;
+    if !pending.is_empty() {
+        anyhow::bail!(
+            "migrations are pending ({}): run `powernode-api migrate`",
+            pending.join(", ")
+        );
+    }
+    let identity = ca::ensure_identity(&state.db, &state.settings.master_key).await?;
+    let open = OpenCa::open(&identity, &state.settings.master_key)?;
+    let host = public_host(state);
+    let acceptor = match &state.settings.federation_tls_files {
+        Some((cert_file, key_file)) => {
+            let cert_pem = std::fs::read_to_string(cert_file)?;
+            let key_pem = std::fs::read(key_file)?;
+            check_chains_to(open.cert(), &cert_pem).map_err(|reason| {
+                FatalConfig(format!(
+                    "POWERNODE_FEDERATION_TLS_CERT_FILE {} does not chain to this instance's CA ({reason}); refusing to start",
+                    cert_file.display()
+                ))
+            })?;
+            acceptor(open.cert(), &cert_pem, &key_pem)?
+        }
+        None => {
+            let (cert_pem, sealed) = server_certificate(state, &open, &host).await?;
+            let key = state
+                .settings
+                .master_key
+                .open(SERVER_KEY_CONTEXT, &sealed)?;
+            acceptor(open.cert(), &cert_pem, key.expose_secret())?
+        }
+    };
+    Ok(acceptor)
+}
+
+/// Serves the federation API on `listener` until the process stops.
+async fn serve(
+    state: web::Data<AppState>,
+    listener: TcpListener,
+    acceptor: openssl::ssl::SslAcceptorBuilder,
+    handle_tx: tokio::sync::watch::Sender<Option<ServerHandle>>,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    let app_state = state.clone();
+    let server = HttpServer::new(move || {
+        let (app, _) = App::new()
+            .wrap(actix_web::middleware::from_fn(crate::nul::refuse_nul))
+            .wrap(ErrorHandlers::new().default_handler(error::envelope_bare_errors))
+            .wrap(
+                actix_web::middleware::DefaultHeaders::new()
+                    .add(("X-Content-Type-Options", "nosniff"))
+                    .add(("Cache-Control", "no-store"))
+                    .add(("Strict-Transport-Security", "max-age=31536000")),
+            )
+            .wrap(TracingLogger::default())
+            .app_data(app_state.clone())
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(error::MAX_BODY_BYTES)
+                    .error_handler(error::json_error),
+            )
+            .into_utoipa_app()
+            .configure(routes::configure)
+            .split_for_parts();
+        app.default_service(web::to(routes::not_found))
+    })
+    .on_connect(on_connect)
+    .shutdown_timeout(state.settings.shutdown_grace.as_secs())
+    .listen_openssl(listener, acceptor)?
+    .run();
+    let _ = handle_tx.send(Some(server.handle()));
+    tracing::info!(
+        "federation API listening on https://{addr} as {}",
+        state.settings.federation_public_url
+    );
+    server.await?;
+    Ok(())
 }
 
 /// A configuration the API must not run with.

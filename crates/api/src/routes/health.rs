@@ -15,9 +15,15 @@ pub async fn healthz() -> HttpResponse {
     ok(json!({ "status": "ok" }))
 }
 
-/// Ready when PostgreSQL and Redis both answer; 503 names the one that does not.
-#[utoipa::path(tag = "health", responses((status = 200, description = "Ready"), (status = 503, description = "`not ready: postgresql|redis`")))]
+/// Ready when PostgreSQL and Redis both answer and the federation listener serves; 503 names
+/// what is not.
+#[utoipa::path(tag = "health", responses((status = 200, description = "Ready"), (status = 503, description = "`not ready: <postgresql|redis|federation_listener, …>`; `details` has each check as `ok` or `down`")))]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    Ok(ok(service::readiness(&state, &state.redis).await?))
+    Ok(ok(service::readiness(
+        &state,
+        &state.redis,
+        state.federation_listener_up(),
+    )
+    .await?))
 }

@@ -11,8 +11,13 @@ use crate::services::Ctx;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Ready when PostgreSQL and Redis both answer (2 s each); 503 names the one that does not.
-pub async fn readiness(ctx: &Ctx, redis: &redis::Client) -> Result<Value, ApiError> {
+/// Ready when PostgreSQL and Redis both answer (2 s each) and the federation listener serves;
+/// 503 names what is not.
+pub async fn readiness(
+    ctx: &Ctx,
+    redis: &redis::Client,
+    federation_listener: bool,
+) -> Result<Value, ApiError> {
     let (database, redis) = tokio::join!(check_database(ctx), check_redis(redis));
     let mut down = Vec::new();
     if !database {
@@ -21,8 +26,15 @@ pub async fn readiness(ctx: &Ctx, redis: &redis::Client) -> Result<Value, ApiErr
     if !redis {
         down.push("redis");
     }
+    if !federation_listener {
+        down.push("federation_listener");
+    }
     let status = |up: bool| if up { "ok" } else { "down" };
-    let details = json!({ "postgresql": status(database), "redis": status(redis) });
+    let details = json!({
+        "postgresql": status(database),
+        "redis": status(redis),
+        "federation_listener": status(federation_listener),
+    });
     if down.is_empty() {
         Ok(json!({ "status": "ready", "checks": details }))
     } else {
