@@ -18,8 +18,10 @@ pub struct Instance {
 /// One instance with its own database, admin operator and federation listener.
 pub async fn instance() -> Instance {
     instance_with(&[
-        // Tests call accept in bursts (50 at once) from one address.
+        // Tests call accept in bursts (50 at once) from one address, and walk through every
+        // refusal of one peer (the failed-accept limit has its own test).
         ("POWERNODE_ACCEPT_RATE_BURST", "1000".to_owned()),
+        ("POWERNODE_ACCEPT_FAILURE_LIMIT", "1000".to_owned()),
     ])
     .await
 }

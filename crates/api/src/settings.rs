@@ -91,6 +91,10 @@ powernode_domain::settings! {
         "accept calls per minute per source address";
     accept_rate_burst: u32 = 10, Some("10"), false,
         "burst allowed above that rate";
+    accept_failure_limit: u32 = 5, Some("5"), false,
+        "failed accepts per (source address, peer_id) within the window after which that pair gets 429 until the window passes (counted in PostgreSQL, shared by replicas)";
+    accept_failure_window_secs: u32 = 900, Some("900"), false,
+        "that window (15 minutes)";
 }
 
 /// Validated settings of one API process.
@@ -135,6 +139,8 @@ pub struct Settings {
     /// Calls per minute (and burst) per source address on `accept`.
     pub accept_rate_per_minute: u32,
     pub accept_rate_burst: u32,
+    /// Failed accepts per (source, peer_id) within a window before 429 (SPEC §3).
+    pub accept_failures: powernode_store::accept_failures::Policy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -296,6 +302,11 @@ impl Settings {
                 "POWERNODE_DATABASE_POOL_SIZE is 0: set it to at least 1".to_owned(),
             ));
         }
+        if raw.accept_failure_limit == 0 || raw.accept_failure_window_secs == 0 {
+            return Err(SettingsError::Invalid(
+                "POWERNODE_ACCEPT_FAILURE_LIMIT and POWERNODE_ACCEPT_FAILURE_WINDOW_SECS must be at least 1".to_owned(),
+            ));
+        }
         if raw.redis_prefix.is_empty() || raw.redis_prefix.contains(char::is_whitespace) {
             return Err(SettingsError::Invalid(
                 "POWERNODE_REDIS_PREFIX must be a non-empty word without spaces".to_owned(),
@@ -347,6 +358,10 @@ impl Settings {
             federation_rate_burst: raw.federation_rate_burst,
             accept_rate_per_minute: raw.accept_rate_per_minute,
             accept_rate_burst: raw.accept_rate_burst,
+            accept_failures: powernode_store::accept_failures::Policy {
+                limit: raw.accept_failure_limit,
+                window_secs: raw.accept_failure_window_secs,
+            },
             resource_kinds: raw
                 .resource_kinds
                 .split(',')

@@ -1,5 +1,6 @@
 //! PostgreSQL persistence for Powernode Federation.
 
+pub mod accept_failures;
 pub mod approvals;
 pub mod certificates;
 pub mod events;

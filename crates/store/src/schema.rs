@@ -1,6 +1,15 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    accept_failures (id) {
+        id -> Int8,
+        source -> Text,
+        peer_id -> Uuid,
+        failed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     agents (id) {
         id -> Uuid,
         name -> Text,
@@ -214,6 +223,7 @@ diesel::joinable!(grants -> peers (peer_id));
 diesel::joinable!(peer_certificates -> peers (peer_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    accept_failures,
     agents,
     approval_execution_attempts,
     approval_requests,

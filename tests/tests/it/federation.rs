@@ -1180,3 +1180,102 @@ struct Lease {
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
     claim_token: Option<uuid::Uuid>,
 }
+
+#[tokio::test]
+async fn failed_accepts_per_source_and_peer_are_limited_across_replicas() {
+    let a = powernode_tests::federation::instance_with(&[
+        ("POWERNODE_ACCEPT_RATE_BURST", "1000".to_owned()),
+        ("POWERNODE_ACCEPT_FAILURE_LIMIT", "5".to_owned()),
+    ])
+    .await;
+    a.ready().await;
+    let propose = |host: &str| {
+        a.app.post(
+            PEERS,
+            &a.admin,
+            json!({"remote_instance_url": format!("https://{host}"), "spawn_role": "parent"}),
+        )
+    };
+    let (_, proposed) = propose("b.example.com").await;
+    let peer_id = proposed["data"]["peer"]["id"].as_str().unwrap().to_owned();
+    let token = proposed["data"]["acceptance_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, other) = propose("c.example.com").await;
+    let other_id = other["data"]["peer"]["id"].as_str().unwrap().to_owned();
+    let (csr, ca) = (csr(), a_ca_pem());
+    let body = |peer: &str, token: &str| {
+        json!({"peer_id": peer, "acceptance_token": token, "contract_version": 1,
+               "instance": {"instance_id": uuid::Uuid::new_v4(), "url": "https://b.example.com"},
+               "csr_pem": csr, "ca_pem": ca})
+    };
+    let client = pinned_client(&a, None);
+    let url = format!("{}{FEDERATION_API}/accept", a.public_url);
+    for _ in 0..5 {
+        let (status, answer) = post(&client, &url, &body(&peer_id, "pnfa1_wrong")).await;
+        assert_eq!(status, 422, "{answer}");
+    }
+    // The sixth attempt for that pair is refused before it is checked, even with the right
+    // token, until the window passes.
+    let response = client
+        .post(&url)
+        .json(&body(&peer_id, &token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=900).contains(&retry_after), "{retry_after}");
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["code"], "RATE_LIMITED");
+    let (_, shown) = a.app.get(&format!("{PEERS}/{peer_id}"), &a.admin).await;
+    assert_eq!(shown["data"]["status"], "proposed", "nothing was accepted");
+
+    // Another peer from the same address is not affected.
+    let (status, answer) = post(&client, &url, &body(&other_id, "pnfa1_wrong")).await;
+    assert_eq!(status, 422, "{answer}");
+
+    // A second API process on the same database counts the same failures.
+    let replica = powernode_tests::spawn_app(powernode_tests::settings_from(&[
+        ("POWERNODE_DATABASE_URL", a.db.url.clone()),
+        ("POWERNODE_REDIS_URL", powernode_tests::redis_url()),
+        (
+            "POWERNODE_WORKER_TOKEN",
+            powernode_tests::WORKER_TOKEN.to_owned(),
+        ),
+        ("POWERNODE_HTTP_LISTEN", "127.0.0.1:0".to_owned()),
+        ("POWERNODE_ENVIRONMENT", "development".to_owned()),
+        ("POWERNODE_MASTER_KEY_FILE", a.master_key.clone()),
+        ("POWERNODE_FEDERATION_PUBLIC_URL", a.public_url.clone()),
+    ]))
+    .await;
+    let replica_url = format!("{}{FEDERATION_API}/accept", replica.federation_address);
+    let replica_client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let answer = powernode_tests::eventually_async(
+        std::time::Duration::from_secs(60),
+        "the replica's federation listener",
+        || async {
+            let r = replica_client
+                .post(&replica_url)
+                .json(&body(&peer_id, &token))
+                .send()
+                .await
+                .ok()?;
+            Some((r.status().as_u16(), r.json::<Value>().await.ok()?))
+        },
+    )
+    .await;
+    assert_eq!(
+        (answer.0, answer.1["code"].as_str()),
+        (429, Some("RATE_LIMITED")),
+        "{answer:?}"
+    );
+}

@@ -62,7 +62,9 @@ pub async fn accept(
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
     crate::ratelimit::check(&state.limits.accept, &source)?;
-    Ok(ok(service::accept(&state, body.into_inner()).await?))
+    Ok(ok(
+        service::accept(&state, &source, body.into_inner()).await?
+    ))
 }
 
 /// The handshake (SPEC §4): the certificate the caller issued to us must chain to its pinned

@@ -83,7 +83,46 @@ fn is_ca(cert: &X509) -> bool {
 /// A's side of accept (SPEC §3): every check in order before anything is written, then in one
 /// transaction: accepted, digest cleared, B's certificate issued, B's CA pinned, A's pending
 /// key sealed on the row, events.
-pub async fn accept(ctx: &Ctx, req: AcceptRequest) -> Result<AcceptAnswer, ApiError> {
+pub async fn accept(ctx: &Ctx, source: &str, req: AcceptRequest) -> Result<AcceptAnswer, ApiError> {
+    // SPEC §3: failed attempts per (source address, peer_id), counted in PostgreSQL so every
+    // replica sees them; at the limit the pair gets 429 until the window passes.
+    let policy = ctx.settings.accept_failures;
+    let (pair_source, peer_id) = (source.to_owned(), req.peer_id);
+    let locked = db::run(&ctx.db, move |conn| {
+        powernode_store::accept_failures::locked_for(conn, &pair_source, peer_id, policy)
+    })
+    .await
+    .context("accept failure lookup")?;
+    if let Some(retry_after) = locked {
+        tracing::warn!(peer_id = %peer_id, source, "accept refused: too many failed attempts for this pair");
+        return Err(ApiError::RateLimited(retry_after));
+    }
+    let result = attempt_accept(ctx, req).await;
+    if let Err(e) = &result
+        && counts_as_failed_attempt(e)
+    {
+        let source = source.to_owned();
+        if let Err(e) = db::run(&ctx.db, move |conn| {
+            powernode_store::accept_failures::record(conn, &source, peer_id, policy)
+        })
+        .await
+        .context("recording a failed accept")
+        {
+            // The refusal stands; only its counting failed.
+            e.report();
+        }
+    }
+    result
+}
+
+/// A refusal of the caller's request (4xx), as opposed to our own trouble (5xx, 503).
+fn counts_as_failed_attempt(e: &ApiError) -> bool {
+    use actix_web::ResponseError;
+    let status = e.status_code();
+    status.is_client_error() && status != actix_web::http::StatusCode::TOO_MANY_REQUESTS
+}
+
+async fn attempt_accept(ctx: &Ctx, req: AcceptRequest) -> Result<AcceptAnswer, ApiError> {
     if req.contract_version != CONTRACT_VERSION {
         return Err(ApiError::validation(
             "contract_version",
