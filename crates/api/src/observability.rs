@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use metrics_util::MetricKindMask;
 use powernode_domain::PeerStatus;
 use strum::IntoEnumIterator;
 
@@ -22,8 +21,6 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         return Ok(h.clone());
     }
     let recorder = PrometheusBuilder::new()
-        // Per-peer gauges of deleted peers disappear once they stop being refreshed.
-        .idle_timeout(MetricKindMask::GAUGE, Some(Duration::from_secs(600)))
         .set_buckets_for_metric(
             metrics_exporter_prometheus::Matcher::Suffix("duration_seconds".to_owned()),
             &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0],
@@ -46,10 +43,6 @@ fn describe() {
     describe_counter!(
         "powernode_heartbeats_received_total",
         "Authenticated inbound heartbeats from peers"
-    );
-    describe_gauge!(
-        "powernode_peer_heartbeat_age_seconds",
-        "Seconds since each peer's last heartbeat (the longest-silent 200)"
     );
     describe_counter!(
         "powernode_heartbeat_sweep_runs_total",
@@ -123,7 +116,7 @@ pub fn worker_job(schedule: &str, job: &str, outcome: &'static str, at_unix: f64
 }
 
 /// Refreshes the database-derived gauges.
-pub fn set_database_gauges(counts: &[(PeerStatus, i64)], ages: &[(uuid::Uuid, f64)]) {
+pub fn set_database_gauges(counts: &[(PeerStatus, i64)]) {
     for status in PeerStatus::iter() {
         let n = counts
             .iter()
@@ -131,9 +124,6 @@ pub fn set_database_gauges(counts: &[(PeerStatus, i64)], ages: &[(uuid::Uuid, f6
             .map_or(0, |(_, n)| *n);
         #[expect(clippy::cast_precision_loss, reason = "peer counts are far below 2^52")]
         gauge!("powernode_peers", "status" => status.as_str()).set(n as f64);
-    }
-    for (id, age) in ages {
-        gauge!("powernode_peer_heartbeat_age_seconds", "peer_id" => id.to_string()).set(*age);
     }
     gauge!("powernode_database_up").set(1.0);
 }
@@ -148,6 +138,26 @@ pub fn approvals_pending(n: i64) {
 
 pub fn approval_execution(outcome: &'static str) {
     counter!("powernode_approval_executions_total", "outcome" => outcome).increment(1);
+}
+
+/// The per-peer heartbeat ages as Prometheus text, rendered from the rows read for this scrape
+/// (not kept in the recorder, whose series outlive their peer): a deleted or revoked peer's
+/// series is gone at the next scrape.
+pub fn render_heartbeat_ages(ages: &[(uuid::Uuid, f64)]) -> String {
+    let mut out = String::new();
+    if ages.is_empty() {
+        return out;
+    }
+    out.push_str(
+        "# HELP powernode_peer_heartbeat_age_seconds Seconds since each peer's last heartbeat (the longest-silent 200)\n\
+         # TYPE powernode_peer_heartbeat_age_seconds gauge\n",
+    );
+    for (id, age) in ages {
+        out.push_str(&format!(
+            "powernode_peer_heartbeat_age_seconds{{peer_id=\"{id}\"}} {age}\n"
+        ));
+    }
+    out
 }
 
 pub fn database_down() {

@@ -468,6 +468,10 @@ mod tests {
     }
 
     #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment's Jail API returns its own error"
+    )]
     fn the_old_timeout_variable_is_an_alias_and_the_new_one_wins() {
         let timeout = |jail: &mut figment::Jail, vars: &[(&str, &str)]| {
             jail.clear_env();

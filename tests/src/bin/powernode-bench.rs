@@ -47,7 +47,7 @@ impl Plan {
                 clients: 32,
                 duration: Duration::from_secs(20),
                 sweep_peers: 1_000_000,
-                worker_ticks: 10,
+                worker_ticks: 120,
             }
         }
     }
@@ -561,7 +561,7 @@ async fn main() {
 
     // 4. Worker memory over its ticks (the peer-heartbeat schedule is parked on a queue no
     // consumer reads: the bench peers' URLs are not real).
-    let worker = Process::spawn(
+    let mut worker = Process::spawn(
         "powernode-worker",
         &["--name", "bench"],
         &[
@@ -608,7 +608,74 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let worker_rss = vm_hwm_kib(worker.child.id().unwrap_or(0));
+    // Tick → job start: the job's log line carries its tick (unix second it was due) and the
+    // time it started.
+    let mut latencies: Vec<f64> = worker
+        .lines()
+        .iter()
+        .filter(|l| l.contains("[FederationHeartbeatJob] Starting heartbeat sweep"))
+        .filter_map(|l| {
+            let started = time::OffsetDateTime::parse(
+                l.split_whitespace().next()?,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .ok()?;
+            let tick: i64 = l
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("tick="))?
+                .parse()
+                .ok()?;
+            Some((started.unix_timestamp_nanos() as f64 / 1e9) - tick as f64)
+        })
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let at = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    rows.push(row(
+        &format!(
+            "tick → job start over {} ticks of a 1-s schedule (p50 / p99 / max)",
+            latencies.len()
+        ),
+        format!(
+            "{:.0} / {:.0} / {:.0} ms",
+            at(0.5) * 1000.0,
+            at(0.99) * 1000.0,
+            at(1.0) * 1000.0
+        ),
+        "-".to_owned(),
+        "-".to_owned(),
+        "≤ 1000 ms",
+    ));
+    // SIGTERM → exit while idle: right after a sweep completed, before the next tick.
+    let completed = |w: &Process| {
+        w.lines()
+            .iter()
+            .filter(|l| l.contains("[FederationHeartbeatJob] sweep complete"))
+            .count()
+    };
+    let before = completed(&worker);
+    while completed(&worker) == before {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let term = Instant::now();
     worker.signal("TERM");
+    let exited = tokio::time::timeout(Duration::from_secs(60), worker.child.wait()).await;
+    let stop = term.elapsed();
+    rows.push(row(
+        "worker SIGTERM → exit when idle",
+        if exited.is_ok() {
+            format!("{:.0} ms", stop.as_secs_f64() * 1000.0)
+        } else {
+            "did not exit within 60 s".to_owned()
+        },
+        "-".to_owned(),
+        "-".to_owned(),
+        "≤ 2000 ms",
+    ));
     rows.push(row(
         &format!("worker peak RSS over {} ticks", plan.worker_ticks),
         mib(worker_rss),

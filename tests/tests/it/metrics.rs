@@ -14,7 +14,7 @@ fn value(text: &str, series: &str) -> Option<f64> {
 async fn metrics_after_a_sweep_count_it_and_show_peers_by_status() {
     let db = TestDb::new();
     let mut conn = db.conn();
-    insert_peer(&mut conn, "active", "platform", Some(900));
+    let deleted = insert_peer(&mut conn, "active", "platform", Some(900));
     insert_peer(&mut conn, "active", "platform", None);
     insert_peer(&mut conn, "active", "platform", Some(30));
     insert_peer(&mut conn, "suspended", "platform", Some(900));
@@ -61,4 +61,32 @@ async fn metrics_after_a_sweep_count_it_and_show_peers_by_status() {
         .filter(|l| l.starts_with("powernode_peer_heartbeat_age_seconds{"))
         .count();
     assert_eq!(ages, 2, "{text}");
+    assert!(text.contains(&format!("peer_id=\"{deleted}\"")), "{text}");
+
+    // A deleted peer's series is gone at the next scrape.
+    use diesel::RunQueryDsl;
+    diesel::sql_query(format!(
+        "DELETE FROM fleet_events WHERE peer_id = '{deleted}'"
+    ))
+    .execute(&mut conn)
+    .unwrap();
+    diesel::sql_query(format!("DELETE FROM peers WHERE id = '{deleted}'"))
+        .execute(&mut conn)
+        .unwrap();
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains(&deleted.to_string()), "{text}");
+    assert_eq!(
+        text.matches("# TYPE powernode_peer_heartbeat_age_seconds gauge")
+            .count(),
+        1,
+        "{text}"
+    );
 }

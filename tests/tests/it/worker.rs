@@ -248,3 +248,182 @@ fn schedules_prints_each_schedule_with_job_queue_and_interval() {
         ]
     );
 }
+
+/// Unix seconds now.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Ticks the worker started a job for, and ticks it skipped as superseded, from its log.
+fn started_and_superseded(worker: &Process) -> (BTreeMap<u64, usize>, Vec<u64>) {
+    started_and_superseded_in(&worker.lines())
+}
+
+fn started_and_superseded_in(lines: &[String]) -> (BTreeMap<u64, usize>, Vec<u64>) {
+    let mut started: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut superseded = Vec::new();
+    for line in lines {
+        if line.contains("[FederationHeartbeatJob] Starting heartbeat sweep") {
+            *started.entry(tick_of(line).unwrap()).or_default() += 1;
+        } else if line.contains("tick superseded by a newer one") {
+            superseded.push(tick_of(line).unwrap());
+        }
+    }
+    (started, superseded)
+}
+
+/// Stops `pid` with SIGSTOP for a few seconds of ticks, then resumes it; returns the unix
+/// seconds of the stop and of the resume.
+async fn pause(pid: u32, ticks: u64) -> (u64, u64) {
+    let kill = |signal: &str| {
+        assert!(
+            std::process::Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(pid.to_string())
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    kill("STOP");
+    let stopped = unix_now();
+    // Waiting for wall-clock ticks to be missed is the point here, not a timing assertion.
+    powernode_tests::eventually(DEADLINE, "ticks missed", || {
+        (unix_now() >= stopped + ticks).then_some(())
+    })
+    .await;
+    kill("CONT");
+    (stopped, unix_now())
+}
+
+/// After a pause, the ticks missed during it ran at most once between them (one catch-up
+/// run), never as a burst.
+fn assert_coalesced(worker: &Process, stopped: u64, resumed: u64, what: &str) {
+    assert_coalesced_lines(&worker.lines(), stopped, resumed, what);
+}
+
+fn assert_coalesced_lines(lines: &[String], stopped: u64, resumed: u64, what: &str) {
+    let (started, _) = started_and_superseded_in(lines);
+    let missed: Vec<u64> = started
+        .keys()
+        .copied()
+        .filter(|t| *t > stopped && *t + 1 < resumed)
+        .collect();
+    assert!(
+        missed.len() <= 1,
+        "ticks missed while {what} was stopped ran as a burst: {missed:?}\n{}",
+        lines.join("\n")
+    );
+    assert!(
+        started.values().all(|n| *n == 1),
+        "a tick ran twice: {started:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_one_second_schedule_runs_every_tick_once_and_coalesces_missed_ticks() {
+    let db = TestDb::new();
+    let app = spawn_app(settings(&db)).await;
+    // A Redis of its own, so this test may stop it.
+    let redis_port = powernode_tests::free_port();
+    let redis_dir = std::env::temp_dir().join(format!("pn-redis-{}", uuid_like()));
+    std::fs::create_dir_all(&redis_dir).unwrap();
+    let mut redis = tokio::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &redis_port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .arg("--dir")
+        .arg(&redis_dir)
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("redis-server");
+    let redis_url = format!("redis://127.0.0.1:{redis_port}/");
+    let prefix = redis_prefix();
+    let worker = WorkerProcess::spawn(
+        "default",
+        &app.address,
+        &prefix,
+        &[("POWERNODE_REDIS_URL", &redis_url)],
+    );
+
+    // 120 ticks of the 1-s schedule while the worker runs.
+    let first = worker
+        .wait_for(DEADLINE, |l| l.contains("Starting heartbeat sweep"))
+        .await;
+    let first = tick_of(&first).unwrap();
+    powernode_tests::eventually(Duration::from_secs(400), "120 ticks", || {
+        let (started, _) = started_and_superseded(&worker);
+        (started.range(first..first + 120).count() >= 120).then_some(())
+    })
+    .await;
+    let (started, superseded) = started_and_superseded(&worker);
+    let window: Vec<(u64, usize)> = started
+        .range(first..first + 120)
+        .map(|(t, n)| (*t, *n))
+        .collect();
+    assert_eq!(window.len(), 120, "a tick was skipped: {started:?}");
+    assert!(
+        window.iter().all(|(_, n)| *n == 1),
+        "a tick ran twice: {window:?}"
+    );
+    assert!(
+        superseded.iter().all(|t| *t >= first + 120),
+        "a tick was skipped while the worker ran: {superseded:?}"
+    );
+
+    // The worker stopped for 6 s: its missed ticks do not run as a burst afterwards.
+    let (stopped, resumed) = pause(worker.child.id().unwrap(), 6).await;
+    worker
+        .wait_for(DEADLINE, |l| {
+            l.contains("Starting heartbeat sweep") && tick_of(l).is_some_and(|t| t >= resumed + 2)
+        })
+        .await;
+    assert_coalesced(&worker, stopped, resumed, "the worker");
+
+    // Redis stopped for 6 s: the worker's consumers lose their polls and the process exits
+    // for its supervisor to restart it (systemd `Restart=`), which this test does in its
+    // place. The ticks missed meanwhile do not run as a burst afterwards either.
+    let (stopped, resumed) = pause(redis.id().unwrap(), 6).await;
+    let mut worker = worker;
+    let resumed_tick = |l: &str| {
+        l.contains("Starting heartbeat sweep") && tick_of(l).is_some_and(|t| t >= resumed + 2)
+    };
+    let exited = powernode_tests::eventually(DEADLINE, "the worker exits or ticks again", || {
+        if worker.child.try_wait().unwrap().is_some() {
+            return Some(true);
+        }
+        worker
+            .lines()
+            .iter()
+            .any(|l| resumed_tick(l))
+            .then_some(false)
+    })
+    .await;
+    let mut lines = worker.lines();
+    if exited {
+        let again = WorkerProcess::spawn(
+            "default",
+            &app.address,
+            &prefix,
+            &[("POWERNODE_REDIS_URL", &redis_url)],
+        );
+        again.wait_for(DEADLINE, resumed_tick).await;
+        lines.extend(again.lines());
+    }
+    assert_coalesced_lines(&lines, stopped, resumed, "Redis");
+    redis.kill().await.unwrap();
+    let _ = std::fs::remove_dir_all(&redis_dir);
+}
+
+fn uuid_like() -> String {
+    format!("{}-{}", std::process::id(), unix_now())
+}

@@ -42,9 +42,22 @@ pub async fn readiness(
     }
 }
 
-/// Refreshes the gauges every replica reports from the shared database (peers by status,
-/// heartbeat ages, pending approvals); marks them down when PostgreSQL does not answer.
-pub async fn refresh_gauges(ctx: &Ctx) {
+/// `/metrics`: the recorder's series after refreshing the gauges every replica reports from
+/// the shared database (peers by status, pending approvals), plus the per-peer heartbeat ages
+/// read for this scrape only.
+pub async fn metrics_text(
+    ctx: &Ctx,
+    recorder: &metrics_exporter_prometheus::PrometheusHandle,
+) -> String {
+    let ages = refresh_gauges(ctx).await;
+    let mut text = recorder.render();
+    text.push_str(&observability::render_heartbeat_ages(&ages));
+    text
+}
+
+/// Refreshes the database gauges and returns the heartbeat ages; marks the database down when
+/// PostgreSQL does not answer.
+async fn refresh_gauges(ctx: &Ctx) -> Vec<(uuid::Uuid, f64)> {
     let gauges = db::blocking(&ctx.db, |conn| {
         let counts = powernode_store::peers::count_by_status(conn)?;
         let ages =
@@ -55,12 +68,14 @@ pub async fn refresh_gauges(ctx: &Ctx) {
     .await;
     match gauges {
         Ok((counts, ages, pending)) => {
-            observability::set_database_gauges(&counts, &ages);
+            observability::set_database_gauges(&counts);
             observability::approvals_pending(pending);
+            ages
         }
         Err(e) => {
-            tracing::warn!(error = %e, "metrics: PostgreSQL unavailable; database gauges not refreshed");
+            tracing::warn!(error = %e.detail(), "metrics: PostgreSQL unavailable; database gauges not refreshed");
             observability::database_down();
+            Vec::new()
         }
     }
 }
