@@ -1,5 +1,5 @@
--- Handshakes and renewals lease the peer row (SPEC §4): a short transaction takes the row
--- FOR UPDATE SKIP LOCKED and sets claimed_until; no row lock is held across the remote call,
+-- Handshakes and renewals lease the peer row (SPEC §4): one short statement sets
+-- claimed_until when no live lease holds it; no row lock is held across the remote call,
 -- so the remote side's writes on its own row (and ours) never wait on it. claim_token lets only
 -- the holder clear its lease; an abandoned lease simply expires.
 ALTER TABLE peers

@@ -346,35 +346,29 @@ pub fn lock_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Peer, PeerOp
     lock(conn, id)
 }
 
-/// Leases the peer for `secs` (SPEC §4): in one short transaction, takes the row `FOR UPDATE
-/// SKIP LOCKED` if no live lease holds it and sets `claimed_until`. Returns the lease's token,
-/// or `None` when another caller holds the row or its lease. No lock outlives the transaction.
+/// Leases the peer for `secs` (SPEC §4): one short statement sets `claimed_until` if no live
+/// lease holds the row. Returns the lease's token, or `None` when another caller holds the
+/// lease (it is doing the same work). No lock outlives the statement.
+///
+/// The condition is on the lease column, not `SKIP LOCKED`: a skipped lock cannot be told
+/// apart from a competing claim, and the remote side's certificate insert (a `KEY SHARE` lock
+/// through the foreign key) or a heartbeat update would make a renewal skip its turn. The
+/// update waits for those short writes (bounded by `lock_timeout`) and then re-reads the lease.
 pub fn lease(conn: &mut PgConnection, id: Uuid, secs: u32) -> Result<Option<Uuid>, StoreError> {
-    conn.transaction(|conn| {
-        let free: Option<Uuid> = peers::table
-            .find(id)
-            .filter(
-                peers::claimed_until
-                    .is_null()
-                    .or(peers::claimed_until.le(crate::now_nullable())),
-            )
-            .select(peers::id)
-            .for_update()
-            .skip_locked()
-            .first(conn)
-            .optional()?;
-        let Some(id) = free else {
-            return Ok(None);
-        };
-        let token = Uuid::new_v4();
-        diesel::update(peers::table.find(id))
-            .set((
-                peers::claimed_until.eq(crate::now_plus_secs(secs)),
-                peers::claim_token.eq(token),
-            ))
-            .execute(conn)?;
-        Ok(Some(token))
-    })
+    let token = Uuid::new_v4();
+    let leased = diesel::update(
+        peers::table.find(id).filter(
+            peers::claimed_until
+                .is_null()
+                .or(peers::claimed_until.le(crate::now_nullable())),
+        ),
+    )
+    .set((
+        peers::claimed_until.eq(crate::now_plus_secs(secs)),
+        peers::claim_token.eq(token),
+    ))
+    .execute(conn)?;
+    Ok((leased == 1).then_some(token))
 }
 
 /// Ends a lease, if `token` still holds it (an expired lease another caller took is theirs).
