@@ -706,3 +706,63 @@ async fn documents_whose_numbers_do_not_read_back_are_refused_and_not_stored() {
         "{r}"
     );
 }
+
+#[tokio::test]
+async fn a_row_that_cannot_be_read_fails_only_its_own_calls_in_a_lookup_batch() {
+    let (a, b) = federated_pair().await;
+    let a_peer_id = a.only_peer().await["id"].as_str().unwrap().to_owned();
+    let (status, _) = a
+        .app
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/system/federation/resources/sdwan_config/healthy",
+            Some(&a.admin),
+            Some(json!({"a": 1})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // A row written before writes refused such numbers (the API no longer stores one).
+    use diesel::RunQueryDsl;
+    diesel::sql_query(
+        "INSERT INTO shared_resources (kind, id, document, version, updated_at) \
+         VALUES ('sdwan_config', 'legacy', '{\"a\": 1.7976931348623157e308}', 1, now())",
+    )
+    .execute(&mut a.db.conn())
+    .unwrap();
+    let (_, grant) = a
+        .app
+        .post(
+            &format!("{PEERS}/{a_peer_id}/grants"),
+            &a.admin,
+            json!({"resource_kind": "sdwan_config", "permission_scopes": ["read"]}),
+        )
+        .await;
+    let token = grant["data"]["token"].as_str().unwrap().to_owned();
+    let client = pinned_client(&a, Some(outbound_identity(&b)));
+    let url = |id: &str| {
+        format!(
+            "{}/api/v1/system/federation_api/resources/sdwan_config/{id}",
+            a.public_url
+        )
+    };
+    // Many reads at once, so the batcher serves healthy and unreadable rows together.
+    let reads = (0..32).map(|i| {
+        let (client, token) = (client.clone(), token.clone());
+        let (id, url) = if i % 2 == 0 {
+            ("healthy", url("healthy"))
+        } else {
+            ("legacy", url("legacy"))
+        };
+        async move {
+            let (status, _) =
+                call(&client, reqwest::Method::GET, &url, Some(&token), &[], None).await;
+            (id, status)
+        }
+    });
+    for (id, status) in futures::future::join_all(reads).await {
+        match id {
+            "healthy" => assert_eq!(status, 200, "a healthy read failed with the batch"),
+            _ => assert_eq!(status, 500, "the unreadable row is an internal error"),
+        }
+    }
+}
