@@ -193,14 +193,24 @@ pub fn redis_prefix() -> String {
 
 /// Settings for an API on port 0 against `db`.
 pub fn settings(db: &TestDb) -> Settings {
-    let vars = [
-        ("POWERNODE_DATABASE_URL", db.url.clone()),
+    settings_with(&db.url, &[])
+}
+
+/// Settings for an API on port 0 against the database at `url` (a relay in front of a test
+/// database, another process's database), with `extra` variables added or overriding.
+pub fn settings_with(url: &str, extra: &[(&str, String)]) -> Settings {
+    let mut vars = vec![
+        ("POWERNODE_DATABASE_URL", url.to_owned()),
         ("POWERNODE_REDIS_URL", redis_url()),
         ("POWERNODE_WORKER_TOKEN", WORKER_TOKEN.to_owned()),
         ("POWERNODE_HTTP_LISTEN", "127.0.0.1:0".to_owned()),
         ("POWERNODE_ENVIRONMENT", "development".to_owned()),
         ("POWERNODE_FEDERATION_LISTEN", "127.0.0.1:0".to_owned()),
     ];
+    for (k, v) in extra {
+        vars.retain(|(name, _)| name != k);
+        vars.push((k, v.clone()));
+    }
     settings_from(&vars)
 }
 

@@ -1,4 +1,4 @@
-//! A TCP relay in front of PostgreSQL that can stop answering, the way a SIGSTOPped server
+//! A TCP relay in front of PostgreSQL (started when a test says so) that can stop answering, the way a SIGSTOPped server
 //! does: connections are still accepted and bytes still acknowledged by the kernel, but nothing
 //! comes back until it is thawed. Stopping the shared test cluster itself would stall every
 //! other test.
@@ -17,10 +17,16 @@ pub struct StallProxy {
 impl StallProxy {
     /// Relays to the host and port of `url` (a `postgres://user@host:port/db` URL).
     pub async fn start(url: &str) -> Self {
+        Self::start_on(0, url).await
+    }
+
+    /// As `start`, listening on `port` (0 = any free port): a database that appears at an
+    /// address the API was already given.
+    pub async fn start_on(port: u16, url: &str) -> Self {
         let (scheme, rest) = url.split_once("://").unwrap();
         let (userinfo, rest) = rest.split_once('@').unwrap();
         let (upstream, path) = rest.split_once('/').unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (frozen, watcher) = watch::channel(false);
         let upstream = upstream.to_owned();

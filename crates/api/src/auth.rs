@@ -97,7 +97,7 @@ impl FromRequest for OperatorAuth {
             let state = state.ok_or_else(|| internal("operator auth", "AppState missing"))?;
             let token = token.ok_or(ApiError::Unauthorized("Operator token required"))?;
             let digest = sha256_hex(token.as_bytes());
-            let found = db::blocking(&state.db, move |conn| {
+            let found = db::run(&state.db, move |conn| {
                 powernode_store::operators::authenticate(conn, &digest)
             })
             .await

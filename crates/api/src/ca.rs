@@ -77,7 +77,7 @@ pub fn generate(instance_id: Uuid, key: &MasterKey) -> Result<(String, String, V
     builder.sign(&pkey, MessageDigest::sha256())?;
     let cert = builder.build();
     let pem = String::from_utf8_lossy(&cert.to_pem()?).into_owned();
-    let sha256 = hex::encode(cert.digest(MessageDigest::sha256())?);
+    let sha256 = fingerprint(&cert)?;
     let sealed = key.seal(CA_KEY_CONTEXT, &pkey.private_key_to_pem_pkcs8()?)?;
     Ok((pem, sha256, sealed))
 }
@@ -88,12 +88,12 @@ pub async fn ensure_identity(
     pool: &Database,
     key: &MasterKey,
 ) -> Result<InstanceIdentity, CaError> {
-    if let Some(existing) = db::blocking(pool, identity::get).await? {
+    if let Some(existing) = db::run(pool, identity::get).await? {
         return Ok(existing);
     }
     let instance_id = Uuid::new_v4();
     let (pem, sha256, sealed) = generate(instance_id, key)?;
-    let (stored, created) = db::blocking(pool, move |conn| {
+    let (stored, created) = db::run(pool, move |conn| {
         identity::insert_if_absent(conn, instance_id, &pem, &sha256, &sealed)
     })
     .await?;
@@ -270,7 +270,7 @@ impl OpenCa {
                 pem: String::from_utf8_lossy(&cert.to_pem()?).into_owned(),
                 serial_hex: hex::encode(serial_bytes),
                 subject: subject.clone(),
-                fingerprint_sha256: hex::encode(cert.digest(MessageDigest::sha256())?),
+                fingerprint_sha256: fingerprint(&cert)?,
                 not_before,
                 not_after,
             })
@@ -336,7 +336,7 @@ impl OpenCa {
                 pem: String::from_utf8_lossy(&cert.to_pem()?).into_owned(),
                 serial_hex,
                 subject: format!("CN={host}"),
-                fingerprint_sha256: hex::encode(cert.digest(MessageDigest::sha256())?),
+                fingerprint_sha256: fingerprint(&cert)?,
                 not_before,
                 not_after,
             },
@@ -363,6 +363,18 @@ pub fn key_and_csr() -> Result<(PKey<Private>, String), CaError> {
     req.sign(&key, MessageDigest::sha256())?;
     let pem = String::from_utf8_lossy(&req.build().to_pem()?).into_owned();
     Ok((key, pem))
+}
+
+/// A certificate's SHA-256 fingerprint, lower-case hex (how certificates are looked up).
+pub fn fingerprint(cert: &X509) -> Result<String, openssl::error::ErrorStack> {
+    cert.digest(MessageDigest::sha256()).map(hex::encode)
+}
+
+/// A certificate's serial number, lower-case hex (as stored in `peer_certificates.serial`).
+pub fn serial_hex(cert: &X509) -> Result<String, openssl::error::ErrorStack> {
+    cert.serial_number()
+        .to_bn()
+        .and_then(|b| b.to_hex_str().map(|h| h.to_lowercase()))
 }
 
 /// A certificate's validity window as `OffsetDateTime`s.

@@ -35,10 +35,15 @@ where
 {
     let (claimed_tx, claimed_rx) = tokio::sync::oneshot::channel::<Option<T>>();
     let (finish_tx, finish_rx) = std::sync::mpsc::channel::<Finisher<E>>();
-    let checkout = db.timeout();
-    let permit = tokio::time::timeout(checkout, db.permit())
+    // Taking the claim (permit, checkout, the locking statement) has one deadline, as any call.
+    let deadline = tokio::time::Instant::now() + db.timeout();
+    let stalled = || db.unavailable(powernode_store::Stall::Unavailable);
+    let permit = tokio::time::timeout_at(deadline, db.permit())
         .await
-        .map_err(|_| db.unavailable(powernode_store::Stall::Unavailable))??;
+        .map_err(|_| stalled())??;
+    let checkout = deadline
+        .saturating_duration_since(tokio::time::Instant::now())
+        .max(Duration::from_millis(1));
     let pool = db.pool().clone();
     let done = tokio::task::spawn_blocking(move || -> Result<(), E> {
         let _permit = permit;
@@ -55,7 +60,7 @@ where
         })
     });
     let failed = |e: String| db.classify(internal("claim failed", e));
-    match tokio::time::timeout(checkout, claimed_rx).await {
+    match tokio::time::timeout_at(deadline, claimed_rx).await {
         Ok(Ok(Some(value))) => Ok(Some(Claim {
             value,
             finish_tx,
@@ -71,7 +76,7 @@ where
             _ => "claim failed".to_owned(),
         })),
         // The blocking thread ends when PostgreSQL answers; its permit bounds how many wait.
-        Err(_) => Err(db.unavailable(powernode_store::Stall::Unavailable)),
+        Err(_) => Err(stalled()),
     }
 }
 

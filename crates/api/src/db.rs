@@ -127,20 +127,6 @@ impl Database {
     }
 }
 
-/// Runs `f` on the blocking pool, outside a transaction, with the store's error kept as is
-/// (start-up, identity and listener plumbing): the bound still holds, as a
-/// `StoreError`-shaped timeout.
-pub async fn blocking<T, F>(db: &Database, f: F) -> Result<T, ApiError>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut PgConnection) -> Result<T, StoreError> + Send + 'static,
-{
-    db.bounded("database call", move |conn| {
-        f(conn).map_err(|e| crate::error::internal("database call", e))
-    })
-    .await
-}
-
 /// Runs `f` on the blocking pool (no transaction) for a service: one flat `ApiError`, the
 /// store's error and a lost pool both becoming 500 with their cause (see [`Context`]), a
 /// stalled database 503.

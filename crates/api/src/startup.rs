@@ -178,14 +178,14 @@ impl Application {
 }
 
 /// Logs, with backoff, that we are waiting for PostgreSQL until it answers, then whether
-/// migrations are pending, and creates the instance identity and CA on first start; requests
-/// keep being served (and `/readyz` says 503) meanwhile. The federation listener waits for the
-/// same prerequisites on its own (`federation::supervise`).
+/// migrations are pending; requests keep being served (and `/readyz` says 503) meanwhile. The
+/// instance identity and CA are created by the federation listener's start
+/// (`federation::supervise`), which waits for the same prerequisites.
 async fn announce_database(state: web::Data<AppState>) {
     let target = redact_url(state.settings.database_url.expose_secret());
     let check = || {
         let state = state.clone();
-        async move { crate::db::blocking(&state.db, powernode_store::migrate::pending).await }
+        async move { crate::db::run(&state.db, powernode_store::migrate::pending).await }
     };
     let pending = check
         .retry(
@@ -203,15 +203,7 @@ async fn announce_database(state: web::Data<AppState>) {
         })
         .await;
     match pending {
-        Ok(p) if p.is_empty() => {
-            tracing::info!("PostgreSQL reachable; schema up to date");
-            match crate::ca::ensure_identity(&state.db, &state.settings.master_key).await {
-                Ok(id) => {
-                    tracing::info!(instance_id = %id.instance_id, ca_sha256 = %id.ca_sha256, "instance identity ready");
-                }
-                Err(e) => tracing::error!(error = %e, "instance identity unavailable"),
-            }
-        }
+        Ok(p) if p.is_empty() => tracing::info!("PostgreSQL reachable; schema up to date"),
         Ok(p) => tracing::warn!(
             pending = ?p,
             "PostgreSQL reachable but migrations are pending: run `powernode-api migrate`"

@@ -8,23 +8,21 @@ use std::time::Duration;
 use diesel::prelude::*;
 use powernode_tests::stall::StallProxy;
 use powernode_tests::{
-    TestApp, TestDb, WORKER_TOKEN, admin_token, eventually_async, insert_peer, redis_url,
-    settings_from, spawn_app,
+    TestApp, TestDb, WORKER_TOKEN, admin_token, eventually_async, insert_peer, settings_with,
+    spawn_app,
 };
 use serde_json::{Value, json};
 
 const PEERS: &str = "/api/v1/system/federation/peers";
 
 async fn app_on(database_url: &str, timeout_secs: u64, pool_size: u32) -> TestApp {
-    spawn_app(settings_from(&[
-        ("POWERNODE_DATABASE_URL", database_url.to_owned()),
-        ("POWERNODE_REDIS_URL", redis_url()),
-        ("POWERNODE_WORKER_TOKEN", WORKER_TOKEN.to_owned()),
-        ("POWERNODE_HTTP_LISTEN", "127.0.0.1:0".to_owned()),
-        ("POWERNODE_ENVIRONMENT", "development".to_owned()),
-        ("POWERNODE_DATABASE_TIMEOUT_SECS", timeout_secs.to_string()),
-        ("POWERNODE_DATABASE_POOL_SIZE", pool_size.to_string()),
-    ]))
+    spawn_app(settings_with(
+        database_url,
+        &[
+            ("POWERNODE_DATABASE_TIMEOUT_SECS", timeout_secs.to_string()),
+            ("POWERNODE_DATABASE_POOL_SIZE", pool_size.to_string()),
+        ],
+    ))
     .await
 }
 

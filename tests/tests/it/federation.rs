@@ -1241,18 +1241,13 @@ async fn failed_accepts_per_source_and_peer_are_limited_across_replicas() {
     assert_eq!(status, 422, "{answer}");
 
     // A second API process on the same database counts the same failures.
-    let replica = powernode_tests::spawn_app(powernode_tests::settings_from(&[
-        ("POWERNODE_DATABASE_URL", a.db.url.clone()),
-        ("POWERNODE_REDIS_URL", powernode_tests::redis_url()),
-        (
-            "POWERNODE_WORKER_TOKEN",
-            powernode_tests::WORKER_TOKEN.to_owned(),
-        ),
-        ("POWERNODE_HTTP_LISTEN", "127.0.0.1:0".to_owned()),
-        ("POWERNODE_ENVIRONMENT", "development".to_owned()),
-        ("POWERNODE_MASTER_KEY_FILE", a.master_key.clone()),
-        ("POWERNODE_FEDERATION_PUBLIC_URL", a.public_url.clone()),
-    ]))
+    let replica = powernode_tests::spawn_app(powernode_tests::settings_with(
+        &a.db.url,
+        &[
+            ("POWERNODE_MASTER_KEY_FILE", a.master_key.clone()),
+            ("POWERNODE_FEDERATION_PUBLIC_URL", a.public_url.clone()),
+        ],
+    ))
     .await;
     let replica_url = format!("{}{FEDERATION_API}/accept", replica.federation_address);
     let replica_client = reqwest::Client::builder()

@@ -174,30 +174,6 @@ async fn sigterm_during_a_slow_request_still_answers_it_and_exits_0() {
     assert_eq!(exit.code(), Some(0), "{}", api.output());
 }
 
-/// A TCP forwarder to the real PostgreSQL, started only when the test says so.
-async fn start_proxy(listen_port: u16) {
-    let admin = admin_url();
-    let target = admin
-        .split('@')
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .expect("host:port in the admin URL")
-        .to_owned();
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", listen_port))
-        .await
-        .unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            let target = target.clone();
-            tokio::spawn(async move {
-                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-            });
-        }
-    });
-}
-
 #[tokio::test]
 async fn an_api_started_before_postgresql_waits_then_becomes_ready() {
     let db = TestDb::new();
@@ -237,7 +213,8 @@ async fn an_api_started_before_postgresql_waits_then_becomes_ready() {
         Some(200)
     );
 
-    start_proxy(pg_port).await;
+    // PostgreSQL appears at the address the API was given.
+    let _postgres = powernode_tests::stall::StallProxy::start_on(pg_port, &admin_url()).await;
     eventually_async(
         DEADLINE,
         "/readyz 200 once PostgreSQL is reachable",

@@ -24,24 +24,9 @@ const MAX_BATCH: usize = 512;
 /// queueing without bound while the database stalls.
 const QUEUE_CAPACITY: usize = 4 * MAX_BATCH;
 
-type Reply<A> = tokio::sync::oneshot::Sender<Result<A, Failure>>;
-
-/// Why a call failed, as the batching thread can tell it (errors are not `Clone`).
-#[derive(Debug, Clone)]
-enum Failure {
-    Stalled(Stall),
-    Error(String),
-}
-
-impl Failure {
-    fn of(e: &StoreError) -> Self {
-        let message = crate::error::one_line(e);
-        match powernode_store::stall_in(&message) {
-            Some(stall) => Failure::Stalled(stall),
-            None => Failure::Error(message),
-        }
-    }
-}
+/// A call's answer, or why it failed as one line (`Database::classify` reads it on the caller's
+/// side: errors are not `Clone`, and one failure may answer a whole batch).
+type Reply<A> = tokio::sync::oneshot::Sender<Result<A, String>>;
 
 pub struct Batcher<Q, A> {
     name: &'static str,
@@ -84,8 +69,7 @@ impl<Q: Send + 'static, A: Send + 'static> Batcher<Q, A> {
         })?;
         match tokio::time::timeout(self.db.timeout(), answer).await {
             Ok(Ok(Ok(answer))) => Ok(answer),
-            Ok(Ok(Err(Failure::Stalled(stall)))) => Err(self.db.unavailable(stall)),
-            Ok(Ok(Err(Failure::Error(e)))) => Err(crate::error::internal(self.name, e)),
+            Ok(Ok(Err(e))) => Err(self.db.classify(crate::error::internal(self.name, e))),
             Ok(Err(_)) => Err(crate::error::internal(
                 self.name,
                 "batcher dropped the call",
@@ -121,7 +105,7 @@ where
         let mut conn = match pool.get_timeout(checkout) {
             Ok(conn) => conn,
             Err(e) => {
-                let failure = Failure::of(&StoreError::from(e));
+                let failure = crate::error::one_line(&StoreError::from(e));
                 for reply in replies {
                     let _ = reply.send(Err(failure.clone()));
                 }
@@ -134,8 +118,9 @@ where
                     let _ = reply.send(Ok(answer));
                 }
             }
-            Err(failure) if requests.len() > 1 && matches!(failure, Failure::Error(_)) => {
-                // One bad row must fail only its own call: serve each call on its own.
+            Err(failure) if requests.len() > 1 && powernode_store::stall_in(&failure).is_none() => {
+                // One bad row must fail only its own call: serve each call on its own (not
+                // when the database itself stalled: each call would wait again).
                 for (request, reply) in requests.iter().zip(replies) {
                     let single = answer(&mut conn, std::slice::from_ref(request), apply)
                         .map(|mut answers| answers.remove(0));
@@ -152,17 +137,15 @@ where
 }
 
 /// `apply` with its answer count checked.
-fn answer<Q, A, F>(conn: &mut PgConnection, requests: &[Q], apply: &F) -> Result<Vec<A>, Failure>
+fn answer<Q, A, F>(conn: &mut PgConnection, requests: &[Q], apply: &F) -> Result<Vec<A>, String>
 where
     F: Fn(&mut PgConnection, &[Q]) -> Result<Vec<A>, StoreError>,
 {
-    let answers = apply(conn, requests).map_err(|e| Failure::of(&e))?;
+    let answers = apply(conn, requests).map_err(|e| crate::error::one_line(&e))?;
     if answers.len() == requests.len() {
         Ok(answers)
     } else {
-        Err(Failure::Error(
-            "batch answered the wrong number of calls".to_owned(),
-        ))
+        Err("batch answered the wrong number of calls".to_owned())
     }
 }
 

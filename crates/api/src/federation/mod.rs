@@ -13,12 +13,11 @@ use std::net::TcpListener;
 use actix_web::dev::{Extensions, ServerHandle};
 use actix_web::middleware::ErrorHandlers;
 use actix_web::{App, HttpServer, web};
-use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
 use openssl::ssl::{SslAcceptor, SslMethod, SslVerifyMode};
 use openssl::x509::X509;
 use openssl::x509::store::X509StoreBuilder;
-use powernode_store::certificates;
+use powernode_store::{StoreError, certificates};
 use secrecy::ExposeSecret;
 use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt;
@@ -44,7 +43,7 @@ fn on_connect(conn: &dyn Any, ext: &mut Extensions) {
     type Tls = actix_tls::accept::openssl::TlsStream<actix_web::rt::net::TcpStream>;
     if let Some(tls) = conn.downcast_ref::<Tls>() {
         if let Some(cert) = tls.ssl().peer_certificate()
-            && let Ok(digest) = cert.digest(MessageDigest::sha256())
+            && let Ok(fingerprint_sha256) = ca::fingerprint(&cert)
         {
             let instance_id = cert.subject_alt_names().and_then(|names| {
                 names.iter().find_map(|n| {
@@ -54,7 +53,7 @@ fn on_connect(conn: &dyn Any, ext: &mut Extensions) {
                 })
             });
             ext.insert(PeerCert {
-                fingerprint_sha256: hex::encode(digest),
+                fingerprint_sha256,
                 instance_id,
             });
         }
@@ -79,13 +78,14 @@ async fn server_certificate(
     host: &str,
 ) -> anyhow::Result<(String, Vec<u8>)> {
     let h = host.to_owned();
-    let (existing, now) = db::blocking(&state.db, move |conn| {
+    let (existing, now) = db::run(&state.db, move |conn| -> Result<_, StoreError> {
         Ok((
             certificates::server_certificate(conn, &h)?,
             powernode_store::database_now(conn)?,
         ))
     })
-    .await?;
+    .await
+    .map_err(|e| anyhow::anyhow!("listener certificate lookup: {}", e.detail()))?;
     if let Some(c) = existing {
         if !powernode_domain::certificate::due_for_rotation(c.not_before, c.not_after, now) {
             return Ok((c.cert_pem, c.key_sealed));
@@ -96,7 +96,7 @@ async fn server_certificate(
         open.issue_server(host, now, SERVER_CERT_DAYS, &state.settings.master_key)?;
     let h = host.to_owned();
     let (pem, key) = (issued.pem.clone(), sealed.clone());
-    db::blocking(&state.db, move |conn| {
+    db::run(&state.db, move |conn| {
         certificates::insert_server_certificate(
             conn,
             &h,
@@ -106,7 +106,8 @@ async fn server_certificate(
             issued.not_after,
         )
     })
-    .await?;
+    .await
+    .map_err(|e| anyhow::anyhow!("listener certificate insert: {}", e.detail()))?;
     tracing::info!(host, serial = %issued.serial_hex, "listener certificate issued by the internal CA");
     Ok((issued.pem, sealed))
 }
@@ -232,7 +233,7 @@ impl Refusing {
 /// What the listener needs before it can serve: a migrated schema, the identity and CA, and
 /// the TLS acceptor with the listener certificate.
 async fn prerequisites(state: &AppState) -> anyhow::Result<openssl::ssl::SslAcceptorBuilder> {
-    let pending = db::blocking(&state.db, powernode_store::migrate::pending)
+    let pending = db::run(&state.db, powernode_store::migrate::pending)
         .await
         .map_err(|e| anyhow::anyhow!("PostgreSQL: {}", e.detail()))?;
     if !pending.is_empty() {
@@ -242,6 +243,7 @@ async fn prerequisites(state: &AppState) -> anyhow::Result<openssl::ssl::SslAcce
         );
     }
     let identity = ca::ensure_identity(&state.db, &state.settings.master_key).await?;
+    tracing::info!(instance_id = %identity.instance_id, ca_sha256 = %identity.ca_sha256, "instance identity ready");
     let open = OpenCa::open(&identity, &state.settings.master_key)?;
     let host = public_host(state);
     let acceptor = match &state.settings.federation_tls_files {

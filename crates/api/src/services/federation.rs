@@ -8,7 +8,6 @@ use powernode_domain::liveness::{CONTACTED_STATUSES, OutboundCall, outbound_call
 use std::time::Duration;
 
 use diesel::PgConnection;
-use openssl::hash::MessageDigest;
 use openssl::x509::X509;
 use powernode_domain::events::{EventKind, EventSource, Severity};
 use powernode_domain::token;
@@ -232,10 +231,7 @@ pub async fn accept_remote(
     let cert = X509::from_pem(client_cert_pem.as_bytes()).map_err(|_| {
         ApiError::PeerUnreachable("peer issued an unreadable certificate".to_owned())
     })?;
-    let fingerprint = cert
-        .digest(MessageDigest::sha256())
-        .map(hex::encode)
-        .map_err(|e| internal("digest", e))?;
+    let fingerprint = ca::fingerprint(&cert).map_err(|e| internal("digest", e))?;
     let (cert_from, cert_to) = ca::validity(&cert);
     let sealed = Sealed(
         ctx.settings
@@ -296,11 +292,7 @@ pub async fn accept_remote(
             },
         )
         .map_err(|e| internal("peer insert", e))?;
-        let serial = cert
-            .serial_number()
-            .to_bn()
-            .and_then(|b| b.to_hex_str().map(|h| h.to_lowercase()))
-            .map_err(|e| internal("serial", e))?;
+        let serial = ca::serial_hex(&cert).map_err(|e| internal("serial", e))?;
         certificates::insert(
             conn,
             &NewCertificate {
@@ -511,15 +503,8 @@ fn read_renewed(
     pem: String,
 ) -> Result<Renewed, String> {
     let cert = X509::from_pem(pem.as_bytes()).map_err(|e| e.to_string())?;
-    let fingerprint = cert
-        .digest(MessageDigest::sha256())
-        .map(hex::encode)
-        .map_err(|e| e.to_string())?;
-    let serial = cert
-        .serial_number()
-        .to_bn()
-        .and_then(|b| b.to_hex_str().map(|h| h.to_lowercase()))
-        .map_err(|e| e.to_string())?;
+    let fingerprint = ca::fingerprint(&cert).map_err(|e| e.to_string())?;
+    let serial = ca::serial_hex(&cert).map_err(|e| e.to_string())?;
     let sealed = Sealed(
         ctx.settings
             .master_key

@@ -58,7 +58,7 @@ pub async fn metrics_text(
 /// Refreshes the database gauges and returns the heartbeat ages; marks the database down when
 /// PostgreSQL does not answer.
 async fn refresh_gauges(ctx: &Ctx) -> Vec<(uuid::Uuid, f64)> {
-    let gauges = db::blocking(&ctx.db, |conn| {
+    let gauges = db::run(&ctx.db, |conn| -> Result<_, powernode_store::StoreError> {
         let counts = powernode_store::peers::count_by_status(conn)?;
         let ages =
             powernode_store::peers::heartbeat_ages(conn, observability::HEARTBEAT_AGE_SERIES)?;
@@ -83,7 +83,7 @@ async fn refresh_gauges(ctx: &Ctx) -> Vec<(uuid::Uuid, f64)> {
 async fn check_database(ctx: &Ctx) -> bool {
     let result = tokio::time::timeout(
         CHECK_TIMEOUT,
-        db::blocking(&ctx.db, powernode_store::database_now),
+        db::run(&ctx.db, powernode_store::database_now),
     )
     .await;
     match result {

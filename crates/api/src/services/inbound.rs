@@ -3,7 +3,6 @@
 //! resource calls under a grant. Each function owns its transaction; the caller's identity
 //! (its client certificate, authenticated by `federation::auth`) comes in as an argument.
 
-use openssl::hash::MessageDigest;
 use openssl::x509::X509;
 use powernode_client::federation::{
     AcceptAnswer, AcceptRequest, HandshakeAnswer, HandshakeRequest, HeartbeatAnswer,
@@ -61,10 +60,7 @@ pub fn validate_ca_pem(pem: &str) -> Result<(X509, String), String> {
     if cert.not_before() > now || cert.not_after() < now {
         return Err("not currently valid".to_owned());
     }
-    let sha = cert
-        .digest(MessageDigest::sha256())
-        .map(hex::encode)
-        .map_err(|e| e.to_string())?;
+    let sha = ca::fingerprint(cert).map_err(|e| e.to_string())?;
     Ok((cert.clone(), sha))
 }
 
@@ -288,10 +284,8 @@ pub async fn handshake(
         };
         let ca_chain = X509::from_pem(req.ca_chain_pem.as_bytes())
             .map_err(|_| reject("ca_chain_pem", "ca_chain_pem is not PEM"))?;
-        let ca_chain_sha = ca_chain
-            .digest(MessageDigest::sha256())
-            .map(hex::encode)
-            .map_err(|_| reject("ca_chain_pem", "digest"))?;
+        let ca_chain_sha =
+            ca::fingerprint(&ca_chain).map_err(|_| reject("ca_chain_pem", "digest"))?;
         if peer.remote_ca_sha256.as_deref() != Some(ca_chain_sha.as_str()) {
             return Err(reject(
                 "ca_chain_pem",
@@ -311,10 +305,7 @@ pub async fn handshake(
         if !cert.verify(&ca_key).unwrap_or(false) {
             return Err(reject("does not chain to the pinned CA"));
         }
-        let fingerprint = cert
-            .digest(MessageDigest::sha256())
-            .map(hex::encode)
-            .map_err(|_| reject("digest"))?;
+        let fingerprint = ca::fingerprint(&cert).map_err(|_| reject("digest"))?;
         // A repeat (after a resume, or once enrolled) must present a certificate it delivered
         // before: it is already our outbound certificate, so only the status moves (or
         // nothing, once enrolled).
@@ -346,11 +337,7 @@ pub async fn handshake(
             return Err(reject("does not carry our pending key"));
         }
         let (not_before, not_after) = ca::validity(&cert);
-        let serial = cert
-            .serial_number()
-            .to_bn()
-            .and_then(|b| b.to_hex_str().map(|h| h.to_lowercase()))
-            .map_err(|_| reject("serial"))?;
+        let serial = ca::serial_hex(&cert).map_err(|_| reject("serial"))?;
         certificates::insert(
             conn,
             &NewCertificate {
