@@ -88,8 +88,15 @@ async fn a_stalled_database_answers_503_within_the_bound_and_service_resumes_wit
     )
     .await;
     assert_unavailable(&sweep, "database_unavailable", "database unavailable");
-    let worker = app.worker_api().heartbeat_sweep().await.unwrap_err();
-    assert_eq!(worker.status(), Some(503), "{worker}");
+    let worker = app.worker_api();
+    let refused = [
+        worker.heartbeat_sweep().await.unwrap_err(),
+        worker.grant_maintenance().await.unwrap_err(),
+        worker.peer_heartbeats().await.unwrap_err(),
+    ];
+    for e in refused {
+        assert_eq!(e.status(), Some(503), "{e}");
+    }
 
     proxy.thaw();
     eventually_async(Duration::from_secs(60), "service resumes", || async {

@@ -9,7 +9,7 @@ use powernode_store::operators::Operator;
 use powernode_store::worker_status::{self, JobReport, ScheduleStatus};
 use uuid::Uuid;
 
-use crate::db;
+use crate::db::{self, Context as _};
 use crate::error::ApiError;
 use crate::observability;
 use crate::services::{Ctx, Worker, require};
@@ -126,7 +126,7 @@ pub async fn report(
         )
     })
     .await
-    .map_err(|e| crate::error::internal("worker report failed", e))?;
+    .context("worker report failed")?;
     let at = stored.updated_at.unix_timestamp() as f64;
     observability::worker_job(
         &stored.schedule,
@@ -142,7 +142,7 @@ pub async fn status(ctx: &Ctx, operator: &Operator) -> Result<Vec<ScheduleStatus
     require(operator, Permission::FederationRead)?;
     let all = db::run(&ctx.db, worker_status::list)
         .await
-        .map_err(|e| crate::error::internal("worker status failed", e))?;
+        .context("worker status failed")?;
     Ok(all.into_iter().map(schedule_view).collect())
 }
 
@@ -159,7 +159,7 @@ pub async fn grant_maintenance(ctx: &Ctx, _worker: &Worker) -> Result<GrantMaint
         ))
     })
     .await
-    .map_err(|e| crate::error::internal("grant maintenance failed", e))?;
+    .context("grant maintenance failed")?;
     let ids: Vec<Uuid> = renewed.iter().map(|g| g.id).collect();
     if !ids.is_empty() {
         tracing::info!(renewed = ids.len(), grant_ids = ?ids, "auto-renewed grants");

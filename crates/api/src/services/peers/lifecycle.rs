@@ -185,7 +185,7 @@ pub async fn propose(
         )
     })
     .await
-    .map_err(|e| internal("propose failed", e))?;
+    .context("propose failed")?;
     tracing::info!(peer_id = %peer.id, url = %peer.remote_instance_url, operator_id = %actor, "peer proposed");
     Ok(Proposed {
         peer,

@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use powernode_domain::PeerId;
 
 use self::lifecycle::{ProposeCommand, RevokeCommand};
-use crate::db;
+use crate::db::{self, Context as _};
 use crate::error::{ApiError, internal};
 use crate::services::approvals::{GateCall, Gated, gate};
 use crate::services::{Ctx, require};
@@ -169,7 +169,7 @@ pub async fn show(ctx: &Ctx, operator: &Operator, id: PeerId) -> Result<PeerView
         },
     )
     .await
-    .map_err(|e| internal("certificate lookup failed", e))?;
+    .context("certificate lookup failed")?;
     shown.certificates = Some(CertificatesView {
         inbound: inbound.first().map(|c| certificate_facts(c, now)),
         outbound: outbound.first().map(|c| certificate_facts(c, now)),
