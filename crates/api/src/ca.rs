@@ -120,8 +120,6 @@ pub enum CsrError {
 
 /// Largest CSR PEM accepted.
 pub const MAX_CSR_PEM: usize = 16 * 1024;
-/// Default lifetime of certificates issued to peers.
-pub const CLIENT_CERT_DAYS: i64 = 90;
 
 /// A certificate we issued.
 #[derive(Debug, Clone)]

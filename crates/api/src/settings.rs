@@ -91,6 +91,20 @@ powernode_domain::settings! {
         "accept calls per minute per source address";
     accept_rate_burst: u32 = 10, Some("10"), false,
         "burst allowed above that rate";
+    client_cert_days: u32 = 90, Some("90"), false,
+        "lifetime of the client certificates this instance issues to peers (1–3650 days)";
+    listener_cert_days: u32 = 365, Some("365"), false,
+        "lifetime of the federation listener's own certificate (1–3650 days)";
+    cert_rotation_percent: u8 = powernode_domain::certificate::DEFAULT_ROTATION_PERCENT, Some("75"), false,
+        "share of a certificate's lifetime after which it is renewed (client certificates by the PeerClient, the listener's at start; 1–99)";
+    peer_timeout_secs: u64 = 10, Some("10"), false,
+        "timeout of each call to a peer (1–300 s); handshake and renewal leases last three times this";
+    grant_ttl_days_default: u32 = powernode_domain::grant::DEFAULT_TTL_DAYS, Some("30"), false,
+        "grant lifetime when `ttl_days` is not given, and of each auto-renewal";
+    grant_ttl_days_max: u32 = powernode_domain::grant::MAX_TTL_DAYS, Some("365"), false,
+        "largest `ttl_days` an operator may set";
+    grant_renew_window_days: u32 = powernode_domain::grant::AUTO_RENEW_WITHIN_DAYS, Some("7"), false,
+        "auto-renewal renews a live `auto_renew` grant once it expires within this many days";
     accept_failure_limit: u32 = 5, Some("5"), false,
         "failed accepts per (source address, peer_id) within the window after which that pair gets 429 until the window passes (counted in PostgreSQL, shared by replicas)";
     accept_failure_window_secs: u32 = 900, Some("900"), false,
@@ -141,6 +155,16 @@ pub struct Settings {
     pub accept_rate_burst: u32,
     /// Failed accepts per (source, peer_id) within a window before 429 (SPEC §3).
     pub accept_failures: powernode_store::accept_failures::Policy,
+    /// Lifetime of client certificates we issue, in days.
+    pub client_cert_days: i64,
+    /// Lifetime of the federation listener's certificate, in days.
+    pub listener_cert_days: i64,
+    /// Rotation point, in percent of a certificate's lifetime.
+    pub cert_rotation_percent: u8,
+    /// Timeout of each call to a peer.
+    pub peer_timeout: Duration,
+    /// Grant lifetimes.
+    pub grant_lifetimes: powernode_domain::grant::Lifetimes,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -302,6 +326,52 @@ impl Settings {
                 "POWERNODE_DATABASE_POOL_SIZE is 0: set it to at least 1".to_owned(),
             ));
         }
+        let in_range = |value: u64, range: std::ops::RangeInclusive<u64>, var: &str| {
+            if range.contains(&value) {
+                Ok(())
+            } else {
+                Err(SettingsError::Invalid(format!(
+                    "{var} is {value}: set it between {} and {}",
+                    range.start(),
+                    range.end()
+                )))
+            }
+        };
+        in_range(
+            raw.client_cert_days.into(),
+            1..=3650,
+            "POWERNODE_CLIENT_CERT_DAYS",
+        )?;
+        in_range(
+            raw.listener_cert_days.into(),
+            1..=3650,
+            "POWERNODE_LISTENER_CERT_DAYS",
+        )?;
+        in_range(
+            raw.cert_rotation_percent.into(),
+            1..=99,
+            "POWERNODE_CERT_ROTATION_PERCENT",
+        )?;
+        in_range(
+            raw.peer_timeout_secs,
+            1..=300,
+            "POWERNODE_PEER_TIMEOUT_SECS",
+        )?;
+        in_range(
+            raw.grant_ttl_days_max.into(),
+            1..=3650,
+            "POWERNODE_GRANT_TTL_DAYS_MAX",
+        )?;
+        in_range(
+            raw.grant_ttl_days_default.into(),
+            1..=raw.grant_ttl_days_max.into(),
+            "POWERNODE_GRANT_TTL_DAYS_DEFAULT",
+        )?;
+        in_range(
+            raw.grant_renew_window_days.into(),
+            1..=raw.grant_ttl_days_default.into(),
+            "POWERNODE_GRANT_RENEW_WINDOW_DAYS",
+        )?;
         if raw.accept_failure_limit == 0 || raw.accept_failure_window_secs == 0 {
             return Err(SettingsError::Invalid(
                 "POWERNODE_ACCEPT_FAILURE_LIMIT and POWERNODE_ACCEPT_FAILURE_WINDOW_SECS must be at least 1".to_owned(),
@@ -361,6 +431,15 @@ impl Settings {
             accept_failures: powernode_store::accept_failures::Policy {
                 limit: raw.accept_failure_limit,
                 window_secs: raw.accept_failure_window_secs,
+            },
+            client_cert_days: raw.client_cert_days.into(),
+            listener_cert_days: raw.listener_cert_days.into(),
+            cert_rotation_percent: raw.cert_rotation_percent,
+            peer_timeout: Duration::from_secs(raw.peer_timeout_secs),
+            grant_lifetimes: powernode_domain::grant::Lifetimes {
+                default_days: raw.grant_ttl_days_default,
+                max_days: raw.grant_ttl_days_max,
+                renew_window_days: raw.grant_renew_window_days,
             },
             resource_kinds: raw
                 .resource_kinds
@@ -492,6 +571,46 @@ mod tests {
             assert_eq!(timeout(jail, &[old, new]), 3);
             Ok(())
         });
+    }
+
+    #[test]
+    fn thresholds_out_of_range_are_refused_naming_the_variable() {
+        let refused = |raw: RawSettings| Settings::validate(raw).unwrap_err().to_string();
+        assert_eq!(
+            refused(RawSettings {
+                cert_rotation_percent: 100,
+                ..raw()
+            }),
+            "POWERNODE_CERT_ROTATION_PERCENT is 100: set it between 1 and 99"
+        );
+        assert_eq!(
+            refused(RawSettings {
+                peer_timeout_secs: 0,
+                ..raw()
+            }),
+            "POWERNODE_PEER_TIMEOUT_SECS is 0: set it between 1 and 300"
+        );
+        assert_eq!(
+            refused(RawSettings {
+                grant_ttl_days_default: 400,
+                ..raw()
+            }),
+            "POWERNODE_GRANT_TTL_DAYS_DEFAULT is 400: set it between 1 and 365"
+        );
+        assert_eq!(
+            refused(RawSettings {
+                grant_renew_window_days: 31,
+                ..raw()
+            }),
+            "POWERNODE_GRANT_RENEW_WINDOW_DAYS is 31: set it between 1 and 30"
+        );
+        let settings = Settings::validate(RawSettings {
+            peer_timeout_secs: 3,
+            ..raw()
+        })
+        .unwrap();
+        assert_eq!(settings.peer_timeout, Duration::from_secs(3));
+        assert_eq!(settings.client_cert_days, 90);
     }
 
     #[test]

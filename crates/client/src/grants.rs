@@ -47,7 +47,8 @@ pub struct IssueRequest {
     pub sdwan_network_ids: Vec<String>,
     #[serde(default)]
     pub source_cidrs: Vec<String>,
-    /// Default 30, at most 365.
+    /// Days; default `POWERNODE_GRANT_TTL_DAYS_DEFAULT` (30), at most
+    /// `POWERNODE_GRANT_TTL_DAYS_MAX` (365).
     pub ttl_days: Option<u32>,
     #[serde(default)]
     pub auto_renew: bool,
@@ -85,6 +86,7 @@ pub struct RevokeRequest {
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RenewRequest {
+    /// As at issue: the default lifetime unless given, at most the maximum.
     pub ttl_days: Option<u32>,
 }
 

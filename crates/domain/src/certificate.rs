@@ -35,14 +35,18 @@ impl std::fmt::Display for Direction {
     }
 }
 
-/// Renewal is due once 75 % of the lifetime has passed (SPEC §4), by the clock the caller
-/// passes (the database's).
+/// The default rotation point (SPEC §4): 75 % of the lifetime.
+pub const DEFAULT_ROTATION_PERCENT: u8 = 75;
+
+/// Renewal is due once `percent` % of the lifetime has passed (SPEC §4; the setting
+/// `POWERNODE_CERT_ROTATION_PERCENT`), by the clock the caller passes (the database's).
 pub fn due_for_rotation(
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
     now: OffsetDateTime,
+    percent: u8,
 ) -> bool {
-    now >= not_before + (not_after - not_before) * 0.75
+    now >= not_before + (not_after - not_before) * (f64::from(percent) / 100.0)
 }
 
 #[cfg(test)]
@@ -55,10 +59,24 @@ mod tests {
     fn rotation_is_due_from_three_quarters_of_the_lifetime() {
         let from = datetime!(2026-01-01 0:00 UTC);
         let to = datetime!(2026-01-05 0:00 UTC);
-        assert!(!due_for_rotation(from, to, datetime!(2026-01-03 23:59 UTC)));
-        assert!(due_for_rotation(from, to, datetime!(2026-01-04 0:00 UTC)));
-        assert!(due_for_rotation(from, to, datetime!(2026-01-06 0:00 UTC)));
-        assert!(!due_for_rotation(from, to, datetime!(2025-12-31 0:00 UTC)));
+        let due = |now| due_for_rotation(from, to, now, DEFAULT_ROTATION_PERCENT);
+        assert!(!due(datetime!(2026-01-03 23:59 UTC)));
+        assert!(due(datetime!(2026-01-04 0:00 UTC)));
+        assert!(due(datetime!(2026-01-06 0:00 UTC)));
+        assert!(!due(datetime!(2025-12-31 0:00 UTC)));
+        // Another rotation point moves it: half of four days.
+        assert!(!due_for_rotation(
+            from,
+            to,
+            datetime!(2026-01-02 23:59 UTC),
+            50
+        ));
+        assert!(due_for_rotation(
+            from,
+            to,
+            datetime!(2026-01-03 0:00 UTC),
+            50
+        ));
     }
 
     #[test]

@@ -64,12 +64,33 @@ pub enum Dimension {
     SourceIp,
 }
 
-/// Grant lifetimes in days: the default at issue and renewal, and the most an operator may set.
+/// Grant lifetimes in days (defaults of the `POWERNODE_GRANT_TTL_DAYS_*` settings): the default
+/// at issue and renewal, and the most an operator may set.
 pub const DEFAULT_TTL_DAYS: u32 = 30;
 pub const MAX_TTL_DAYS: u32 = 365;
 /// Auto-renewal (SPEC §6): a live `auto_renew` grant of a live peer is renewed once it expires
-/// within this many days, to `DEFAULT_TTL_DAYS` from then.
+/// within this many days, to the default lifetime from then (`POWERNODE_GRANT_RENEW_WINDOW_DAYS`).
 pub const AUTO_RENEW_WITHIN_DAYS: u32 = 7;
+
+/// The grant lifetime settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    pub default_days: u32,
+    pub max_days: u32,
+    pub renew_window_days: u32,
+}
+
+impl Lifetimes {
+    /// The lifetime a caller asked for, or the default; `Err` names the allowed range.
+    pub fn resolve(&self, days: Option<u32>) -> Result<u32, String> {
+        let days = days.unwrap_or(self.default_days);
+        if (1..=self.max_days).contains(&days) {
+            Ok(days)
+        } else {
+            Err(format!("must be between 1 and {}", self.max_days))
+        }
+    }
+}
 
 /// A grant's allowlists; an empty list leaves that axis unrestricted.
 #[derive(Debug, Clone)]

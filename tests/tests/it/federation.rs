@@ -1274,3 +1274,101 @@ async fn failed_accepts_per_source_and_peer_are_limited_across_replicas() {
         "{answer:?}"
     );
 }
+
+#[tokio::test]
+async fn certificate_lifetimes_rotation_point_and_grant_lifetimes_are_settings() {
+    use diesel::RunQueryDsl;
+    let common = [
+        ("POWERNODE_ACCEPT_RATE_BURST", "1000".to_owned()),
+        ("POWERNODE_ACCEPT_FAILURE_LIMIT", "1000".to_owned()),
+    ];
+    let a = powernode_tests::federation::instance_with(
+        &[
+            ("POWERNODE_CLIENT_CERT_DAYS", "20".to_owned()),
+            ("POWERNODE_LISTENER_CERT_DAYS", "30".to_owned()),
+            ("POWERNODE_GRANT_TTL_DAYS_DEFAULT", "5".to_owned()),
+            ("POWERNODE_GRANT_TTL_DAYS_MAX", "10".to_owned()),
+            // The renewal window must fit in the default lifetime.
+            ("POWERNODE_GRANT_RENEW_WINDOW_DAYS", "2".to_owned()),
+        ]
+        .into_iter()
+        .chain(common.clone())
+        .collect::<Vec<_>>(),
+    )
+    .await;
+    let b = powernode_tests::federation::instance_with(
+        &[("POWERNODE_CERT_ROTATION_PERCENT", "50".to_owned())]
+            .into_iter()
+            .chain(common)
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    a.ready().await;
+    b.ready().await;
+    powernode_tests::federation::propose_and_accept(&a, &b, "parent").await;
+    b.worker("peer_heartbeats").await;
+
+    // A issued B's client certificate for 20 days, and its own listener certificate for 30.
+    let issued = &certificates(&b, "outbound")[0];
+    let lifetime = issued.not_after.unwrap() - issued.not_before.unwrap();
+    assert_eq!(lifetime.whole_days(), 20, "{lifetime}");
+    #[derive(diesel::QueryableByName)]
+    struct Days {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        days: i32,
+    }
+    let listener: Days = diesel::sql_query(
+        "SELECT extract(day FROM not_after - not_before)::int AS days FROM server_certificates",
+    )
+    .get_result(&mut a.db.conn())
+    .unwrap();
+    assert_eq!(listener.days, 30);
+
+    // B rotates at 50 %: 11 of 20 days is past it (the default 75 % would not be).
+    diesel::sql_query(
+        "UPDATE peer_certificates SET not_before = now() - interval '11 days', \
+         not_after = now() + interval '9 days' WHERE direction = 'outbound'",
+    )
+    .execute(&mut b.db.conn())
+    .unwrap();
+    let b_row = b.only_peer().await["id"].as_str().unwrap().to_owned();
+    let (_, shown) = b.app.get(&format!("{PEERS}/{b_row}"), &b.admin).await;
+    assert_eq!(
+        shown["data"]["certificates"]["outbound"]["due_for_rotation"],
+        true
+    );
+
+    // A's grants: 5 days unless asked, at most 10.
+    let a_row = a.only_peer().await["id"].as_str().unwrap().to_owned();
+    let grants = format!("{PEERS}/{a_row}/grants");
+    let (status, grant) = a
+        .app
+        .post(
+            &grants,
+            &a.admin,
+            json!({"resource_kind": "sdwan_config", "permission_scopes": ["read"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{grant}");
+    let at = |field: &str| {
+        time::OffsetDateTime::parse(
+            grant["data"]["grant"][field].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    assert_eq!((at("expires_at") - at("created_at")).whole_days(), 5);
+    let (status, refused) = a
+        .app
+        .post(
+            &grants,
+            &a.admin,
+            json!({"resource_kind": "sdwan_config", "permission_scopes": ["read"], "ttl_days": 11}),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (422, Some("ttl_days must be between 1 and 10")),
+        "{refused}"
+    );
+}

@@ -27,9 +27,6 @@ use crate::db;
 use crate::error;
 use crate::startup::AppState;
 
-/// Lifetime of the listener's server certificate; re-issued at start once 75 % has passed.
-const SERVER_CERT_DAYS: i64 = 365;
-
 /// What the TLS layer learned about the client certificate, per connection.
 #[derive(Debug, Clone)]
 pub struct PeerCert {
@@ -87,13 +84,19 @@ async fn server_certificate(
     .await
     .map_err(|e| anyhow::anyhow!("listener certificate lookup: {}", e.detail()))?;
     if let Some(c) = existing {
-        if !powernode_domain::certificate::due_for_rotation(c.not_before, c.not_after, now) {
+        let percent = state.settings.cert_rotation_percent;
+        if !powernode_domain::certificate::due_for_rotation(c.not_before, c.not_after, now, percent)
+        {
             return Ok((c.cert_pem, c.key_sealed));
         }
-        tracing::info!(host, not_after = %c.not_after, "listener certificate past 75 % of its lifetime; re-issuing");
+        tracing::info!(host, not_after = %c.not_after, "listener certificate past {percent} % of its lifetime; re-issuing");
     }
-    let (issued, sealed) =
-        open.issue_server(host, now, SERVER_CERT_DAYS, &state.settings.master_key)?;
+    let (issued, sealed) = open.issue_server(
+        host,
+        now,
+        state.settings.listener_cert_days,
+        &state.settings.master_key,
+    )?;
     let h = host.to_owned();
     let (pem, key) = (issued.pem.clone(), sealed.clone());
     db::run(&state.db, move |conn| {

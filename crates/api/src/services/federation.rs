@@ -5,7 +5,6 @@ use powernode_client::FederationClient;
 use powernode_client::federation::{AcceptAnswer, HandshakeRequest, HeartbeatRequest};
 use powernode_client::worker::{PeerCallFailure, PeerRun};
 use powernode_domain::liveness::{CONTACTED_STATUSES, OutboundCall, outbound_call};
-use std::time::Duration;
 
 use diesel::PgConnection;
 use openssl::x509::X509;
@@ -20,14 +19,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::ca::{self, CLIENT_CERT_DAYS, CLIENT_KEY_CONTEXT, Issued, OpenCa};
+use crate::ca::{self, CLIENT_KEY_CONTEXT, Issued, OpenCa};
 use crate::db::{self, Context as _};
 use crate::error::{ApiError, internal};
 use crate::observability;
 use crate::services::Ctx;
-
-/// Every outbound peer call gives up after this long.
-pub const PEER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `federation.certificate.<verb>` (source `internal_ca`) for a certificate we issued.
 pub fn certificate_event(
@@ -158,7 +154,7 @@ pub async fn pin_remote_ca(
     // The one call made without verifying the server: the body's hash is the check.
     let bootstrap = reqwest::Client::builder()
         .danger_accept_invalid_certs(true)
-        .timeout(PEER_TIMEOUT)
+        .timeout(ctx.settings.peer_timeout)
         .build()
         .map_err(|e| internal("http client", e))?;
     let der = FederationClient::new(bootstrap, &base)
@@ -198,7 +194,7 @@ pub async fn accept_remote(
     let pinned = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(remote_ca_pem.as_bytes())
             .map_err(|e| internal("pin", e))?])
-        .timeout(PEER_TIMEOUT)
+        .timeout(ctx.settings.peer_timeout)
         .build()
         .map_err(|e| internal("http client", e))?;
     let request = powernode_client::federation::AcceptRequest {
@@ -248,6 +244,7 @@ pub async fn accept_remote(
         .map_err(|e| internal("CA unavailable", e))?;
     let remote_ca_sha = claims.ca_sha256.clone();
     let url = base.clone();
+    let cert_days = ctx.settings.client_cert_days;
     let peer = db::transaction(&ctx.db, move |conn| {
         let id = Uuid::new_v4();
         let now = powernode_store::database_now(conn).map_err(|e| internal("clock", e))?;
@@ -259,7 +256,7 @@ pub async fn accept_remote(
             )));
         }
         let issued_to_them = open
-            .sign_client_csr(&their_csr, id, remote_instance_id, now, CLIENT_CERT_DAYS)
+            .sign_client_csr(&their_csr, id, remote_instance_id, now, cert_days)
             .map_err(|e| ApiError::PeerUnreachable(format!("peer's CSR refused: {e}")))?;
         let peer = peers::insert_accepted_here(
             conn,
@@ -360,7 +357,7 @@ async fn client_for(ctx: &Ctx, peer: &Peer) -> Result<(FederationClient, bool), 
                 .tls_certs_only([
                     reqwest::Certificate::from_pem(ca.as_bytes()).map_err(|e| e.to_string())?
                 ])
-                .timeout(PEER_TIMEOUT)
+                .timeout(ctx.settings.peer_timeout)
                 .build()
                 .map_err(|e| e.to_string())?;
             return Ok((
@@ -380,22 +377,31 @@ async fn client_for(ctx: &Ctx, peer: &Peer) -> Result<(FederationClient, bool), 
     let client = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).map_err(|e| e.to_string())?])
         .identity(identity)
-        .timeout(PEER_TIMEOUT)
+        .timeout(ctx.settings.peer_timeout)
         .build()
         .map_err(|e| e.to_string())?;
     let due = row
         .as_ref()
         .and_then(|r| Some((r.not_before?, r.not_after?)))
-        .is_some_and(|(from, to)| powernode_domain::certificate::due_for_rotation(from, to, now));
+        .is_some_and(|(from, to)| {
+            powernode_domain::certificate::due_for_rotation(
+                from,
+                to,
+                now,
+                ctx.settings.cert_rotation_percent,
+            )
+        });
     Ok((
         FederationClient::new(client, &peer.remote_instance_url),
         due,
     ))
 }
 
-/// How long a handshake or renewal lease holds the peer row: well beyond one peer call (10 s),
-/// short enough that a crashed caller's lease lapses before the next tick but one.
-const LEASE_SECS: u32 = 30;
+/// How long a handshake or renewal lease holds the peer row: three peer calls' timeouts, well
+/// beyond one call, short enough that a crashed caller's lease lapses soon.
+fn lease_secs(ctx: &Ctx) -> u32 {
+    u32::try_from(ctx.settings.peer_timeout.as_secs().saturating_mul(3)).unwrap_or(u32::MAX)
+}
 
 /// A lease on a peer row (SPEC §4): taken in a short transaction, no row lock held while the
 /// remote call runs (the remote side may be renewing towards us at the same moment).
@@ -407,7 +413,8 @@ struct Lease {
 impl Lease {
     /// `None` when another caller holds the peer (it is doing the same work).
     async fn take(ctx: &Ctx, peer_id: Uuid) -> Result<Option<Lease>, String> {
-        let token = db::run(&ctx.db, move |conn| peers::lease(conn, peer_id, LEASE_SECS))
+        let secs = lease_secs(ctx);
+        let token = db::run(&ctx.db, move |conn| peers::lease(conn, peer_id, secs))
             .await
             .map_err(|e| e.report())?;
         Ok(token.map(|token| Lease { peer_id, token }))
@@ -421,7 +428,7 @@ impl Lease {
         })
         .await
         {
-            // It lapses on its own within LEASE_SECS.
+            // It lapses on its own (`lease_secs`).
             e.report();
         }
     }

@@ -23,7 +23,6 @@ use super::{Ctx, require};
 use crate::db::{self, Context as _};
 use crate::error::{ApiError, internal};
 
-use powernode_domain::grant::{DEFAULT_TTL_DAYS, MAX_TTL_DAYS};
 const MAX_ID_LEN: usize = 64;
 
 pub fn grant_view(g: GrantRow) -> GrantView {
@@ -85,15 +84,12 @@ pub(crate) fn ids(field: &str, values: &[String]) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn ttl(days: Option<u32>) -> Result<u32, ApiError> {
-    let days = days.unwrap_or(DEFAULT_TTL_DAYS);
-    if !(1..=MAX_TTL_DAYS).contains(&days) {
-        return Err(ApiError::validation(
-            "ttl_days",
-            format!("must be between 1 and {MAX_TTL_DAYS}"),
-        ));
-    }
-    Ok(days)
+/// The lifetime asked for, or the default (`POWERNODE_GRANT_TTL_DAYS_*`).
+fn ttl(ctx: &Ctx, days: Option<u32>) -> Result<u32, ApiError> {
+    ctx.settings
+        .grant_lifetimes
+        .resolve(days)
+        .map_err(|message| ApiError::validation("ttl_days", message))
 }
 
 /// A kind operators and peers may use: one of `POWERNODE_FEDERATION_RESOURCE_KINDS`.
@@ -138,7 +134,7 @@ fn validate_issue(ctx: &Ctx, req: &IssueRequest) -> Result<(Vec<ipnet::IpNet>, u
                 .map_err(|e| ApiError::validation("source_cidrs", e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok((networks, ttl(req.ttl_days)?))
+    Ok((networks, ttl(ctx, req.ttl_days)?))
 }
 
 /// Issues a grant to a peer that is not revoked: the peer row is locked (`FOR SHARE`) while
@@ -259,7 +255,7 @@ pub async fn renew(
 ) -> Result<GrantView, ApiError> {
     let id = id.uuid();
     require(operator, Permission::FederationManage)?;
-    let days = ttl(req.ttl_days)?;
+    let days = ttl(ctx, req.ttl_days)?;
     let actor = operator.id;
     db::transaction(&ctx.db, move |conn| {
         let existing = store::find(conn, id)

@@ -15,7 +15,7 @@ use powernode_store::peers::{self, Peer, RemoteFacts, Sealed};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::ca::{self, CLIENT_CERT_DAYS, CLIENT_KEY_CONTEXT, OpenCa};
+use crate::ca::{self, CLIENT_KEY_CONTEXT, OpenCa};
 use crate::db::{self, Context as _};
 use crate::error::{ApiError, internal};
 use crate::federation::PeerCert;
@@ -150,6 +150,7 @@ async fn attempt_accept(ctx: &Ctx, req: AcceptRequest) -> Result<AcceptAnswer, A
     let request = req;
     let csr_for_b = our_csr.clone();
     let ca_chain_pem = identity.ca_cert_pem.clone();
+    let cert_days = ctx.settings.client_cert_days;
     let result = db::transaction(&ctx.db, move |conn| {
         let (peer, now, verified) = peers::lock_verified(
             conn,
@@ -175,7 +176,7 @@ async fn attempt_accept(ctx: &Ctx, req: AcceptRequest) -> Result<AcceptAnswer, A
             )));
         }
         let issued = open
-            .sign_client_csr(&request.csr_pem, peer.id, remote, now, CLIENT_CERT_DAYS)
+            .sign_client_csr(&request.csr_pem, peer.id, remote, now, cert_days)
             .map_err(|e| {
                 ApiError::validation("csr_pem", e.to_string()).with_message(e.to_string())
             })?;
@@ -467,10 +468,11 @@ pub async fn renew(ctx: &Ctx, peer: &Peer, req: RenewRequest) -> Result<RenewAns
         .map_err(|e| internal("CA unavailable", e))?;
     let csr = req.csr_pem;
     let peer_id = peer.id;
+    let cert_days = ctx.settings.client_cert_days;
     let issued = db::transaction(&ctx.db, move |conn| {
         let now = powernode_store::database_now(conn).map_err(|e| internal("clock", e))?;
         let issued = open
-            .sign_client_csr(&csr, peer_id, remote, now, CLIENT_CERT_DAYS)
+            .sign_client_csr(&csr, peer_id, remote, now, cert_days)
             .map_err(|e| {
                 ApiError::validation("csr_pem", e.to_string()).with_message(e.to_string())
             })?;

@@ -146,18 +146,23 @@ pub async fn status(ctx: &Ctx, operator: &Operator) -> Result<Vec<ScheduleStatus
     Ok(all.into_iter().map(schedule_view).collect())
 }
 
-/// Renews `auto_renew` grants of live peers 7 days before expiry.
+/// Renews `auto_renew` grants of live peers once they expire within the renewal window
+/// (`POWERNODE_GRANT_RENEW_WINDOW_DAYS`), to the default lifetime.
 pub async fn grant_maintenance(ctx: &Ctx, _worker: &Worker) -> Result<GrantMaintenance, ApiError> {
-    let (renewed, ran_at) = db::run(&ctx.db, |conn| -> Result<_, powernode_store::StoreError> {
-        Ok((
-            powernode_store::grants::auto_renew_due(
-                conn,
-                powernode_domain::grant::AUTO_RENEW_WITHIN_DAYS,
-                powernode_domain::grant::DEFAULT_TTL_DAYS,
-            )?,
-            powernode_store::database_now(conn)?,
-        ))
-    })
+    let lifetimes = ctx.settings.grant_lifetimes;
+    let (renewed, ran_at) = db::run(
+        &ctx.db,
+        move |conn| -> Result<_, powernode_store::StoreError> {
+            Ok((
+                powernode_store::grants::auto_renew_due(
+                    conn,
+                    lifetimes.renew_window_days,
+                    lifetimes.default_days,
+                )?,
+                powernode_store::database_now(conn)?,
+            ))
+        },
+    )
     .await
     .context("grant maintenance failed")?;
     let ids: Vec<Uuid> = renewed.iter().map(|g| g.id).collect();

@@ -28,11 +28,12 @@ use crate::services::{Ctx, require};
 fn certificate_facts(
     c: &powernode_store::certificates::PeerCertificate,
     now: OffsetDateTime,
+    rotation_percent: u8,
 ) -> CertificateFacts {
     {
         let due = match (c.not_before, c.not_after) {
             (Some(from), Some(to)) => {
-                powernode_domain::certificate::due_for_rotation(from, to, now)
+                powernode_domain::certificate::due_for_rotation(from, to, now, rotation_percent)
             }
             _ => false,
         };
@@ -171,8 +172,12 @@ pub async fn show(ctx: &Ctx, operator: &Operator, id: PeerId) -> Result<PeerView
     .await
     .context("certificate lookup failed")?;
     shown.certificates = Some(CertificatesView {
-        inbound: inbound.first().map(|c| certificate_facts(c, now)),
-        outbound: outbound.first().map(|c| certificate_facts(c, now)),
+        inbound: inbound
+            .first()
+            .map(|c| certificate_facts(c, now, ctx.settings.cert_rotation_percent)),
+        outbound: outbound
+            .first()
+            .map(|c| certificate_facts(c, now, ctx.settings.cert_rotation_percent)),
     });
     Ok(shown)
 }
