@@ -576,3 +576,78 @@ async fn nul_characters_are_refused_before_any_handler() {
         .await;
     assert_eq!(shown["data"]["status"], "active");
 }
+
+/// Sends `request` as raw bytes (over TLS without verification when `tls`) and returns the
+/// whole answer as text.
+fn raw_exchange(addr: &str, tls: bool, request: Vec<u8>) -> String {
+    use std::io::{Read, Write};
+    let tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut answer = Vec::new();
+    if tls {
+        let mut connector =
+            openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
+        connector.set_verify(openssl::ssl::SslVerifyMode::NONE);
+        let mut stream = connector.build().connect("localhost", tcp).unwrap();
+        let _ = stream.write_all(&request);
+        let _ = stream.read_to_end(&mut answer);
+    } else {
+        let mut stream = tcp;
+        let _ = stream.write_all(&request);
+        let _ = stream.read_to_end(&mut answer);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Refusals actix-http's HTTP/1 parser makes before any application code runs (SPEC §10 asks
+/// for the envelope wherever the framework allows; these it does not): their status, an empty
+/// body, and a closed connection — on both listeners. `docs/errors.md` lists them.
+#[tokio::test]
+async fn protocol_level_refusals_answer_400_or_431_before_any_handler() {
+    let db = TestDb::new();
+    let app = spawn_app(settings(&db)).await;
+    powernode_tests::eventually_async(Duration::from_secs(60), "federation listener", || async {
+        let (status, json) = body(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
+        (status == 200 || json["details"]["federation_listener"] == "ok").then_some(())
+    })
+    .await;
+    let many_headers: Vec<u8> = (0..200)
+        .flat_map(|i| format!("X-H{i}: v\r\n").into_bytes())
+        .collect();
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            [b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec(), vec![b'a'; 1 << 20], b"\r\n\r\n".to_vec()].concat(),
+            "431 Request Header Fields Too Large",
+        ),
+        (
+            [b"GET /healthz HTTP/1.1\r\nHost: x\r\n".to_vec(), many_headers, b"\r\n".to_vec()].concat(),
+            "431 Request Header Fields Too Large",
+        ),
+        (
+            b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n".to_vec(),
+            "400 Bad Request",
+        ),
+        (
+            b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello".to_vec(),
+            "400 Bad Request",
+        ),
+    ];
+    let operator = app.address.trim_start_matches("http://").to_owned();
+    let federation = app
+        .federation_address
+        .trim_start_matches("https://")
+        .to_owned();
+    for (request, status) in cases {
+        for (addr, tls) in [(operator.clone(), false), (federation.clone(), true)] {
+            let request = request.clone();
+            let answer = tokio::task::spawn_blocking(move || raw_exchange(&addr, tls, request))
+                .await
+                .unwrap();
+            let head = answer.lines().next().unwrap_or_default().to_owned();
+            assert_eq!(head, format!("HTTP/1.1 {status}"), "{answer}");
+            let lower = answer.to_lowercase();
+            assert!(lower.contains("content-length: 0"), "{answer}");
+            assert!(lower.contains("connection: close"), "{answer}");
+        }
+    }
+}
