@@ -87,6 +87,8 @@ powernode_domain::settings! {
         "federation API calls per minute per peer certificate (429 with Retry-After beyond)";
     federation_rate_burst: u32 = 60, Some("60"), false,
         "burst allowed above that rate";
+    federation_max_connections_per_source: u32 = 64, Some("64"), false,
+        "open connections one source address may hold on the federation listener; more are closed at once, before TLS (raise `LimitNOFILE` with it)";
     accept_rate_per_minute: u32 = 30, Some("30"), false,
         "accept calls per minute per source address";
     accept_rate_burst: u32 = 10, Some("10"), false,
@@ -150,6 +152,8 @@ pub struct Settings {
     /// Calls per minute (and burst) per peer certificate on the federation API.
     pub federation_rate_per_minute: u32,
     pub federation_rate_burst: u32,
+    /// Open connections per source address on the federation listener.
+    pub federation_max_connections_per_source: u32,
     /// Calls per minute (and burst) per source address on `accept`.
     pub accept_rate_per_minute: u32,
     pub accept_rate_burst: u32,
@@ -358,6 +362,11 @@ impl Settings {
             "POWERNODE_PEER_TIMEOUT_SECS",
         )?;
         in_range(
+            raw.federation_max_connections_per_source.into(),
+            1..=1_000_000,
+            "POWERNODE_FEDERATION_MAX_CONNECTIONS_PER_SOURCE",
+        )?;
+        in_range(
             raw.grant_ttl_days_max.into(),
             1..=3650,
             "POWERNODE_GRANT_TTL_DAYS_MAX",
@@ -428,6 +437,7 @@ impl Settings {
             federation_rate_burst: raw.federation_rate_burst,
             accept_rate_per_minute: raw.accept_rate_per_minute,
             accept_rate_burst: raw.accept_rate_burst,
+            federation_max_connections_per_source: raw.federation_max_connections_per_source,
             accept_failures: powernode_store::accept_failures::Policy {
                 limit: raw.accept_failure_limit,
                 window_secs: raw.accept_failure_window_secs,

@@ -1372,3 +1372,60 @@ async fn certificate_lifetimes_rotation_point_and_grant_lifetimes_are_settings()
         "{refused}"
     );
 }
+
+/// Opens a TLS connection to `addr` and sends a request head whose body never comes: the
+/// connection stays open (the handler waits for the body) until it is dropped.
+fn held_connection(addr: &str) -> openssl::ssl::SslStream<std::net::TcpStream> {
+    use std::io::Write;
+    let tcp = std::net::TcpStream::connect(addr).unwrap();
+    let mut connector =
+        openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
+    connector.set_verify(openssl::ssl::SslVerifyMode::NONE);
+    let mut tls = connector.build().connect("localhost", tcp).unwrap();
+    tls.write_all(
+        b"POST /api/v1/system/federation_api/accept HTTP/1.1\r\nHost: x\r\n\
+          Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+    )
+    .unwrap();
+    tls.flush().unwrap();
+    tls
+}
+
+#[tokio::test]
+async fn connections_per_source_address_are_capped_before_tls() {
+    let a = powernode_tests::federation::instance_with(&[(
+        "POWERNODE_FEDERATION_MAX_CONNECTIONS_PER_SOURCE",
+        "4".to_owned(),
+    )])
+    .await;
+    a.ready().await;
+    let addr = a.public_url.trim_start_matches("https://").to_owned();
+    let ca_from = |source: &str| {
+        let client = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .local_address(source.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap();
+        let url = format!("{}{FEDERATION_API}/ca", a.public_url);
+        async move { client.get(url).send().await.map(|r| r.status().as_u16()) }
+    };
+    // 127.0.0.1 fills its share with connections that stay open.
+    let held = tokio::task::spawn_blocking(move || {
+        (0..4).map(|_| held_connection(&addr)).collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    // One more from that address is closed before TLS; another address is served.
+    assert!(ca_from("127.0.0.1").await.is_err(), "over the cap");
+    assert_eq!(ca_from("127.0.0.2").await.unwrap(), 200);
+    // The operator listener of the same process answers too.
+    let (status, _) = a.app.get(PEERS, &a.admin).await;
+    assert_eq!(status, 200);
+    // Closing them gives the slots back.
+    drop(held);
+    powernode_tests::eventually_async(std::time::Duration::from_secs(60), "a slot again", || {
+        let call = ca_from("127.0.0.1");
+        async move { (call.await.ok() == Some(200)).then_some(()) }
+    })
+    .await;
+}

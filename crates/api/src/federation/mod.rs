@@ -7,12 +7,11 @@ pub mod auth;
 pub mod batch;
 pub mod routes;
 
-use std::any::Any;
 use std::net::TcpListener;
 
 use actix_web::dev::{Extensions, ServerHandle};
 use actix_web::middleware::ErrorHandlers;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, web};
 use openssl::pkey::PKey;
 use openssl::ssl::{SslAcceptor, SslMethod, SslVerifyMode};
 use openssl::x509::X509;
@@ -36,26 +35,24 @@ pub struct PeerCert {
     pub instance_id: Option<String>,
 }
 
-fn on_connect(conn: &dyn Any, ext: &mut Extensions) {
-    type Tls = actix_tls::accept::openssl::TlsStream<actix_web::rt::net::TcpStream>;
-    if let Some(tls) = conn.downcast_ref::<Tls>() {
-        if let Some(cert) = tls.ssl().peer_certificate()
-            && let Ok(fingerprint_sha256) = ca::fingerprint(&cert)
-        {
-            let instance_id = cert.subject_alt_names().and_then(|names| {
-                names.iter().find_map(|n| {
-                    n.uri()
-                        .and_then(|u| u.strip_prefix("powernode://instance/"))
-                        .map(str::to_owned)
-                })
-            });
-            ext.insert(PeerCert {
-                fingerprint_sha256,
-                instance_id,
-            });
-        }
-    } else {
-        tracing::warn!("federation listener: connection is not an OpenSSL stream");
+type Tls = actix_tls::accept::openssl::TlsStream<actix_web::rt::net::TcpStream>;
+
+/// Reads the client certificate once per connection (after the TLS handshake).
+fn on_connect(tls: &Tls, ext: &mut Extensions) {
+    if let Some(cert) = tls.ssl().peer_certificate()
+        && let Ok(fingerprint_sha256) = ca::fingerprint(&cert)
+    {
+        let instance_id = cert.subject_alt_names().and_then(|names| {
+            names.iter().find_map(|n| {
+                n.uri()
+                    .and_then(|u| u.strip_prefix("powernode://instance/"))
+                    .map(str::to_owned)
+            })
+        });
+        ext.insert(PeerCert {
+            fingerprint_sha256,
+            instance_id,
+        });
     }
 }
 
@@ -274,40 +271,66 @@ async fn prerequisites(state: &AppState) -> anyhow::Result<openssl::ssl::SslAcce
 }
 
 /// Serves the federation API on `listener` until the process stops.
+///
+/// Assembled from actix-web's parts (actix-server → per-source gate → TLS → HTTP → the App)
+/// rather than `HttpServer`, so that a connection over the per-source cap is closed before its
+/// TLS handshake: idle connections from one address cannot exhaust the process's descriptors
+/// and starve legitimate peers or the operator listener.
 async fn serve(
     state: web::Data<AppState>,
     listener: TcpListener,
     acceptor: openssl::ssl::SslAcceptorBuilder,
     handle_tx: tokio::sync::watch::Sender<Option<ServerHandle>>,
 ) -> anyhow::Result<()> {
+    use actix_service::{
+        IntoServiceFactory, ServiceFactory, ServiceFactoryExt, fn_factory, fn_service, map_config,
+    };
+    use actix_web::dev::AppConfig;
+    type Tcp = actix_web::rt::net::TcpStream;
+
     let addr = listener.local_addr()?;
+    let acceptor = acceptor.build();
+    let gate = PerSource::new(state.settings.federation_max_connections_per_source);
     let app_state = state.clone();
-    let server = HttpServer::new(move || {
-        let (app, _) = App::new()
-            .wrap(actix_web::middleware::from_fn(crate::nul::refuse_nul))
-            .wrap(ErrorHandlers::new().default_handler(error::envelope_bare_errors))
-            .wrap(
-                actix_web::middleware::DefaultHeaders::new()
-                    .add(("X-Content-Type-Options", "nosniff"))
-                    .add(("Cache-Control", "no-store"))
-                    .add(("Strict-Transport-Security", "max-age=31536000")),
-            )
-            .wrap(TracingLogger::default())
-            .app_data(app_state.clone())
-            .app_data(
-                web::JsonConfig::default()
-                    .limit(error::MAX_BODY_BYTES)
-                    .error_handler(error::json_error),
-            )
-            .into_utoipa_app()
-            .configure(routes::configure)
-            .split_for_parts();
-        app.default_service(web::to(routes::not_found))
-    })
-    .on_connect(on_connect)
-    .shutdown_timeout(state.settings.shutdown_grace.as_secs())
-    .listen_openssl(listener, acceptor)?
-    .run();
+    let server = actix_server::Server::build()
+        .shutdown_timeout(state.settings.shutdown_grace.as_secs())
+        .listen("federation", listener, move || {
+            let app_state = app_state.clone();
+            // HttpServer's defaults where actix-http's differ: a closing connection gets 1 s
+            // to flush its last answer (0 would reset it under the client's read).
+            let http = actix_http::HttpService::build()
+                .client_disconnect_timeout(std::time::Duration::from_secs(1))
+                .secure()
+                .local_addr(addr)
+                .on_connect_ext(|io: &Tls, ext: &mut Extensions| on_connect(io, ext))
+                .finish(map_config(
+                    app(app_state)
+                        .into_factory()
+                        .map_err(|e: actix_web::Error| e.error_response()),
+                    |_| AppConfig::default(),
+                ))
+                .openssl(acceptor.clone());
+            let gate = gate.clone();
+            fn_factory(move || {
+                let http = http.new_service(());
+                let gate = gate.clone();
+                async move {
+                    let http = std::rc::Rc::new(http.await?);
+                    Ok::<_, ()>(fn_service(move |stream: Tcp| {
+                        let slot = stream.peer_addr().ok().and_then(|a| gate.admit(a.ip()));
+                        let http = http.clone();
+                        async move {
+                            // Over the cap: dropped unanswered, before TLS.
+                            let Some(_slot) = slot else {
+                                return Ok(());
+                            };
+                            actix_service::Service::call(&*http, stream).await
+                        }
+                    }))
+                }
+            })
+        })?
+        .run();
     let _ = handle_tx.send(Some(server.handle()));
     tracing::info!(
         "federation API listening on https://{addr} as {}",
@@ -315,6 +338,97 @@ async fn serve(
     );
     server.await?;
     Ok(())
+}
+
+/// The federation listener's application: its routes, the NUL guard, the envelope for bare
+/// errors, security headers and request logging.
+fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let (app, _) = App::new()
+        .wrap(actix_web::middleware::from_fn(crate::nul::refuse_nul))
+        .wrap(ErrorHandlers::new().default_handler(error::envelope_bare_errors))
+        .wrap(
+            actix_web::middleware::DefaultHeaders::new()
+                .add(("X-Content-Type-Options", "nosniff"))
+                .add(("Cache-Control", "no-store"))
+                .add(("Strict-Transport-Security", "max-age=31536000")),
+        )
+        .wrap(TracingLogger::default())
+        .app_data(state)
+        .app_data(
+            web::JsonConfig::default()
+                .limit(error::MAX_BODY_BYTES)
+                .error_handler(error::json_error),
+        )
+        .into_utoipa_app()
+        .configure(routes::configure)
+        .split_for_parts();
+    app.default_service(web::to(routes::not_found))
+}
+
+/// Open federation connections per source address, capped
+/// (`POWERNODE_FEDERATION_MAX_CONNECTIONS_PER_SOURCE`).
+#[derive(Clone)]
+struct PerSource {
+    cap: u32,
+    open: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u32>>>,
+}
+
+impl PerSource {
+    fn new(cap: u32) -> Self {
+        PerSource {
+            cap,
+            open: std::sync::Arc::default(),
+        }
+    }
+
+    /// A slot for one more connection from `ip`, or `None` at the cap. The slot is given back
+    /// when the connection ends (dropped).
+    fn admit(&self, ip: std::net::IpAddr) -> Option<SourceSlot> {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = open.entry(ip).or_default();
+        if *n >= self.cap {
+            tracing::warn!(source = %ip, cap = self.cap, "federation connection refused: too many open from this address");
+            return None;
+        }
+        *n += 1;
+        Some(SourceSlot {
+            ip,
+            open: self.open.clone(),
+        })
+    }
+}
+
+struct SourceSlot {
+    ip: std::net::IpAddr,
+    open: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u32>>>,
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// A configuration the API must not run with.
