@@ -109,6 +109,33 @@ impl FromRequest for OperatorAuth {
     }
 }
 
+/// The optional `Idempotency-Key` header of a mutating operator call (SPEC §10); a malformed one
+/// is refused (422) before anything runs.
+pub struct Idempotency(pub Option<crate::services::idempotency::IdempotencyKey>);
+
+impl Idempotency {
+    pub fn key(&self) -> Option<&crate::services::idempotency::IdempotencyKey> {
+        self.0.as_ref()
+    }
+}
+
+impl FromRequest for Idempotency {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        use crate::services::idempotency::{HEADER, IdempotencyKey};
+        std::future::ready(match req.headers().get(HEADER) {
+            None => Ok(Idempotency(None)),
+            Some(value) => value
+                .to_str()
+                .map_err(|_| ApiError::validation(HEADER, "must be 1-255 visible ASCII characters"))
+                .and_then(IdempotencyKey::parse)
+                .map(|k| Idempotency(Some(k))),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,6 +63,14 @@ pub enum ApiError {
         code: String,
         error: String,
     },
+    /// The first outcome of a call with the same `Idempotency-Key`, replayed as it was answered.
+    #[error("{error}")]
+    Replayed {
+        status: u16,
+        code: String,
+        error: String,
+        details: Value,
+    },
     /// Too many calls; retry after this many seconds.
     #[error("rate limit exceeded; retry in {0} s")]
     RateLimited(u64),
@@ -121,6 +129,8 @@ impl ApiError {
             ApiError::GrantScope(_) => (StatusCode::FORBIDDEN, "GRANT_SCOPE_MISMATCH"),
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED"),
             ApiError::Remote { .. } => (StatusCode::BAD_GATEWAY, "PEER_UNREACHABLE"),
+            // Rendered from what was stored (see `error_response`).
+            ApiError::Replayed { .. } => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
             ApiError::Token(TokenRejection::NotRecognized) => {
                 (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
             }
@@ -191,7 +201,7 @@ struct Envelope<'a> {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::Remote { status, .. } => {
+            ApiError::Remote { status, .. } | ApiError::Replayed { status, .. } => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
             }
             _ => self.status_and_code().0,
@@ -212,6 +222,21 @@ impl ResponseError for ApiError {
                 error: error.clone(),
                 code,
                 details: json!({ "from": "peer" }),
+            });
+        }
+        if let ApiError::Replayed {
+            status,
+            code,
+            error,
+            details,
+        } = self
+        {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST);
+            return HttpResponse::build(status).json(Envelope {
+                success: false,
+                error: error.clone(),
+                code,
+                details: details.clone(),
             });
         }
         let (status, code) = self.status_and_code();
@@ -315,14 +340,39 @@ impl ApiError {
     /// it (a peer's own status and code when relayed): an approval's `execution_error`.
     pub fn report_line(&self) -> String {
         self.log_cause();
-        let (status, code) = match self {
-            ApiError::Remote { status, code, .. } => (*status, code.clone()),
+        let (status, code, error, _) = self.parts();
+        format!("{status} {code}: {error}")
+    }
+
+    /// Status, code, message and `details` exactly as the answer carries them.
+    pub fn parts(&self) -> (u16, String, String, Value) {
+        match self {
+            ApiError::Remote {
+                status,
+                code,
+                error,
+            } => (
+                *status,
+                code.clone(),
+                error.clone(),
+                json!({ "from": "peer" }),
+            ),
+            ApiError::Replayed {
+                status,
+                code,
+                error,
+                details,
+            } => (*status, code.clone(), error.clone(), details.clone()),
             _ => {
                 let (status, code) = self.status_and_code();
-                (status.as_u16(), code.to_owned())
+                (
+                    status.as_u16(),
+                    code.to_owned(),
+                    self.to_string(),
+                    self.details(),
+                )
             }
-        };
-        format!("{status} {code}: {self}")
+        }
     }
 
     fn log_cause(&self) {

@@ -90,6 +90,9 @@ struct Http {
     client: reqwest::Client,
     base: String,
     auth: Auth,
+    /// `Idempotency-Key` prefix for POSTs (see `OperatorClient::with_idempotency_keys`); each
+    /// POST gets `<prefix>-<n>`, so two different calls of one client never share a key.
+    idempotency: Option<(String, std::sync::Arc<std::sync::atomic::AtomicU64>)>,
 }
 
 /// What came back: 2xx data (with its status: 202 means queued), or an error.
@@ -104,11 +107,20 @@ impl Http {
             client,
             base: base.trim_end_matches('/').to_owned(),
             auth,
+            idempotency: None,
         }
     }
 
     fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        let req = self.client.request(method, format!("{}{path}", self.base));
+        let mut req = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.base));
+        if method == Method::POST
+            && let Some((prefix, counter)) = &self.idempotency
+        {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            req = req.header("Idempotency-Key", format!("{prefix}-{n}"));
+        }
         match &self.auth {
             Auth::None => req,
             Auth::Bearer(t) => req.bearer_auth(t.expose_secret()),
@@ -197,6 +209,14 @@ impl OperatorClient {
         OperatorClient {
             http: Http::new(client, base, Auth::Bearer(token)),
         }
+    }
+
+    /// Sends an `Idempotency-Key` on every POST, `<prefix>-<n>` (the prefix a fresh random
+    /// value per process, e.g. one `powernodectl` invocation): the API runs each such request at
+    /// most once, even when a proxy or the transport repeats it.
+    pub fn with_idempotency_keys(mut self, prefix: &str) -> Self {
+        self.http.idempotency = Some((prefix.to_owned(), std::sync::Arc::default()));
+        self
     }
 
     pub fn base(&self) -> &str {

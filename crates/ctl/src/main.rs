@@ -85,7 +85,9 @@ async fn run(cli: Cli) -> Result<(), CtlError> {
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| CtlError::Usage(e.to_string()))?;
-    let client = OperatorClient::new(http, &config.url, token.into());
+    // A fresh key prefix per invocation: the API runs each POST of this invocation once.
+    let client = OperatorClient::new(http, &config.url, token.into())
+        .with_idempotency_keys(&uuid::Uuid::new_v4().to_string());
     let out = Output { json: cli.json };
     commands::run(&client, &out, cli.command).await
 }

@@ -5,6 +5,7 @@ pub mod approvals;
 pub mod certificates;
 pub mod events;
 pub mod grants;
+pub mod idempotency;
 pub mod identity;
 pub mod migrate;
 pub mod operators;

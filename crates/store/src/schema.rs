@@ -87,6 +87,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    idempotency_keys (operator_id, key) {
+        operator_id -> Uuid,
+        key -> Text,
+        request_sha256 -> Text,
+        state -> Text,
+        response_sealed -> Nullable<Bytea>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     instance_identity (singleton) {
         singleton -> Bool,
         instance_id -> Uuid,
@@ -220,6 +231,7 @@ diesel::table! {
 
 diesel::joinable!(approval_requests -> intervention_policies (action));
 diesel::joinable!(grants -> peers (peer_id));
+diesel::joinable!(idempotency_keys -> operators (operator_id));
 diesel::joinable!(peer_certificates -> peers (peer_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -229,6 +241,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     approval_requests,
     fleet_events,
     grants,
+    idempotency_keys,
     instance_identity,
     intervention_policies,
     operators,

@@ -95,6 +95,30 @@ async fn powernodectl_manages_a_peer_end_to_end() {
         stderr(&out).trim(),
         "powernodectl: 409 ILLEGAL_TRANSITION: Transition proposed → suspended is not permitted"
     );
+    // Every POST carried its own Idempotency-Key (`<invocation uuid>-<n>`): a fresh one per
+    // invocation, so repeating a command runs it again.
+    #[derive(diesel::QueryableByName)]
+    struct Key {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        key: String,
+    }
+    use diesel::RunQueryDsl;
+    let keys: Vec<String> = diesel::sql_query("SELECT key FROM idempotency_keys")
+        .load::<Key>(&mut conn)
+        .unwrap()
+        .into_iter()
+        .map(|k| k.key)
+        .collect();
+    assert!(keys.len() >= 3, "{keys:?}");
+    let invocations: std::collections::HashSet<&str> = keys
+        .iter()
+        .filter_map(|k| k.rsplit_once('-').map(|(p, _)| p))
+        .collect();
+    assert_eq!(
+        invocations.len(),
+        keys.len(),
+        "one invocation, one prefix: {keys:?}"
+    );
 
     let out = ctl(
         &app,

@@ -12,6 +12,7 @@ mod deploy;
 mod federation;
 mod grants;
 mod grants_property;
+mod idempotency;
 mod metrics;
 mod operators;
 mod partial_mtls;

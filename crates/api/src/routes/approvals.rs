@@ -5,10 +5,11 @@
 use actix_web::{HttpResponse, get, post, put, web};
 use powernode_domain::ApprovalId;
 
-use crate::auth::OperatorAuth;
+use crate::auth::{Idempotency, OperatorAuth};
 use crate::error::ApiError;
 use crate::render::{ok, optional_json};
 use crate::services::approvals::queue as service;
+use crate::services::idempotency::once;
 use crate::startup::AppState;
 use powernode_client::approvals::{
     AgentStatusRequest, ApprovalView, ClaimedResultView, DecisionRequest, ListQuery, LowerRequest,
@@ -49,15 +50,23 @@ pub async fn show(
 
 async fn decide(
     auth: OperatorAuth,
+    idempotency: Idempotency,
     state: web::Data<AppState>,
     id: ApprovalId,
     body: &[u8],
     approving: bool,
 ) -> Result<HttpResponse, ApiError> {
     let req: DecisionRequest = optional_json(body)?;
-    Ok(ok(
-        service::decide(&state, &auth.0, id, approving, req).await?
-    ))
+    let (op, key) = (&auth.0, idempotency.key());
+    let name = if approving {
+        "approvals.approve"
+    } else {
+        "approvals.reject"
+    };
+    let answer = once(&state, op, key, name, (id, req), |(id, req)| {
+        service::decide(&state, op, id, approving, req)
+    });
+    Ok(ok(answer.await?))
 }
 
 /// Approve a pending request; the SDWAN Manager executes it on its next tick.
@@ -74,11 +83,12 @@ async fn decide(
 #[post("/approvals/{id}/approve")]
 pub async fn approve(
     auth: OperatorAuth,
+    idempotency: Idempotency,
     state: web::Data<AppState>,
     id: web::Path<ApprovalId>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    decide(auth, state, *id, &body, true).await
+    decide(auth, idempotency, state, *id, &body, true).await
 }
 
 /// Reject a pending request; nothing is executed.
@@ -95,11 +105,12 @@ pub async fn approve(
 #[post("/approvals/{id}/reject")]
 pub async fn reject(
     auth: OperatorAuth,
+    idempotency: Idempotency,
     state: web::Data<AppState>,
     id: web::Path<ApprovalId>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    decide(auth, state, *id, &body, false).await
+    decide(auth, idempotency, state, *id, &body, false).await
 }
 
 /// Withdraw your own pending request.
@@ -115,12 +126,22 @@ pub async fn reject(
 #[post("/approvals/{id}/cancel")]
 pub async fn cancel(
     auth: OperatorAuth,
+    idempotency: Idempotency,
     state: web::Data<AppState>,
     id: web::Path<ApprovalId>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let req: DecisionRequest = optional_json(&body)?;
-    Ok(ok(service::cancel(&state, &auth.0, *id, req).await?))
+    let (op, key) = (&auth.0, idempotency.key());
+    let answer = once(
+        &state,
+        op,
+        key,
+        "approvals.cancel",
+        (*id, req),
+        |(id, req)| service::cancel(&state, op, id, req),
+    );
+    Ok(ok(answer.await?))
 }
 
 /// Hand the requester what an executed request produced (the acceptance token an approved
@@ -137,10 +158,15 @@ pub async fn cancel(
 #[post("/approvals/{id}/claim_result")]
 pub async fn claim_result(
     auth: OperatorAuth,
+    idempotency: Idempotency,
     state: web::Data<AppState>,
     id: web::Path<ApprovalId>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(ok(service::claim_result(&state, &auth.0, *id).await?))
+    let (op, key) = (&auth.0, idempotency.key());
+    let answer = once(&state, op, key, "approvals.claim_result", *id, |id| {
+        service::claim_result(&state, op, id)
+    });
+    Ok(ok(answer.await?))
 }
 
 /// Intervention policies of every gated action.
@@ -214,17 +240,22 @@ pub async fn update_policy(
 #[post("/policies/{action}/lower")]
 pub async fn lower(
     auth: OperatorAuth,
+    idempotency: Idempotency,
     state: web::Data<AppState>,
     action: web::Path<String>,
     body: web::Json<LowerRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(ok(service::lower(
+    let (op, key) = (&auth.0, idempotency.key());
+    let request = (action.into_inner(), body.into_inner());
+    let answer = once(
         &state,
-        &auth.0,
-        action.into_inner(),
-        body.into_inner(),
-    )
-    .await?))
+        op,
+        key,
+        "policies.lower",
+        request,
+        |(action, req)| service::lower(&state, op, action, req),
+    );
+    Ok(ok(answer.await?))
 }
 
 /// End an emergency lowering now.
@@ -238,12 +269,20 @@ pub async fn lower(
 #[post("/policies/{action}/restore")]
 pub async fn restore(
     auth: OperatorAuth,
+    idempotency: Idempotency,
     state: web::Data<AppState>,
     action: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(ok(
-        service::restore(&state, &auth.0, action.into_inner()).await?
-    ))
+    let (op, key) = (&auth.0, idempotency.key());
+    let answer = once(
+        &state,
+        op,
+        key,
+        "policies.restore",
+        action.into_inner(),
+        |action| service::restore(&state, op, action),
+    );
+    Ok(ok(answer.await?))
 }
 
 /// Agents (the SDWAN Manager) and whether they are paused.
@@ -262,16 +301,23 @@ pub async fn agents(
 
 async fn set_paused(
     auth: OperatorAuth,
+    idempotency: Idempotency,
     state: web::Data<AppState>,
     name: String,
     body: &[u8],
     paused: bool,
 ) -> Result<HttpResponse, ApiError> {
     let req: AgentStatusRequest = optional_json(body)?;
-    Ok(ok(service::set_agent_paused(
-        &state, &auth.0, name, paused, req,
-    )
-    .await?))
+    let (op, key) = (&auth.0, idempotency.key());
+    let action = if paused {
+        "agents.pause"
+    } else {
+        "agents.resume"
+    };
+    let answer = once(&state, op, key, action, (name, req), |(name, req)| {
+        service::set_agent_paused(&state, op, name, paused, req)
+    });
+    Ok(ok(answer.await?))
 }
 
 /// Pause an agent: approved requests wait (they stay decidable); timeouts still apply.
@@ -285,11 +331,12 @@ async fn set_paused(
 #[post("/agents/{name}/pause")]
 pub async fn pause(
     auth: OperatorAuth,
+    idempotency: Idempotency,
     state: web::Data<AppState>,
     name: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    set_paused(auth, state, name.into_inner(), &body, true).await
+    set_paused(auth, idempotency, state, name.into_inner(), &body, true).await
 }
 
 /// Resume an agent; it executes approved requests from its next tick.
@@ -303,9 +350,10 @@ pub async fn pause(
 #[post("/agents/{name}/resume")]
 pub async fn resume(
     auth: OperatorAuth,
+    idempotency: Idempotency,
     state: web::Data<AppState>,
     name: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    set_paused(auth, state, name.into_inner(), &body, false).await
+    set_paused(auth, idempotency, state, name.into_inner(), &body, false).await
 }

@@ -5,10 +5,11 @@ use actix_web::{HttpResponse, delete, get, post, put, web};
 use powernode_domain::{GrantId, PeerId};
 use serde_json::Value;
 
-use crate::auth::OperatorAuth;
+use crate::auth::{Idempotency, OperatorAuth};
 use crate::error::ApiError;
 use crate::render::{created, ok, optional_json};
 use crate::services::grants as service;
+use crate::services::idempotency::once;
 use crate::startup::AppState;
 use powernode_client::grants::{
     ExplainRequest, Explanation, GrantView, IssueRequest, IssuedGrant, ListQuery, RenewRequest,
@@ -26,13 +27,17 @@ use powernode_client::grants::{
 #[post("/peers/{id}/grants")]
 pub async fn issue(
     auth: OperatorAuth,
+    idempotency: Idempotency,
     state: web::Data<AppState>,
     id: web::Path<PeerId>,
     body: web::Json<IssueRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(created(
-        service::issue(&state, &auth.0, *id, body.into_inner()).await?,
-    ))
+    let (op, key) = (&auth.0, idempotency.key());
+    let request = (*id, body.into_inner());
+    let answer = once(&state, op, key, "grants.issue", request, |(id, req)| {
+        service::issue(&state, op, id, req)
+    });
+    Ok(created(answer.await?))
 }
 
 /// List grants, newest first.
@@ -62,13 +67,17 @@ pub async fn show(
 #[post("/grants/{id}/revoke")]
 pub async fn revoke(
     auth: OperatorAuth,
+    idempotency: Idempotency,
     state: web::Data<AppState>,
     id: web::Path<GrantId>,
     body: web::Json<RevokeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(ok(
-        service::revoke(&state, &auth.0, *id, body.into_inner()).await?
-    ))
+    let (op, key) = (&auth.0, idempotency.key());
+    let request = (*id, body.into_inner());
+    let answer = once(&state, op, key, "grants.revoke", request, |(id, req)| {
+        service::revoke(&state, op, id, req)
+    });
+    Ok(ok(answer.await?))
 }
 
 /// Renew a live grant: its expiry becomes `ttl_days` (default 30) from now.
@@ -76,12 +85,17 @@ pub async fn revoke(
 #[post("/grants/{id}/renew")]
 pub async fn renew(
     auth: OperatorAuth,
+    idempotency: Idempotency,
     state: web::Data<AppState>,
     id: web::Path<GrantId>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let req: RenewRequest = optional_json(&body)?;
-    Ok(ok(service::renew(&state, &auth.0, *id, req).await?))
+    let (op, key) = (&auth.0, idempotency.key());
+    let answer = once(&state, op, key, "grants.renew", (*id, req), |(id, req)| {
+        service::renew(&state, op, id, req)
+    });
+    Ok(ok(answer.await?))
 }
 
 /// Every check of the grant against a calling context, with ok/failed and why (the

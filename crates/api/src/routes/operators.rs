@@ -3,9 +3,10 @@
 use actix_web::{HttpResponse, get, post, web};
 use powernode_domain::OperatorId;
 
-use crate::auth::OperatorAuth;
+use crate::auth::{Idempotency, OperatorAuth};
 use crate::error::ApiError;
 use crate::render::{created, ok};
+use crate::services::idempotency::once;
 use crate::services::operators as service;
 use crate::startup::AppState;
 use powernode_client::operators::{CreateOperatorRequest, OperatorView, OperatorWithToken};
@@ -21,12 +22,20 @@ use powernode_client::operators::{CreateOperatorRequest, OperatorView, OperatorW
 #[post("")]
 pub async fn create(
     auth: OperatorAuth,
+    idempotency: Idempotency,
     state: web::Data<AppState>,
     body: web::Json<CreateOperatorRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(created(
-        service::create(&state, &auth.0, body.into_inner()).await?,
-    ))
+    let (op, key) = (&auth.0, idempotency.key());
+    let answer = once(
+        &state,
+        op,
+        key,
+        "operators.create",
+        body.into_inner(),
+        |req| service::create(&state, op, req),
+    );
+    Ok(created(answer.await?))
 }
 
 /// List operators (enabled and disabled).
@@ -54,10 +63,15 @@ pub async fn list(
 #[post("/{id}/disable")]
 pub async fn disable(
     auth: OperatorAuth,
+    idempotency: Idempotency,
     state: web::Data<AppState>,
     id: web::Path<OperatorId>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(ok(service::disable(&state, &auth.0, *id).await?))
+    let (op, key) = (&auth.0, idempotency.key());
+    let answer = once(&state, op, key, "operators.disable", *id, |id| {
+        service::disable(&state, op, id)
+    });
+    Ok(ok(answer.await?))
 }
 
 /// The operator behind the presented token.

@@ -5,10 +5,11 @@ use actix_web::{HttpResponse, delete, get, post, web};
 use powernode_domain::PeerId;
 use serde::Serialize;
 
-use crate::auth::OperatorAuth;
+use crate::auth::{Idempotency, OperatorAuth};
 use crate::error::ApiError;
 use crate::render::{approval_required, created, ok, optional_json};
 use crate::services::approvals::Gated;
+use crate::services::idempotency::once;
 use crate::services::peers as service;
 use crate::startup::AppState;
 use powernode_client::peers::{
@@ -42,13 +43,15 @@ fn gated<T: Serialize>(
 #[post("/peers")]
 pub async fn propose(
     auth: OperatorAuth,
+    idempotency: Idempotency,
     state: web::Data<AppState>,
     body: web::Json<ProposeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    gated(
-        service::propose(&state, &auth.0, body.into_inner()).await?,
-        created,
-    )
+    let (op, key) = (&auth.0, idempotency.key());
+    let answer = once(&state, op, key, "peers.propose", body.into_inner(), |req| {
+        service::propose(&state, op, req)
+    });
+    gated(answer.await?, created)
 }
 
 /// List peers, oldest first, optionally by status.
@@ -96,14 +99,22 @@ pub async fn show(
 #[post("/peers/{id}/acceptance_token")]
 pub async fn regenerate_token(
     auth: OperatorAuth,
+    idempotency: Idempotency,
     state: web::Data<AppState>,
     id: web::Path<PeerId>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let req: RegenerateRequest = optional_json(&body)?;
-    Ok(ok(
-        service::regenerate_token(&state, &auth.0, *id, req).await?
-    ))
+    let (op, key) = (&auth.0, idempotency.key());
+    let answer = once(
+        &state,
+        op,
+        key,
+        "peers.regenerate_token",
+        (*id, req),
+        |(id, req)| service::regenerate_token(&state, op, id, req),
+    );
+    Ok(ok(answer.await?))
 }
 
 /// Suspend (accepted/enrolled/active/degraded → suspended), with a reason.
@@ -118,17 +129,17 @@ pub async fn regenerate_token(
 #[post("/peers/{id}/suspend")]
 pub async fn suspend(
     auth: OperatorAuth,
+    idempotency: Idempotency,
     state: web::Data<AppState>,
     id: web::Path<PeerId>,
     body: web::Json<ReasonRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(ok(service::suspend(
-        &state,
-        &auth.0,
-        *id,
-        body.into_inner(),
-    )
-    .await?))
+    let (op, key) = (&auth.0, idempotency.key());
+    let request = (*id, body.into_inner());
+    let answer = once(&state, op, key, "peers.suspend", request, |(id, req)| {
+        service::suspend(&state, op, id, req)
+    });
+    Ok(ok(answer.await?))
 }
 
 /// Resume (suspended → accepted); the peer then re-handshakes.
@@ -143,12 +154,17 @@ pub async fn suspend(
 #[post("/peers/{id}/resume")]
 pub async fn resume(
     auth: OperatorAuth,
+    idempotency: Idempotency,
     state: web::Data<AppState>,
     id: web::Path<PeerId>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let req: ResumeRequest = optional_json(&body)?;
-    Ok(ok(service::resume(&state, &auth.0, *id, req).await?))
+    let (op, key) = (&auth.0, idempotency.key());
+    let answer = once(&state, op, key, "peers.resume", (*id, req), |(id, req)| {
+        service::resume(&state, op, id, req)
+    });
+    Ok(ok(answer.await?))
 }
 
 /// Revoke (any non-revoked status → revoked, terminal), with a reason.
@@ -165,14 +181,17 @@ pub async fn resume(
 #[post("/peers/{id}/revoke")]
 pub async fn revoke(
     auth: OperatorAuth,
+    idempotency: Idempotency,
     state: web::Data<AppState>,
     id: web::Path<PeerId>,
     body: web::Json<ReasonRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    gated(
-        service::revoke(&state, &auth.0, *id, body.into_inner()).await?,
-        ok,
-    )
+    let (op, key) = (&auth.0, idempotency.key());
+    let request = (*id, body.into_inner());
+    let answer = once(&state, op, key, "peers.revoke", request, |(id, req)| {
+        service::revoke(&state, op, id, req)
+    });
+    gated(answer.await?, ok)
 }
 
 /// Delete a proposed or revoked peer.
@@ -206,11 +225,13 @@ pub async fn remove(
 #[post("/peers/accept")]
 pub async fn accept(
     auth: OperatorAuth,
+    idempotency: Idempotency,
     state: web::Data<AppState>,
     body: web::Json<AcceptRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    gated(
-        service::accept(&state, &auth.0, body.into_inner()).await?,
-        created,
-    )
+    let (op, key) = (&auth.0, idempotency.key());
+    let answer = once(&state, op, key, "peers.accept", body.into_inner(), |req| {
+        service::accept(&state, op, req)
+    });
+    gated(answer.await?, created)
 }

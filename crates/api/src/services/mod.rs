@@ -8,6 +8,7 @@ pub mod events;
 pub mod federation;
 pub mod grants;
 pub mod health;
+pub mod idempotency;
 pub mod inbound;
 pub mod operators;
 pub mod peers;

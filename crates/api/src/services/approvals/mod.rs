@@ -25,6 +25,8 @@ pub use powernode_client::approvals::ApprovalView;
 pub use powernode_client::worker::TickOutcome;
 
 /// A gated action's answer: done now, or queued for approval (the caller answers 202).
+/// Serialisable so an `Idempotency-Key` can replay it.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub enum Gated<T> {
     Done(T),
     Queued(Box<ApprovalView>),
