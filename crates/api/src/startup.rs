@@ -111,10 +111,11 @@ impl Application {
         let mut doc = doc;
         doc.merge(federation_doc);
         routes::openapi::error_bodies(&mut doc);
-        let doc = web::Data::new(routes::openapi::OpenApiDocument(
-            doc.to_json()
-                .map_err(|e| anyhow::anyhow!("OpenAPI document: {e}"))?,
-        ));
+        let doc = routes::openapi::make_true(
+            serde_json::to_value(&doc).map_err(|e| anyhow::anyhow!("OpenAPI document: {e}"))?,
+            state.settings.federation_public_url.as_str(),
+        );
+        let doc = web::Data::new(routes::openapi::OpenApiDocument(doc.to_string()));
         let server_state = state.clone();
         let server = HttpServer::new(move || {
             let (app, _) = App::new()

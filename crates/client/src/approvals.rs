@@ -147,6 +147,11 @@ pub struct LowerRequest {
     pub to: String,
     /// Window length (1 s – 24 h); the policy restores itself when it ends.
     pub for_seconds: u32,
+    /// Not blank, at most 500 characters (SPEC §10 `<field> <message>` otherwise).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 500, pattern = r"\S")
+    )]
     pub reason: String,
 }
 

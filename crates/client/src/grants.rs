@@ -49,6 +49,7 @@ pub struct IssueRequest {
     pub source_cidrs: Vec<String>,
     /// Days; default `POWERNODE_GRANT_TTL_DAYS_DEFAULT` (30), at most
     /// `POWERNODE_GRANT_TTL_DAYS_MAX` (365).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub ttl_days: Option<u32>,
     #[serde(default)]
     pub auto_renew: bool,
@@ -78,6 +79,11 @@ pub struct ListQuery {
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RevokeRequest {
+    /// Not blank, at most 500 characters (SPEC §10 `<field> <message>` otherwise).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 500, pattern = r"\S")
+    )]
     pub reason: String,
 }
 
@@ -87,6 +93,7 @@ pub struct RevokeRequest {
 #[serde(deny_unknown_fields)]
 pub struct RenewRequest {
     /// As at issue: the default lifetime unless given, at most the maximum.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub ttl_days: Option<u32>,
 }
 

@@ -163,6 +163,11 @@ pub struct RegenerateRequest {
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReasonRequest {
+    /// Not blank, at most 500 characters (SPEC §10 `<field> <message>` otherwise).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 500, pattern = r"\S")
+    )]
     pub reason: String,
 }
 

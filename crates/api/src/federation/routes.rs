@@ -35,7 +35,7 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
 }
 
 /// Our CA certificate, DER: a caller checks that its SHA-256 equals the token's `ca_sha256`.
-#[utoipa::path(tag = "federation (mTLS listener)", responses((status = 200, description = "CA certificate (DER, application/pkix-cert)")))]
+#[utoipa::path(tag = "federation", responses((status = 200, description = "CA certificate (DER, application/pkix-cert)")))]
 #[get("/ca")]
 pub async fn ca_certificate(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok()
@@ -46,7 +46,7 @@ pub async fn ca_certificate(state: web::Data<AppState>) -> Result<HttpResponse, 
 /// A's side of accept (SPEC §3): every check in order before anything is written, then in one
 /// transaction: accepted, digest cleared, B's certificate issued, B's CA pinned, A's pending
 /// key sealed on the row, events.
-#[utoipa::path(tag = "federation (mTLS listener)", request_body = AcceptRequest,
+#[utoipa::path(tag = "federation", request_body = AcceptRequest,
     responses((status = 200, description = "accepted: client certificate, CA chain, our CSR"),
               (status = 401, description = "acceptance_token not recognized or expired"),
               (status = 409, description = "instance already federated"),
@@ -70,7 +70,7 @@ pub async fn accept(
 /// The handshake (SPEC §4): the certificate the caller issued to us must chain to its pinned
 /// CA and carry our pending key; stored with that key as our outbound certificate; accepted →
 /// enrolled. A repeat once enrolled answers 200 and changes nothing.
-#[utoipa::path(tag = "federation (mTLS listener)", request_body = HandshakeRequest,
+#[utoipa::path(tag = "federation", request_body = HandshakeRequest,
     responses((status = 200, description = "enrolled"), (status = 401), (status = 422)))]
 #[post("/handshake")]
 pub async fn handshake(
@@ -87,7 +87,7 @@ pub async fn handshake(
 }
 
 /// An authenticated heartbeat: last_heartbeat_at, enrolled/degraded → active.
-#[utoipa::path(tag = "federation (mTLS listener)", request_body(content = HeartbeatRequest, description = "optional"),
+#[utoipa::path(tag = "federation", request_body(content = HeartbeatRequest, description = "optional"),
     responses((status = 200, description = "`{status, last_heartbeat_at}`"), (status = 401), (status = 429)))]
 #[post("/heartbeat")]
 pub async fn heartbeat(
@@ -105,7 +105,7 @@ pub async fn heartbeat(
 /// Certificate rotation over the existing mTLS channel (SPEC §4): a new client certificate
 /// for the caller from a new CSR, under the same rules; the old one keeps working until it
 /// expires or is revoked.
-#[utoipa::path(tag = "federation (mTLS listener)", request_body = RenewRequest,
+#[utoipa::path(tag = "federation", request_body = RenewRequest,
     responses((status = 200, description = "new client certificate"), (status = 401), (status = 422)))]
 #[post("/certificates/renew")]
 pub async fn renew(
@@ -148,7 +148,7 @@ fn resource_caller(state: &AppState, req: &HttpRequest) -> Result<ResourceCaller
 }
 
 /// A peer reads a shared resource under a grant with `read`.
-#[utoipa::path(tag = "federation (mTLS listener)", params(("kind" = String, Path), ("id" = String, Path)),
+#[utoipa::path(tag = "federation", params(("kind" = String, Path), ("id" = String, Path)),
     responses((status = 200), (status = 401), (status = 403, description = "GRANT_SCOPE_MISMATCH"), (status = 404), (status = 422), (status = 429)),
     security(("grant_token" = [])))]
 #[get("/resources/{kind}/{id}")]
@@ -170,7 +170,7 @@ pub async fn read_resource(
 }
 
 /// A peer writes a shared resource under a grant with `write` (new version + event).
-#[utoipa::path(tag = "federation (mTLS listener)", params(("kind" = String, Path), ("id" = String, Path)), request_body = Object,
+#[utoipa::path(tag = "federation", params(("kind" = String, Path), ("id" = String, Path)), request_body = Object,
     responses((status = 200), (status = 401), (status = 403, description = "GRANT_SCOPE_MISMATCH"), (status = 404), (status = 422), (status = 429)),
     security(("grant_token" = [])))]
 #[put("/resources/{kind}/{id}")]
