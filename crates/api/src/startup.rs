@@ -114,6 +114,7 @@ impl Application {
         let doc = routes::openapi::make_true(
             serde_json::to_value(&doc).map_err(|e| anyhow::anyhow!("OpenAPI document: {e}"))?,
             state.settings.federation_public_url.as_str(),
+            &state.settings.resource_kinds,
         );
         let doc = web::Data::new(routes::openapi::OpenApiDocument(doc.to_string()));
         let server_state = state.clone();

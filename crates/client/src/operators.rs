@@ -31,9 +31,15 @@ pub struct OperatorView {
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateOperatorRequest {
+    /// 1–64 letters, digits, spaces or `. _ @ -` (surrounding spaces trimmed).
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub name: String,
     /// Any of `system.federation.read`, `system.federation.manage`,
     /// `system.infra_tasks.control`, `system.operators.admin`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(inline, value_type = Vec<String>, min_items = 1)
+    )]
     pub permissions: Vec<String>,
 }
 

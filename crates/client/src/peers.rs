@@ -13,12 +13,19 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct ProposeRequest {
     /// https base URL of the other instance's federation listener.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 2048))]
     pub remote_instance_url: String,
     /// `platform` (default) or `sdwan_only`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(platform|sdwan_only)$"))]
     pub peer_kind: Option<String>,
     /// `parent`, `child` or `symmetric`; required for platform peers.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(parent|child|symmetric)$"))]
     pub spawn_role: Option<String>,
     /// `managed_child`, `autonomous_peer`, `cluster_member` or `out_of_band`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^(managed_child|autonomous_peer|cluster_member|out_of_band)$")
+    )]
     pub spawn_mode: Option<String>,
     /// ULA prefix the peer advertises: `fd…::/48`, `/56` or `/64`.
     pub remote_prefix_advertisement: Option<String>,

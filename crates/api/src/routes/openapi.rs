@@ -85,8 +85,13 @@ pub fn error_bodies(doc: &mut OpenApi) {
 ///   422; behind a token: 401 (and 403 for operator permissions);
 /// - the federation listener's operations carry their own `servers` entry (they are served on
 ///   `federation_url`, not on this listener) and the tag `federation`.
-pub fn make_true(mut doc: serde_json::Value, federation_url: &str) -> serde_json::Value {
+pub fn make_true(
+    mut doc: serde_json::Value,
+    federation_url: &str,
+    resource_kinds: &[String],
+) -> serde_json::Value {
     use serde_json::{Value, json};
+    let constraints = parameter_constraints(resource_kinds);
     let error = json!({"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}});
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return doc;
@@ -125,6 +130,23 @@ pub fn make_true(mut doc: serde_json::Value, federation_url: &str) -> serde_json
                 .get("security")
                 .is_some_and(|s| s.to_string().contains("operator_token"));
             let mutating = method != "get" || op.contains_key("requestBody");
+            // The values the services accept, from the same enums and limits they check.
+            if let Some(parameters) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+                for parameter in parameters {
+                    let name = parameter["name"].as_str().unwrap_or_default().to_owned();
+                    let extra = constraints
+                        .iter()
+                        .find(|(n, scope, _)| *n == name && path.contains(scope))
+                        .map(|(_, _, schema)| schema);
+                    if let (Some(extra), Some(schema)) = (
+                        extra,
+                        parameter.get_mut("schema").and_then(Value::as_object_mut),
+                    ) && let Some(extra) = extra.as_object()
+                    {
+                        schema.extend(extra.clone());
+                    }
+                }
+            }
             // Handlers reading their body with `optional_json` mark it "optional": an empty
             // body is the type's default.
             if let Some(body) = op.get_mut("requestBody").and_then(Value::as_object_mut)
@@ -205,6 +227,57 @@ pub fn make_true(mut doc: serde_json::Value, federation_url: &str) -> serde_json
         }
     }
     doc
+}
+
+/// Parameter constraints by (name, a path fragment that scopes it), from the domain's enums
+/// and the services' limits.
+fn parameter_constraints(
+    resource_kinds: &[String],
+) -> Vec<(&'static str, &'static str, serde_json::Value)> {
+    use powernode_domain::PeerStatus;
+    use powernode_domain::approval::{ApprovalStatus, GatedAction, SDWAN_MANAGER_AGENT};
+    use serde_json::json;
+    use strum::IntoEnumIterator;
+    let names = |values: Vec<&str>| json!(values);
+    let peer_statuses: Vec<&str> = PeerStatus::iter().map(PeerStatus::as_str).collect();
+    let approval_statuses: Vec<&'static str> = ApprovalStatus::iter().map(Into::into).collect();
+    let actions: Vec<&'static str> = GatedAction::iter().map(Into::into).collect();
+    vec![
+        (
+            "status",
+            "/federation/peers",
+            json!({"enum": names(peer_statuses)}),
+        ),
+        (
+            "status",
+            "/approvals",
+            json!({"enum": names(approval_statuses)}),
+        ),
+        ("action", "/policies/", json!({"enum": names(actions)})),
+        ("name", "/agents/", json!({"enum": [SDWAN_MANAGER_AGENT]})),
+        (
+            "lifecycle",
+            "/grants",
+            json!({"enum": ["active", "expired", "revoked"]}),
+        ),
+        ("kind", "/resources/", json!({"enum": resource_kinds})),
+        (
+            "id",
+            "/resources/",
+            json!({"minLength": 1, "maxLength": 64, "pattern": "\\S"}),
+        ),
+        (
+            "limit",
+            "/approvals",
+            json!({"minimum": 1, "maximum": crate::services::approvals::queue::MAX_LIST}),
+        ),
+        (
+            "limit",
+            "/events",
+            json!({"minimum": 1, "maximum": crate::services::events::MAX_LIMIT}),
+        ),
+        ("since", "/events", json!({"format": "date-time"})),
+    ]
 }
 
 /// This API's OpenAPI 3 document.

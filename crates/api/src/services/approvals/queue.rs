@@ -22,7 +22,7 @@ use crate::db::{self, Context as _};
 use crate::error::{ApiError, internal};
 use crate::services::{Ctx, require};
 
-const MAX_LIST: i64 = 500;
+pub(crate) const MAX_LIST: i64 = 500;
 
 pub fn approval_view(r: ApprovalRequest) -> ApprovalView {
     ApprovalView {
