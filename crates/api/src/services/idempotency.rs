@@ -40,10 +40,6 @@ impl IdempotencyKey {
             ))
         }
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
 /// A stored first outcome.
