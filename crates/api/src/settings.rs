@@ -111,6 +111,24 @@ powernode_domain::settings! {
         "failed accepts per (source address, peer_id) within the window after which that pair gets 429 until the window passes (counted in PostgreSQL, shared by replicas)";
     accept_failure_window_secs: u32 = 900, Some("900"), false,
         "that window (15 minutes)";
+    federation_prefix: Option<String> = None, Some(config::UNSET), false,
+        "this instance's own ULA prefix (fd…::/48, /56 or /64); a peer advertising an overlapping prefix is a governance finding";
+    governance_accepted_without_handshake_secs: u32 = 3600, Some("3600"), false,
+        "governance: a peer in `accepted` longer than this is `stale_accepted_without_handshake` (high)";
+    governance_degraded_high_secs: u32 = 86_400, Some("86400"), false,
+        "governance: a peer `degraded` longer than this makes `peer_heartbeat_stale` high (medium before)";
+    governance_cert_expiring_days: u32 = 30, Some("30"), false,
+        "governance: a live peer's newest certificate ending within this many days is `peer_cert_expiring`";
+    governance_grant_expiring_days: u32 = 7, Some("7"), false,
+        "governance: a live grant ending within this many days that will not auto-renew is `grant_expiring`";
+    governance_approval_expiring_secs: u32 = 1800, Some("1800"), false,
+        "governance: a pending approval expiring within this many seconds is `approval_expiring` (the doctor's `approvals` check too)";
+    governance_report_retention_days: u32 = 30, Some("30"), false,
+        "the retention job deletes governance reports older than this";
+    event_retention_days: u32 = 90, Some("90"), false,
+        "the retention job deletes `low`/`medium` fleet events older than this";
+    event_retention_high_days: u32 = 365, Some("365"), false,
+        "… and `high`/`critical` events older than this (at least `POWERNODE_EVENT_RETENTION_DAYS`)";
 }
 
 /// Validated settings of one API process.
@@ -169,6 +187,11 @@ pub struct Settings {
     pub peer_timeout: Duration,
     /// Grant lifetimes.
     pub grant_lifetimes: powernode_domain::grant::Lifetimes,
+    /// Our own ULA prefix (`POWERNODE_FEDERATION_PREFIX`).
+    pub federation_prefix: Option<powernode_domain::UlaPrefix>,
+    /// SPEC §9.1's thresholds (with `stale_after_secs`).
+    pub governance: powernode_domain::governance::Thresholds,
+    pub retention: Retention,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +199,14 @@ pub struct TtlBounds {
     pub default_secs: u32,
     pub min_secs: u32,
     pub max_secs: u32,
+}
+
+/// SPEC §9.2: how long events and governance reports are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub event_days: u32,
+    pub event_high_days: u32,
+    pub report_days: u32,
 }
 
 impl Settings {
@@ -386,6 +417,54 @@ impl Settings {
                 "POWERNODE_ACCEPT_FAILURE_LIMIT and POWERNODE_ACCEPT_FAILURE_WINDOW_SECS must be at least 1".to_owned(),
             ));
         }
+        for (value, var) in [
+            (
+                raw.governance_accepted_without_handshake_secs,
+                "POWERNODE_GOVERNANCE_ACCEPTED_WITHOUT_HANDSHAKE_SECS",
+            ),
+            (
+                raw.governance_degraded_high_secs,
+                "POWERNODE_GOVERNANCE_DEGRADED_HIGH_SECS",
+            ),
+            (
+                raw.governance_approval_expiring_secs,
+                "POWERNODE_GOVERNANCE_APPROVAL_EXPIRING_SECS",
+            ),
+        ] {
+            in_range(value.into(), 1..=31_536_000, var)?;
+        }
+        for (value, var) in [
+            (
+                raw.governance_cert_expiring_days,
+                "POWERNODE_GOVERNANCE_CERT_EXPIRING_DAYS",
+            ),
+            (
+                raw.governance_grant_expiring_days,
+                "POWERNODE_GOVERNANCE_GRANT_EXPIRING_DAYS",
+            ),
+            (
+                raw.governance_report_retention_days,
+                "POWERNODE_GOVERNANCE_REPORT_RETENTION_DAYS",
+            ),
+            (raw.event_retention_days, "POWERNODE_EVENT_RETENTION_DAYS"),
+        ] {
+            in_range(value.into(), 1..=3650, var)?;
+        }
+        in_range(
+            raw.event_retention_high_days.into(),
+            u64::from(raw.event_retention_days)..=3650,
+            "POWERNODE_EVENT_RETENTION_HIGH_DAYS",
+        )?;
+        let federation_prefix = raw
+            .federation_prefix
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                powernode_domain::UlaPrefix::parse(p)
+                    .map_err(|e| SettingsError::Invalid(format!("POWERNODE_FEDERATION_PREFIX {e}")))
+            })
+            .transpose()?;
         if raw.redis_prefix.is_empty() || raw.redis_prefix.contains(char::is_whitespace) {
             return Err(SettingsError::Invalid(
                 "POWERNODE_REDIS_PREFIX must be a non-empty word without spaces".to_owned(),
@@ -450,6 +529,20 @@ impl Settings {
                 default_days: raw.grant_ttl_days_default,
                 max_days: raw.grant_ttl_days_max,
                 renew_window_days: raw.grant_renew_window_days,
+            },
+            federation_prefix,
+            governance: powernode_domain::governance::Thresholds {
+                accepted_without_handshake_secs: raw.governance_accepted_without_handshake_secs,
+                degraded_high_secs: raw.governance_degraded_high_secs,
+                cert_expiring_days: raw.governance_cert_expiring_days,
+                grant_expiring_days: raw.governance_grant_expiring_days,
+                approval_expiring_secs: raw.governance_approval_expiring_secs,
+                stale_after_secs: raw.stale_after_secs,
+            },
+            retention: Retention {
+                event_days: raw.event_retention_days,
+                event_high_days: raw.event_retention_high_days,
+                report_days: raw.governance_report_retention_days,
             },
             resource_kinds: raw
                 .resource_kinds

@@ -29,9 +29,20 @@ pub struct AppState {
     pub lookups: crate::federation::batch::LookupBatcher,
     /// The federation listener's handle once it serves (`None` until its prerequisites exist).
     pub federation_listener: tokio::sync::watch::Receiver<Option<actix_web::dev::ServerHandle>>,
+    /// When this process started serving (the doctor's grace for unreported schedules).
+    pub started: std::time::Instant,
 }
 
 impl AppState {
+    /// What the instance diagnosis needs from the HTTP layer.
+    pub fn probes(&self) -> crate::services::doctor::Probes<'_> {
+        crate::services::doctor::Probes {
+            redis: &self.redis,
+            federation_listener_up: self.federation_listener_up(),
+            started: self.started,
+        }
+    }
+
     /// Whether the federation listener is serving (readiness).
     pub fn federation_listener_up(&self) -> bool {
         self.federation_listener.borrow().is_some()
@@ -95,6 +106,7 @@ impl Application {
             heartbeats,
             lookups,
             federation_listener: federation.clone(),
+            started: std::time::Instant::now(),
         });
         // The document comes from the same registration the server uses (built once here).
         let (_, doc) = App::new()

@@ -17,6 +17,10 @@ use crate::federation::{
     AcceptAnswer, HandshakeAnswer, HandshakeRequest, HeartbeatAnswer, HeartbeatRequest,
     RenewAnswer, RenewRequest as CertificateRenewRequest,
 };
+use crate::governance::{
+    DiagnosisView, RenewedCertificateView, ReportSummary, ReportView, ReportsQuery,
+    RetentionOutcome,
+};
 use crate::grants::{
     ExplainRequest, Explanation, GrantView, IssueRequest, IssuedGrant, ListQuery as GrantQuery,
     RenewRequest, ResourceDeleted, ResourceView, RevokeRequest,
@@ -352,6 +356,39 @@ impl OperatorClient {
             .await
     }
 
+    // Governance, the doctor, forced re-mint.
+    pub async fn governance_scan(&self) -> Result<ReportView, Error> {
+        let path = format!("{FEDERATION}/governance/scan");
+        self.http.call(Method::POST, &path, NO_BODY).await
+    }
+    pub async fn governance_latest(&self) -> Result<ReportView, Error> {
+        let path = format!("{FEDERATION}/governance/reports/latest");
+        self.http.call(Method::GET, &path, NO_BODY).await
+    }
+    pub async fn governance_report(&self, id: uuid::Uuid) -> Result<ReportView, Error> {
+        let path = format!("{FEDERATION}/governance/reports/{id}");
+        self.http.call(Method::GET, &path, NO_BODY).await
+    }
+    pub async fn governance_reports(&self, q: &ReportsQuery) -> Result<Vec<ReportSummary>, Error> {
+        let path = format!("{FEDERATION}/governance/reports{}", query(q));
+        self.http.call(Method::GET, &path, NO_BODY).await
+    }
+    pub async fn diagnosis(&self) -> Result<DiagnosisView, Error> {
+        let path = format!("{FEDERATION}/diagnosis");
+        self.http.call(Method::GET, &path, NO_BODY).await
+    }
+    pub async fn peer_diagnosis(&self, id: PeerId) -> Result<DiagnosisView, Error> {
+        let path = format!("{PEERS}/{id}/diagnosis");
+        self.http.call(Method::GET, &path, NO_BODY).await
+    }
+    pub async fn renew_peer_certificate(
+        &self,
+        id: PeerId,
+    ) -> Result<RenewedCertificateView, Error> {
+        let path = format!("{PEERS}/{id}/certificates/renew");
+        self.http.call(Method::POST, &path, NO_BODY).await
+    }
+
     // Approvals, policies, agents.
     pub async fn approvals(
         &self,
@@ -468,6 +505,14 @@ impl WorkerClient {
     }
     pub async fn sdwan_manager_tick(&self) -> Result<TickOutcome, Error> {
         let path = format!("{WORKER_API}/sdwan_manager/tick");
+        self.http.call(Method::POST, &path, NO_BODY).await
+    }
+    pub async fn governance_scan(&self) -> Result<ReportView, Error> {
+        let path = format!("{WORKER_API}/federation/governance_scan");
+        self.http.call(Method::POST, &path, NO_BODY).await
+    }
+    pub async fn event_retention(&self) -> Result<RetentionOutcome, Error> {
+        let path = format!("{WORKER_API}/fleet_events/retention");
         self.http.call(Method::POST, &path, NO_BODY).await
     }
     pub async fn report(&self, req: &JobReportRequest) -> Result<ScheduleStatusView, Error> {

@@ -11,6 +11,7 @@ pub mod approvals;
 pub mod client;
 pub mod events;
 pub mod federation;
+pub mod governance;
 pub mod grants;
 pub mod operators;
 pub mod peers;

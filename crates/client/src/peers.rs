@@ -97,6 +97,14 @@ pub struct PeerView {
     #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
     pub last_outbound_heartbeat_at: Option<OffsetDateTime>,
     pub last_outbound_error: Option<String>,
+    /// Since when our calls to this peer fail (absent once one succeeds).
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
+    pub outbound_failing_since: Option<OffsetDateTime>,
+    /// When the status last changed (what "accepted for 3 h" measures).
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
+    pub status_changed_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub created_at: OffsetDateTime,

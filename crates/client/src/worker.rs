@@ -34,6 +34,8 @@ pub struct JobReportRequest {
     pub worker: String,
     pub attempts: Option<u32>,
     pub error: Option<String>,
+    /// The schedule's interval (the doctor's "within 2 intervals").
+    pub interval_secs: Option<u32>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -54,6 +56,8 @@ pub struct ScheduleStatusView {
     pub last_error: Option<String>,
     pub runs: i64,
     pub failures: i64,
+    /// As the worker last reported it.
+    pub interval_secs: Option<u32>,
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub updated_at: OffsetDateTime,

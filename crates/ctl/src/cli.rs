@@ -56,6 +56,28 @@ pub enum Command {
     /// Intervention policies of gated actions, and emergency lowering.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Governance reports: scan now, or show a report (findings by severity).
+    #[command(subcommand)]
+    Governance(GovernanceCommand),
+    /// Run the runbook's diagnostic steps for the instance, or for one peer; exits 1 when a
+    /// check fails.
+    Doctor {
+        /// A peer id: diagnose that peer instead of the instance.
+        peer: Option<PeerId>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GovernanceCommand {
+    /// Scan now (needs system.federation.manage) and print the report.
+    Scan,
+    /// The latest report, or the one with this id.
+    Report { id: Option<Uuid> },
+    /// Recent reports, newest first.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -232,6 +254,9 @@ pub enum PeerCommand {
     /// Acceptance tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Our client certificate for the peer.
+    #[command(subcommand)]
+    Cert(CertCommand),
     /// Suspend a peer (stops reconciliation noise; certificates are kept).
     Suspend {
         id: PeerId,
@@ -275,6 +300,12 @@ pub struct ProposeArgs {
     /// A drill peer without a token (sandbox only).
     #[arg(long)]
     pub drill: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Renew our outbound client certificate for the peer now (the 75 % rotation, forced).
+    Renew { id: PeerId },
 }
 
 #[derive(Debug, Subcommand)]

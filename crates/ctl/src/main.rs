@@ -32,6 +32,9 @@ pub enum CtlError {
     /// The API answered something that is not its contract.
     #[error("{0}")]
     Unexpected(String),
+    /// Already printed (the doctor's failing checks): exit 1 without another line.
+    #[error("")]
+    Silent,
 }
 
 impl From<powernode_client::Error> for CtlError {
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(CtlError::Silent) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("powernodectl: {e}");
             match e {

@@ -351,4 +351,155 @@ impl Output {
         }
         println!("{message}");
     }
+
+    /// A governance report: a summary line, then the findings grouped by severity (worst
+    /// first), then what resolved since the previous report.
+    pub fn report(&self, r: &Value) {
+        if self.json {
+            return self.print_json(r);
+        }
+        let c = &r["counts"];
+        let findings = r["findings"].as_array().cloned().unwrap_or_default();
+        let new: Vec<&str> = r["new"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let resolved = r["resolved_findings"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        println!(
+            "Governance report {} (trigger {}, finished {})",
+            text(&r["id"]),
+            text(&r["trigger"]),
+            text(&r["finished_at"])
+        );
+        println!(
+            "{} finding(s): critical {}, high {}, medium {}, low {}; {} new, {} resolved since the previous report",
+            findings.len(),
+            text(&c["critical"]),
+            text(&c["high"]),
+            text(&c["medium"]),
+            text(&c["low"]),
+            new.len(),
+            resolved.len()
+        );
+        for severity in ["critical", "high", "medium", "low"] {
+            let group: Vec<&Value> = findings
+                .iter()
+                .filter(|f| f["severity"] == severity)
+                .collect();
+            if group.is_empty() {
+                continue;
+            }
+            println!("\n{} ({})", severity.to_uppercase(), group.len());
+            let mut t = table(&["kind", "subject", "first seen", "", "message"]);
+            for f in group {
+                let fresh = f["fingerprint"]
+                    .as_str()
+                    .is_some_and(|fp| new.contains(&fp));
+                t.add_row([
+                    text(&f["kind"]),
+                    format!("{} {}", text(&f["subject_type"]), text(&f["subject_id"])),
+                    text(&f["first_seen_at"]),
+                    if fresh {
+                        "NEW".to_owned()
+                    } else {
+                        String::new()
+                    },
+                    text(&f["message"]),
+                ]);
+            }
+            println!("{t}");
+        }
+        if !resolved.is_empty() {
+            println!("\nRESOLVED ({})", resolved.len());
+            let mut t = table(&["kind", "subject", "severity", "message"]);
+            for f in &resolved {
+                t.add_row([
+                    text(&f["kind"]),
+                    format!("{} {}", text(&f["subject_type"]), text(&f["subject_id"])),
+                    text(&f["severity"]),
+                    text(&f["message"]),
+                ]);
+            }
+            println!("{t}");
+        }
+        if findings.is_empty() && resolved.is_empty() {
+            println!("\nNo findings: nothing to do.");
+        }
+    }
+
+    pub fn reports(&self, data: &Value) {
+        if self.json {
+            return self.print_json(data);
+        }
+        let mut t = table(&[
+            "id",
+            "trigger",
+            "finished_at",
+            "high",
+            "medium",
+            "low",
+            "new",
+            "resolved",
+        ]);
+        for r in data.as_array().into_iter().flatten() {
+            t.add_row([
+                text(&r["id"]),
+                text(&r["trigger"]),
+                text(&r["finished_at"]),
+                text(&r["counts"]["high"]),
+                text(&r["counts"]["medium"]),
+                text(&r["counts"]["low"]),
+                text(&r["new"]),
+                text(&r["resolved"]),
+            ]);
+        }
+        println!("{t}");
+    }
+
+    /// The doctor: one line per check (✓ ok, ! warn, ✗ fail) with its evidence; a check that
+    /// is not ok adds its next step and runbook section.
+    pub fn diagnosis(&self, d: &Value) {
+        if self.json {
+            return self.print_json(d);
+        }
+        let subject = match d["peer_id"].as_str() {
+            Some(id) => format!("peer {id}"),
+            None => "this instance".to_owned(),
+        };
+        println!(
+            "Doctor for {subject}: {} (at {})",
+            text(&d["status"]).to_uppercase(),
+            text(&d["ran_at"])
+        );
+        let checks = d["checks"].as_array().cloned().unwrap_or_default();
+        let width = checks
+            .iter()
+            .filter_map(|c| c["check"].as_str())
+            .map(str::len)
+            .max()
+            .unwrap_or(0);
+        for c in &checks {
+            let mark = match c["status"].as_str() {
+                Some("ok") => "✓",
+                Some("warn") => "!",
+                _ => "✗",
+            };
+            println!(
+                "{mark} {:<width$}  {}",
+                text(&c["check"]),
+                text(&c["evidence"])
+            );
+            if c["status"] != "ok" {
+                if let Some(next) = c["next_step"].as_str() {
+                    println!("  {:<width$}  → {next}", "");
+                }
+                println!("  {:<width$}  runbook: {}", "", text(&c["runbook"]));
+            }
+        }
+    }
 }

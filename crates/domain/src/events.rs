@@ -91,6 +91,7 @@ pub enum EventKind {
     /// `agent.paused`, `agent.resumed` (source `sdwan_manager`).
     AgentPaused,
     AgentResumed,
+    GovernanceScanCompleted,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Display, AsRefStr, IntoStaticStr)]
@@ -139,6 +140,7 @@ impl fmt::Display for EventKind {
             EventKind::PolicyUpdated => f.write_str("policy.updated"),
             EventKind::AgentPaused => f.write_str("agent.paused"),
             EventKind::AgentResumed => f.write_str("agent.resumed"),
+            EventKind::GovernanceScanCompleted => f.write_str("governance.scan_completed"),
         }
     }
 }

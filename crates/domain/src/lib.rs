@@ -8,6 +8,7 @@ pub mod certificate;
 pub mod chain;
 pub mod config;
 pub mod events;
+pub mod governance;
 pub mod grant;
 pub mod ids;
 pub mod liveness;

@@ -1,5 +1,55 @@
 //! Worker schedules (SPEC §11): intervals mapped to wall-clock cron, tick dedup keys.
 
+/// One schedule of SPEC §11's table, with its default interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScheduleSpec {
+    pub name: &'static str,
+    pub job: &'static str,
+    pub queue: &'static str,
+    pub interval_secs: u32,
+}
+
+/// SPEC §11's schedules: what the worker runs by default and what the doctor expects to hear
+/// about (`schedule.<name>` checks).
+pub const SCHEDULES: &[ScheduleSpec] = &[
+    ScheduleSpec {
+        name: "federation_heartbeat",
+        job: "FederationHeartbeatJob",
+        queue: "system",
+        interval_secs: 60,
+    },
+    ScheduleSpec {
+        name: "federation_peer_heartbeat",
+        job: "FederationPeerHeartbeatJob",
+        queue: "system",
+        interval_secs: 60,
+    },
+    ScheduleSpec {
+        name: "sdwan_manager_tick",
+        job: "SdwanManagerTickJob",
+        queue: "system",
+        interval_secs: 60,
+    },
+    ScheduleSpec {
+        name: "federation_grant_maintenance",
+        job: "FederationGrantMaintenanceJob",
+        queue: "system",
+        interval_secs: 3600,
+    },
+    ScheduleSpec {
+        name: "federation_governance",
+        job: "FederationGovernanceJob",
+        queue: "system",
+        interval_secs: 3600,
+    },
+    ScheduleSpec {
+        name: "fleet_event_retention",
+        job: "FleetEventRetentionJob",
+        queue: "system",
+        interval_secs: 3600,
+    },
+];
+
 /// Why an interval cannot be a schedule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(

@@ -93,3 +93,39 @@ pub fn list(conn: &mut PgConnection, filter: &EventFilter) -> Result<Vec<FleetEv
         .limit(filter.limit.max(0))
         .load(conn)?)
 }
+
+/// Rows one retention statement deletes at most (SPEC §9.2), so it never holds long locks.
+pub const RETENTION_BATCH: u32 = 10_000;
+
+/// One retention batch: events older than `days` (`low`/`medium`) or `high_days`
+/// (`high`/`critical`; the caller ensures `high_days >= days`), at most `batch` of them. The
+/// inner select is a range scan of `fleet_events_emitted_at` (`emitted_at < …`), filtered by
+/// severity; the delete itself goes by primary key.
+fn retention_sql(days: u32, high_days: u32, batch: u32) -> String {
+    format!(
+        "DELETE FROM fleet_events WHERE id IN (
+             SELECT id FROM fleet_events
+              WHERE emitted_at < now() - make_interval(days => {days})
+                AND (severity IN ('low', 'medium') OR emitted_at < now() - make_interval(days => {high_days}))
+              LIMIT {batch})"
+    )
+}
+
+/// Deletes one batch of expired events; returns how many went.
+pub fn delete_expired_batch(
+    conn: &mut PgConnection,
+    days: u32,
+    high_days: u32,
+    batch: u32,
+) -> Result<usize, StoreError> {
+    Ok(diesel::sql_query(retention_sql(days, high_days, batch)).execute(conn)?)
+}
+
+/// The plan of one retention batch (nothing is deleted).
+pub fn explain_retention(
+    conn: &mut PgConnection,
+    days: u32,
+    high_days: u32,
+) -> Result<String, StoreError> {
+    crate::explain(conn, &retention_sql(days, high_days, RETENTION_BATCH))
+}

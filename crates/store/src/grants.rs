@@ -38,6 +38,11 @@ pub struct GrantRow {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// The last refusal of a call under this grant, and what it said.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_denied_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub last_denial: Option<String>,
 }
 
 /// Reads a JSON list of networks, keeping an entry it cannot read as `None` instead of failing
@@ -425,4 +430,25 @@ pub fn auto_renew_due(
         }
         Ok(renewed)
     })
+}
+
+/// Records a refusal of a call under this grant (the doctor's "last denial"). A flood of the
+/// same denial writes at most once a second.
+pub fn record_denial(conn: &mut PgConnection, id: Uuid, message: &str) -> Result<(), StoreError> {
+    diesel::update(
+        grants::table.filter(grants::id.eq(id)).filter(
+            grants::last_denied_at
+                .is_null()
+                .or(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    "last_denied_at < now() - interval '1 second'",
+                ))
+                .or(grants::last_denial.is_distinct_from(message)),
+        ),
+    )
+    .set((
+        grants::last_denied_at.eq(crate::now_nullable()),
+        grants::last_denial.eq(message),
+    ))
+    .execute(conn)?;
+    Ok(())
 }

@@ -101,3 +101,17 @@ pub fn forget(conn: &mut PgConnection, operator: Uuid, key: &str) -> Result<(), 
     diesel::delete(ik::table.find((operator, key))).execute(conn)?;
     Ok(())
 }
+
+/// Retention (SPEC §9.2): keys older than `hours`, at most `batch` per statement.
+pub fn delete_older_than(
+    conn: &mut PgConnection,
+    hours: u32,
+    batch: u32,
+) -> Result<usize, StoreError> {
+    Ok(diesel::sql_query(format!(
+        "DELETE FROM idempotency_keys WHERE (operator_id, key) IN (
+             SELECT operator_id, key FROM idempotency_keys
+              WHERE created_at < now() - make_interval(hours => {hours}) LIMIT {batch})"
+    ))
+    .execute(conn)?)
+}

@@ -3,7 +3,9 @@
 pub mod accept_failures;
 pub mod approvals;
 pub mod certificates;
+pub mod diagnosis;
 pub mod events;
+pub mod governance;
 pub mod grants;
 pub mod idempotency;
 pub mod identity;
@@ -209,6 +211,14 @@ pub fn database_now(conn: &mut PgConnection) -> Result<time::OffsetDateTime, Sto
     Ok(diesel::select(now()).get_result(conn)?)
 }
 
+/// The database's wall clock now (`clock_timestamp()`: advances inside a transaction, unlike
+/// `now()`), for a start and an end time within one transaction.
+pub fn clock_now(conn: &mut PgConnection) -> Result<time::OffsetDateTime, StoreError> {
+    use diesel::RunQueryDsl;
+    diesel::define_sql_function! { fn clock_timestamp() -> diesel::sql_types::Timestamptz; }
+    Ok(diesel::select(clock_timestamp()).get_result(conn)?)
+}
+
 /// The error is a unique-index violation (a concurrent writer got there first).
 pub fn is_unique_violation(e: &StoreError) -> bool {
     matches!(
@@ -288,4 +298,21 @@ mod tests {
             None
         );
     }
+}
+
+#[derive(diesel::QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+    line: String,
+}
+
+/// The planner's plan for `sql` (a statement without parameters; nothing is executed).
+pub fn explain(conn: &mut PgConnection, sql: &str) -> Result<String, StoreError> {
+    use diesel::RunQueryDsl;
+    Ok(diesel::sql_query(format!("EXPLAIN {sql}"))
+        .load::<PlanLine>(conn)?
+        .into_iter()
+        .map(|p| p.line)
+        .collect::<Vec<_>>()
+        .join("\n"))
 }

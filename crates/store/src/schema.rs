@@ -66,6 +66,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    governance_reports (id) {
+        id -> Uuid,
+        trigger -> Text,
+        requested_by -> Nullable<Uuid>,
+        started_at -> Timestamptz,
+        finished_at -> Timestamptz,
+        counts -> Jsonb,
+        findings -> Jsonb,
+        new_fingerprints -> Array<Nullable<Text>>,
+        resolved_findings -> Jsonb,
+    }
+}
+
+diesel::table! {
     grants (id) {
         id -> Uuid,
         peer_id -> Uuid,
@@ -83,6 +97,8 @@ diesel::table! {
         created_by -> Nullable<Uuid>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        last_denied_at -> Nullable<Timestamptz>,
+        last_denial -> Nullable<Text>,
     }
 }
 
@@ -187,6 +203,8 @@ diesel::table! {
         updated_at -> Timestamptz,
         claimed_until -> Nullable<Timestamptz>,
         claim_token -> Nullable<Uuid>,
+        status_changed_at -> Timestamptz,
+        outbound_failing_since -> Nullable<Timestamptz>,
     }
 }
 
@@ -226,6 +244,7 @@ diesel::table! {
         runs -> Int8,
         failures -> Int8,
         updated_at -> Timestamptz,
+        interval_secs -> Nullable<Int4>,
     }
 }
 
@@ -240,6 +259,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     approval_execution_attempts,
     approval_requests,
     fleet_events,
+    governance_reports,
     grants,
     idempotency_keys,
     instance_identity,

@@ -21,6 +21,7 @@ pub struct ScheduleStatus {
     pub runs: i64,
     pub failures: i64,
     pub updated_at: OffsetDateTime,
+    pub interval_secs: Option<i32>,
 }
 
 /// One job outcome reported by a worker.
@@ -31,6 +32,7 @@ pub struct JobReport<'a> {
     pub tick: i64,
     pub worker: &'a str,
     pub error: Option<&'a str>,
+    pub interval_secs: Option<i32>,
 }
 
 /// Records a report (database clock), keeping the previous success/failure times.
@@ -53,6 +55,7 @@ pub fn record(conn: &mut PgConnection, r: &JobReport<'_>) -> Result<ScheduleStat
             wss::runs.eq(1),
             wss::failures.eq(failures),
             wss::updated_at.eq(now),
+            wss::interval_secs.eq(r.interval_secs),
         ))
         .on_conflict(wss::schedule)
         .do_update()
@@ -77,6 +80,9 @@ pub fn record(conn: &mut PgConnection, r: &JobReport<'_>) -> Result<ScheduleStat
             wss::runs.eq(wss::runs + 1),
             wss::failures.eq(wss::failures + excluded(wss::failures)),
             wss::updated_at.eq(excluded(wss::updated_at)),
+            wss::interval_secs.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Integer>>(
+                "COALESCE(excluded.interval_secs, worker_schedule_status.interval_secs)",
+            )),
         ))
         .returning(ScheduleStatus::as_returning())
         .get_result(conn)?)

@@ -114,6 +114,7 @@ async fn on_job(
         &job,
         kind.name(),
         worker.name(),
+        consumer.schedule.interval_secs,
         result.as_ref().err(),
     )
     .await;
@@ -132,6 +133,7 @@ async fn report(
     job: &TickJob,
     job_name: &str,
     worker: &str,
+    interval_secs: u32,
     error: Option<&jobs::JobFailed>,
 ) {
     let body = JobReportRequest {
@@ -147,6 +149,7 @@ async fn report(
         worker: worker.to_owned(),
         attempts: None,
         error: error.map(|e| e.reason.clone()),
+        interval_secs: Some(interval_secs),
     };
     if let Err(e) = api.report(&body).await {
         crate::metrics::report_failed();

@@ -14,6 +14,8 @@ pub enum JobKind {
     FederationPeerHeartbeat,
     FederationGrantMaintenance,
     SdwanManagerTick,
+    FederationGovernance,
+    FleetEventRetention,
 }
 
 impl JobKind {
@@ -22,6 +24,8 @@ impl JobKind {
         JobKind::FederationPeerHeartbeat,
         JobKind::FederationGrantMaintenance,
         JobKind::SdwanManagerTick,
+        JobKind::FederationGovernance,
+        JobKind::FleetEventRetention,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -30,6 +34,8 @@ impl JobKind {
             JobKind::FederationPeerHeartbeat => "FederationPeerHeartbeatJob",
             JobKind::FederationGrantMaintenance => "FederationGrantMaintenanceJob",
             JobKind::SdwanManagerTick => "SdwanManagerTickJob",
+            JobKind::FederationGovernance => "FederationGovernanceJob",
+            JobKind::FleetEventRetention => "FleetEventRetentionJob",
         }
     }
 }
@@ -54,34 +60,21 @@ pub struct ScheduleConfig {
     pub interval_secs: u32,
 }
 
-/// SPEC §11's schedules that this build implements.
+/// SPEC §11's schedules (the table lives in the domain, which the API's doctor reads too).
 pub fn default_schedules() -> BTreeMap<String, ScheduleConfig> {
-    let every_minute = |job: JobKind| ScheduleConfig {
-        job: job.name().to_owned(),
-        queue: "system".to_owned(),
-        interval_secs: 60,
-    };
-    BTreeMap::from([
-        (
-            "federation_heartbeat".to_owned(),
-            every_minute(JobKind::FederationHeartbeat),
-        ),
-        (
-            "federation_peer_heartbeat".to_owned(),
-            every_minute(JobKind::FederationPeerHeartbeat),
-        ),
-        (
-            "federation_grant_maintenance".to_owned(),
-            ScheduleConfig {
-                interval_secs: 3600,
-                ..every_minute(JobKind::FederationGrantMaintenance)
-            },
-        ),
-        (
-            "sdwan_manager_tick".to_owned(),
-            every_minute(JobKind::SdwanManagerTick),
-        ),
-    ])
+    powernode_domain::schedule::SCHEDULES
+        .iter()
+        .map(|s| {
+            (
+                s.name.to_owned(),
+                ScheduleConfig {
+                    job: s.job.to_owned(),
+                    queue: s.queue.to_owned(),
+                    interval_secs: s.interval_secs,
+                },
+            )
+        })
+        .collect()
 }
 
 /// A schedule ready to run.
@@ -153,18 +146,29 @@ mod tests {
     #[test]
     fn defaults_resolve_to_the_heartbeat_sweep_every_minute() {
         let s = resolve(&default_schedules()).unwrap();
-        assert_eq!(s.len(), 4);
-        assert_eq!(s[3].name, "sdwan_manager_tick");
-        assert_eq!(s[3].job, JobKind::SdwanManagerTick);
-        assert_eq!(s[3].cron, "0 * * * * *");
-        assert_eq!(s[0].name, "federation_grant_maintenance");
+        let names: Vec<&str> = s.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "federation_governance",
+                "federation_grant_maintenance",
+                "federation_heartbeat",
+                "federation_peer_heartbeat",
+                "fleet_event_retention",
+                "sdwan_manager_tick"
+            ]
+        );
+        assert_eq!(s[5].job, JobKind::SdwanManagerTick);
+        assert_eq!(s[5].cron, "0 * * * * *");
+        assert_eq!(s[0].job, JobKind::FederationGovernance);
         assert_eq!(s[0].cron, "0 0 * * * *");
-        assert_eq!(s[2].name, "federation_peer_heartbeat");
-        assert_eq!(s[2].job, JobKind::FederationPeerHeartbeat);
-        assert_eq!(s[1].name, "federation_heartbeat");
-        assert_eq!(s[1].job, JobKind::FederationHeartbeat);
-        assert_eq!(s[1].cron, "0 * * * * *");
-        assert_eq!(s[1].redis_queue("pn"), "pn:system:federation_heartbeat");
+        assert_eq!(s[1].cron, "0 0 * * * *");
+        assert_eq!(s[3].job, JobKind::FederationPeerHeartbeat);
+        assert_eq!(s[4].job, JobKind::FleetEventRetention);
+        assert_eq!(s[4].cron, "0 0 * * * *");
+        assert_eq!(s[2].job, JobKind::FederationHeartbeat);
+        assert_eq!(s[2].cron, "0 * * * * *");
+        assert_eq!(s[2].redis_queue("pn"), "pn:system:federation_heartbeat");
     }
 
     #[test]
@@ -180,7 +184,7 @@ mod tests {
         );
         assert_eq!(
             resolve(&c).unwrap_err().to_string(),
-            "schedule `nightly` names unknown job `NoSuchJob`; known jobs: FederationHeartbeatJob, FederationPeerHeartbeatJob, FederationGrantMaintenanceJob, SdwanManagerTickJob"
+            "schedule `nightly` names unknown job `NoSuchJob`; known jobs: FederationHeartbeatJob, FederationPeerHeartbeatJob, FederationGrantMaintenanceJob, SdwanManagerTickJob, FederationGovernanceJob, FleetEventRetentionJob"
         );
     }
 

@@ -57,8 +57,8 @@ fn on_connect(tls: &Tls, ext: &mut Extensions) {
 }
 
 /// The host the listener certificate must name.
-pub fn public_host(state: &AppState) -> String {
-    url::Url::parse(state.settings.federation_public_url.as_str())
+pub fn public_host(settings: &crate::settings::Settings) -> String {
+    url::Url::parse(settings.federation_public_url.as_str())
         .ok()
         .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()))
         .unwrap_or_else(|| "localhost".to_owned())
@@ -245,7 +245,7 @@ async fn prerequisites(state: &AppState) -> anyhow::Result<openssl::ssl::SslAcce
     let identity = ca::ensure_identity(&state.db, &state.settings.master_key).await?;
     tracing::info!(instance_id = %identity.instance_id, ca_sha256 = %identity.ca_sha256, "instance identity ready");
     let open = OpenCa::open(&identity, &state.settings.master_key)?;
-    let host = public_host(state);
+    let host = public_host(&state.settings);
     let acceptor = match &state.settings.federation_tls_files {
         Some((cert_file, key_file)) => {
             let cert_pem = std::fs::read_to_string(cert_file)?;

@@ -4,6 +4,7 @@
 
 pub mod approvals;
 pub mod events;
+pub mod governance;
 pub mod grants;
 pub mod health;
 pub mod metrics;
@@ -30,6 +31,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(worker_api::peer_heartbeats)
                 .service(worker_api::grant_maintenance)
                 .service(worker_api::sdwan_manager_tick)
+                .service(worker_api::governance_scan)
+                .service(worker_api::event_retention)
                 .service(worker_api::report),
         )
         .service(scope("/api/v1/system/worker").service(worker_api::status))
@@ -44,6 +47,13 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(peers::suspend)
                 .service(peers::resume)
                 .service(peers::revoke)
+                .service(governance::renew_certificate)
+                .service(governance::peer_diagnosis)
+                .service(governance::diagnosis)
+                .service(governance::scan)
+                .service(governance::latest)
+                .service(governance::reports)
+                .service(governance::report)
                 .service(grants::issue)
                 .service(grants::list)
                 .service(grants::show)

@@ -106,3 +106,37 @@ pub async fn sdwan_manager_tick(
 ) -> Result<HttpResponse, ApiError> {
     Ok(ok(crate::services::approvals::tick(&state, &auth.0).await?))
 }
+
+/// The `federation_governance` schedule (SPEC §9.1): one governance scan, answered as its report.
+#[utoipa::path(
+    tag = "worker",
+    responses((status = 200, body = powernode_client::governance::ReportView), (status = 401)),
+    security(("worker_token" = []))
+)]
+#[post("/federation/governance_scan")]
+pub async fn governance_scan(
+    auth: WorkerAuth,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(ok(crate::services::governance::scheduled_scan(
+        &state, &auth.0,
+    )
+    .await?))
+}
+
+/// The `fleet_event_retention` schedule (SPEC §9.2): expired events in batches of at most
+/// 10,000 rows, old governance reports and idempotency keys.
+#[utoipa::path(
+    tag = "worker",
+    responses((status = 200, body = powernode_client::governance::RetentionOutcome), (status = 401)),
+    security(("worker_token" = []))
+)]
+#[post("/fleet_events/retention")]
+pub async fn event_retention(
+    auth: WorkerAuth,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(ok(
+        crate::services::governance::retention(&state, &auth.0).await?
+    ))
+}

@@ -316,61 +316,69 @@ pub async fn accept_remote(
     Ok(peer)
 }
 
-/// Our client certificate and key for a peer (and whether it is due for rotation), or an
-/// error after logging SPEC §4's partial-config warning and refusal.
-async fn client_for(ctx: &Ctx, peer: &Peer) -> Result<(FederationClient, bool), String> {
-    let id = peer.id;
+/// Our newest non-revoked outbound certificate row for a peer and what of it is usable.
+enum OutboundPair {
+    Complete {
+        row: Box<certificates::PeerCertificate>,
+        cert: String,
+        key: secrecy::SecretBox<Vec<u8>>,
+    },
+    /// The certificate, the key, or both are missing (or the key does not open).
+    Partial { has_cert: bool, has_key: bool },
+}
+
+/// The refusal to renew with half a pair (the forced re-mint's 409 and the doctor's
+/// `peer.certificates` evidence).
+pub fn partial_message(peer_id: Uuid, has_cert: bool, has_key: bool) -> String {
+    format!(
+        "outbound certificate for peer {peer_id} is partial (cert_pem={has_cert}, key_pem={has_key}): revoke and re-propose"
+    )
+}
+
+/// Reads our outbound pair for `peer_id` and the database clock.
+async fn outbound_pair(
+    ctx: &Ctx,
+    peer_id: Uuid,
+) -> Result<(OutboundPair, time::OffsetDateTime), ApiError> {
     // Rotation is judged by the database clock, like every other threshold.
     let (rows, now) = db::run(
         &ctx.db,
         move |conn| -> Result<_, powernode_store::StoreError> {
             Ok((
-                certificates::for_peer(conn, id, OUTBOUND)?,
+                certificates::for_peer(conn, peer_id, OUTBOUND)?,
                 powernode_store::database_now(conn)?,
             ))
         },
     )
     .await
-    .map_err(|e| e.report())?;
+    .context("outbound certificate lookup failed")?;
     let row = rows.into_iter().find(|c| c.revoked_at.is_none());
     let cert = row.as_ref().and_then(|r| r.cert_pem.clone());
     let key = row
         .as_ref()
         .and_then(|r| r.key_sealed.as_ref())
         .and_then(|k| ctx.settings.master_key.open(CLIENT_KEY_CONTEXT, k).ok());
-    let (Some(cert), Some(key)) = (cert, key) else {
-        let has_cert = row.as_ref().is_some_and(|r| r.cert_pem.is_some());
-        let has_key = row.as_ref().is_some_and(|r| r.key_sealed.is_some());
-        tracing::warn!(
-            peer_id = %peer.id,
-            "[PeerClient] partial mTLS config — cert_pem={has_cert}, key_pem={}; falling back to plaintext",
-            has_key
-                && row
-                    .as_ref()
-                    .and_then(|r| r.key_sealed.as_ref())
-                    .is_some_and(|k| ctx.settings.master_key.open(CLIENT_KEY_CONTEXT, k).is_ok())
-        );
-        if ctx.settings.plaintext_fallback_allowed() {
-            // "Plaintext": TLS to the pinned CA, without a client certificate.
-            let ca = peer.remote_ca_pem.as_deref().ok_or("no pinned CA")?;
-            let client = reqwest::Client::builder()
-                .tls_certs_only([
-                    reqwest::Certificate::from_pem(ca.as_bytes()).map_err(|e| e.to_string())?
-                ])
-                .timeout(ctx.settings.peer_timeout)
-                .build()
-                .map_err(|e| e.to_string())?;
-            return Ok((
-                FederationClient::new(client, &peer.remote_instance_url),
-                false,
-            ));
-        }
-        tracing::warn!(
-            "[PeerClient] plaintext fallback disabled; call to peer {} refused",
-            peer.id
-        );
-        return Err("partial mTLS config; plaintext fallback disabled".to_owned());
+    let pair = match (row, cert, key) {
+        (Some(row), Some(cert), Some(key)) => OutboundPair::Complete {
+            row: Box::new(row),
+            cert,
+            key,
+        },
+        (_, cert, key) => OutboundPair::Partial {
+            has_cert: cert.is_some(),
+            has_key: key.is_some(),
+        },
     };
+    Ok((pair, now))
+}
+
+/// An mTLS client for a peer: its pinned CA only, our client identity.
+fn mtls_client(
+    ctx: &Ctx,
+    peer: &Peer,
+    cert: &str,
+    key: &secrecy::SecretBox<Vec<u8>>,
+) -> Result<FederationClient, String> {
     let ca = peer.remote_ca_pem.as_deref().ok_or("no pinned CA")?;
     let identity = reqwest::Identity::from_pkcs8_pem(cert.as_bytes(), key.expose_secret())
         .map_err(|e| e.to_string())?;
@@ -380,21 +388,100 @@ async fn client_for(ctx: &Ctx, peer: &Peer) -> Result<(FederationClient, bool), 
         .timeout(ctx.settings.peer_timeout)
         .build()
         .map_err(|e| e.to_string())?;
-    let due = row
-        .as_ref()
-        .and_then(|r| Some((r.not_before?, r.not_after?)))
-        .is_some_and(|(from, to)| {
-            powernode_domain::certificate::due_for_rotation(
-                from,
-                to,
-                now,
-                ctx.settings.cert_rotation_percent,
-            )
-        });
-    Ok((
-        FederationClient::new(client, &peer.remote_instance_url),
-        due,
-    ))
+    Ok(FederationClient::new(client, &peer.remote_instance_url))
+}
+
+/// Our client certificate and key for a peer (and whether it is due for rotation), or an
+/// error after logging SPEC §4's partial-config warning and refusal.
+async fn client_for(ctx: &Ctx, peer: &Peer) -> Result<(FederationClient, bool), String> {
+    let (pair, now) = outbound_pair(ctx, peer.id).await.map_err(|e| e.report())?;
+    let (row, cert, key) = match pair {
+        OutboundPair::Complete { row, cert, key } => (row, cert, key),
+        OutboundPair::Partial { has_cert, has_key } => {
+            tracing::warn!(
+                peer_id = %peer.id,
+                "[PeerClient] partial mTLS config — cert_pem={has_cert}, key_pem={has_key}; falling back to plaintext"
+            );
+            if ctx.settings.plaintext_fallback_allowed() {
+                // "Plaintext": TLS to the pinned CA, without a client certificate.
+                let ca = peer.remote_ca_pem.as_deref().ok_or("no pinned CA")?;
+                let client = reqwest::Client::builder()
+                    .tls_certs_only([
+                        reqwest::Certificate::from_pem(ca.as_bytes()).map_err(|e| e.to_string())?
+                    ])
+                    .timeout(ctx.settings.peer_timeout)
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                return Ok((
+                    FederationClient::new(client, &peer.remote_instance_url),
+                    false,
+                ));
+            }
+            tracing::warn!(
+                "[PeerClient] plaintext fallback disabled; call to peer {} refused",
+                peer.id
+            );
+            return Err(format!(
+                "partial mTLS config (cert_pem={has_cert}, key_pem={has_key}); plaintext fallback disabled"
+            ));
+        }
+    };
+    let client = mtls_client(ctx, peer, &cert, &key)?;
+    let due = row.not_before.zip(row.not_after).is_some_and(|(from, to)| {
+        powernode_domain::certificate::due_for_rotation(
+            from,
+            to,
+            now,
+            ctx.settings.cert_rotation_percent,
+        )
+    });
+    Ok((client, due))
+}
+
+/// The forced re-mint (SPEC §10 `peer cert renew`; the runbook's "re-mint and re-store"):
+/// renews our outbound client certificate for a peer now, through the rotation's own path.
+pub async fn renew_now(
+    ctx: &Ctx,
+    operator: &powernode_store::operators::Operator,
+    id: powernode_domain::PeerId,
+) -> Result<powernode_client::governance::RenewedCertificateView, ApiError> {
+    crate::services::require(operator, powernode_domain::Permission::FederationManage)?;
+    let peer_id = id.uuid();
+    let peer = db::run(&ctx.db, move |conn| peers::find(conn, peer_id))
+        .await
+        .context("peer lookup failed")?
+        .ok_or_else(|| ApiError::NotFound(format!("peer {peer_id} not found")))?;
+    if !matches!(
+        peer.status,
+        PeerStatus::Enrolled | PeerStatus::Active | PeerStatus::Degraded
+    ) {
+        return Err(ApiError::Conflict(format!(
+            "peer {peer_id} is {}: our client certificate is renewed over mTLS only while the peer is enrolled, active or degraded",
+            peer.status
+        )));
+    }
+    let (pair, _) = outbound_pair(ctx, peer_id).await?;
+    let (cert, key) = match pair {
+        OutboundPair::Complete { cert, key, .. } => (cert, key),
+        OutboundPair::Partial { has_cert, has_key } => {
+            return Err(ApiError::Conflict(partial_message(
+                peer_id, has_cert, has_key,
+            )));
+        }
+    };
+    let client = mtls_client(ctx, &peer, &cert, &key).map_err(|e| internal("mTLS client", e))?;
+    match renew(ctx, &client, &peer).await {
+        Ok(Some(view)) => {
+            tracing::info!(peer_id = %peer_id, operator_id = %operator.id, serial = %view.serial, "client certificate renewed on an operator's request");
+            Ok(view)
+        }
+        Ok(None) => Err(ApiError::Conflict(format!(
+            "a renewal or handshake with peer {peer_id} is in progress: retry in {} s",
+            lease_secs(ctx)
+        ))),
+        Err(RenewError::Remote(e)) => Err(peer_error(&peer.remote_instance_url, e)),
+        Err(RenewError::Local(e)) => Err(e),
+    }
 }
 
 /// How long a handshake or renewal lease holds the peer row: three peer calls' timeouts, well
@@ -412,11 +499,11 @@ struct Lease {
 
 impl Lease {
     /// `None` when another caller holds the peer (it is doing the same work).
-    async fn take(ctx: &Ctx, peer_id: Uuid) -> Result<Option<Lease>, String> {
+    async fn take(ctx: &Ctx, peer_id: Uuid) -> Result<Option<Lease>, ApiError> {
         let secs = lease_secs(ctx);
         let token = db::run(&ctx.db, move |conn| peers::lease(conn, peer_id, secs))
             .await
-            .map_err(|e| e.report())?;
+            .context("peer lease failed")?;
         Ok(token.map(|token| Lease { peer_id, token }))
     }
 
@@ -434,7 +521,7 @@ impl Lease {
     }
 
     /// Writes what the remote call produced and ends the lease, in one transaction.
-    async fn finish<F>(self, ctx: &Ctx, write: F) -> Result<(), String>
+    async fn finish<F>(self, ctx: &Ctx, write: F) -> Result<(), ApiError>
     where
         F: FnOnce(&mut PgConnection) -> Result<(), ApiError> + Send + 'static,
     {
@@ -445,17 +532,39 @@ impl Lease {
             Ok(())
         })
         .await
-        .map_err(|e| e.report())
+        .context("recording the peer call failed")
     }
 }
 
-/// Rotation at 75 % of the lifetime: a new key and CSR, sent over the current mTLS channel;
-/// the new certificate and its sealed key are stored together. The old one stays valid.
-async fn renew(ctx: &Ctx, client: &FederationClient, peer: &Peer) -> Result<(), String> {
-    let (key, csr) = ca::key_and_csr().map_err(|e| e.to_string())?;
-    let Some(lease) = Lease::take(ctx, peer.id).await? else {
+/// Why a renewal produced no certificate: the peer's refusal (or no answer), or ours.
+enum RenewError {
+    Remote(powernode_client::Error),
+    Local(ApiError),
+}
+
+impl RenewError {
+    /// One line for `last_outbound_error` and the run's failures.
+    fn text(&self) -> String {
+        match self {
+            RenewError::Remote(e) => refusal_text(e),
+            RenewError::Local(e) => e.report(),
+        }
+    }
+}
+
+/// Rotation at 75 % of the lifetime (and the operator's forced re-mint): a new key and CSR,
+/// sent over the current mTLS channel; the new certificate and its sealed key are stored
+/// together. The old one stays valid. `None` when another caller holds the peer's lease.
+async fn renew(
+    ctx: &Ctx,
+    client: &FederationClient,
+    peer: &Peer,
+) -> Result<Option<powernode_client::governance::RenewedCertificateView>, RenewError> {
+    let (key, csr) =
+        ca::key_and_csr().map_err(|e| RenewError::Local(internal("key generation", e)))?;
+    let Some(lease) = Lease::take(ctx, peer.id).await.map_err(RenewError::Local)? else {
         tracing::debug!(peer_id = %peer.id, "renewal already in progress elsewhere");
-        return Ok(());
+        return Ok(None);
     };
     let answer = match client
         .renew(&powernode_client::federation::RenewRequest { csr_pem: csr })
@@ -464,7 +573,7 @@ async fn renew(ctx: &Ctx, client: &FederationClient, peer: &Peer) -> Result<(), 
         Ok(a) => a,
         Err(e) => {
             lease.release(ctx).await;
-            return Err(refusal_text(&e));
+            return Err(RenewError::Remote(e));
         }
     };
     let stored = read_renewed(ctx, &key, answer.client_cert_pem);
@@ -472,11 +581,21 @@ async fn renew(ctx: &Ctx, client: &FederationClient, peer: &Peer) -> Result<(), 
         Ok(parts) => parts,
         Err(e) => {
             lease.release(ctx).await;
-            return Err(e);
+            return Err(RenewError::Local(ApiError::PeerUnreachable(format!(
+                "peer at {} issued an unusable certificate: {e}",
+                peer.remote_instance_url
+            ))));
         }
     };
     let id = peer.id;
     let (not_before, not_after) = ca::validity(&cert);
+    let view = powernode_client::governance::RenewedCertificateView {
+        peer_id: id,
+        serial: serial.clone(),
+        fingerprint_sha256: fingerprint.clone(),
+        not_before,
+        not_after,
+    };
     lease
         .finish(ctx, move |conn| {
             certificates::insert(
@@ -496,9 +615,10 @@ async fn renew(ctx: &Ctx, client: &FederationClient, peer: &Peer) -> Result<(), 
             .map(|_| ())
             .map_err(ApiError::from)
         })
-        .await?;
+        .await
+        .map_err(RenewError::Local)?;
     tracing::info!(peer_id = %id, "[PeerClient] client certificate renewed");
-    Ok(())
+    Ok(Some(view))
 }
 
 /// The renewed certificate's parts, its key sealed.
@@ -524,9 +644,15 @@ fn read_renewed(
     Ok((cert, pem, fingerprint, serial, sealed))
 }
 
-/// What a failed peer call records (`last_outbound_error`, the run's failures): one line.
+/// What a failed peer call records (`last_outbound_error`, the run's failures): one line, the
+/// remote's `<status> <CODE>: <error>` when it answered, else the transport error.
 fn refusal_text(e: &powernode_client::Error) -> String {
-    crate::error::one_line(e)
+    match e {
+        powernode_client::Error::Api { status, body } => {
+            crate::error::one_line(&format!("{status} {}: {}", body.code, body.error))
+        }
+        other => crate::error::one_line(other),
+    }
 }
 
 /// How the peer sees us, when it refused us by the mTLS chain (`details.peer_status`).
@@ -601,7 +727,7 @@ async fn contact(ctx: &Ctx, peer: Peer, call: OutboundCall) -> Result<(), String
         return handshake(ctx, &client, &peer).await;
     }
     if due {
-        renew(ctx, &client, &peer).await?;
+        renew(ctx, &client, &peer).await.map_err(|e| e.text())?;
     }
     let result = client.heartbeat(&HeartbeatRequest::default()).await;
     // The other side was resumed (back to accepted): repeat the handshake, no status change here.
@@ -632,7 +758,7 @@ async fn handshake(ctx: &Ctx, client: &FederationClient, peer: &Peer) -> Result<
         extension_slugs: Some(json!([])),
         endpoints: Some(json!([])),
     };
-    let Some(lease) = Lease::take(ctx, id).await? else {
+    let Some(lease) = Lease::take(ctx, id).await.map_err(|e| e.report())? else {
         tracing::debug!(peer_id = %id, "handshake already in progress elsewhere");
         return Ok(());
     };
@@ -651,6 +777,7 @@ async fn handshake(ctx: &Ctx, client: &FederationClient, peer: &Peer) -> Result<
             Ok(())
         })
         .await
+        .map_err(|e| e.report())
 }
 
 #[cfg(test)]

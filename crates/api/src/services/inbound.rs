@@ -665,6 +665,32 @@ fn authorize(
     }
 }
 
+/// `authorize`, recording a refusal on the grant it concerns (`last_denied_at`, `last_denial`:
+/// the doctor's evidence). Recording is best effort: the caller gets the refusal either way.
+async fn authorize_recorded(
+    ctx: &Ctx,
+    caller: &ResourceCaller,
+    call: &ResourceCall,
+    kind: &str,
+    id: &str,
+    scope: powernode_domain::grant::Scope,
+) -> Result<(), ApiError> {
+    let result = authorize(ctx, caller, call, kind, id, scope);
+    if let (Err(e @ (ApiError::GrantScope(_) | ApiError::Unauthorized(_))), Some(row)) =
+        (&result, &call.grant)
+    {
+        let (grant_id, message) = (row.id, format!("{scope} {kind}/{id}: {e}"));
+        if let Err(failed) = db::run(&ctx.db, move |conn| {
+            powernode_store::grants::record_denial(conn, grant_id, &message)
+        })
+        .await
+        {
+            tracing::warn!(grant_id = %grant_id, "could not record the grant denial: {}", failed.detail());
+        }
+    }
+    result
+}
+
 /// A peer reads a shared resource under a grant with `read` (one blocking hop: chain, grant,
 /// clock and the resource itself).
 pub async fn read_resource(
@@ -675,14 +701,15 @@ pub async fn read_resource(
     id: String,
 ) -> Result<ResourceView, ApiError> {
     let call = resource_call(ctx, lookups, &caller, &kind, &id, true).await?;
-    authorize(
+    authorize_recorded(
         ctx,
         &caller,
         &call,
         &kind,
         &id,
         powernode_domain::grant::Scope::Read,
-    )?;
+    )
+    .await?;
     let found = call
         .resource
         .ok_or_else(|| ApiError::NotFound(format!("resource {kind}/{id} not found")))?;
@@ -699,14 +726,15 @@ pub async fn write_resource(
     doc: Value,
 ) -> Result<ResourceView, ApiError> {
     let call = resource_call(ctx, lookups, &caller, &kind, &id, false).await?;
-    authorize(
+    authorize_recorded(
         ctx,
         &caller,
         &call,
         &kind,
         &id,
         powernode_domain::grant::Scope::Write,
-    )?;
+    )
+    .await?;
     super::grants::ids("id", std::slice::from_ref(&id))?;
     let peer_id = call.peer_id;
     let stored = db::transaction(&ctx.db, move |conn| {

@@ -4,8 +4,10 @@
 //! forget it.
 
 pub mod approvals;
+pub mod doctor;
 pub mod events;
 pub mod federation;
+pub mod governance;
 pub mod grants;
 pub mod health;
 pub mod idempotency;

@@ -68,6 +68,7 @@ pub fn schedule_view(s: ScheduleStatus) -> ScheduleStatusView {
         last_error: s.last_error,
         runs: s.runs,
         failures: s.failures,
+        interval_secs: s.interval_secs.and_then(|i| u32::try_from(i).ok()),
         updated_at: s.updated_at,
     }
 }
@@ -112,6 +113,15 @@ pub async fn report(
     short("job", &r.job, 64)?;
     short("worker", &r.worker, 200)?;
     let error = r.error.map(|e| e.chars().take(2000).collect::<String>());
+    let interval_secs = match r.interval_secs {
+        None => None,
+        Some(i) => Some(
+            i32::try_from(i)
+                .ok()
+                .filter(|i| (1..=86_400).contains(i))
+                .ok_or_else(|| ApiError::validation("interval_secs", "must be 1-86400"))?,
+        ),
+    };
     let stored = db::run(&ctx.db, move |conn| {
         worker_status::record(
             conn,
@@ -122,6 +132,7 @@ pub async fn report(
                 tick: r.tick,
                 worker: &r.worker,
                 error: error.as_deref(),
+                interval_secs,
             },
         )
     })

@@ -1,6 +1,7 @@
 //! One module per command group; each command is one typed client call and one rendering.
 
 mod approvals;
+mod governance;
 mod grants;
 mod operators;
 mod peers;
@@ -23,6 +24,8 @@ pub async fn run(client: &OperatorClient, out: &Output, command: Command) -> Res
         Command::Approvals(c) => approvals::run(client, out, c).await,
         Command::Agent(c) => approvals::agent(client, out, c).await,
         Command::Policy(c) => approvals::policy(client, out, c).await,
+        Command::Governance(c) => governance::run(client, out, c).await,
+        Command::Doctor { peer } => governance::doctor(client, out, peer).await,
     }
 }
 

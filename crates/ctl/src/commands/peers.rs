@@ -8,7 +8,7 @@ use powernode_domain::PeerStatus;
 
 use super::seconds;
 use crate::CtlError;
-use crate::cli::{FederationCommand, PeerCommand, TokenCommand};
+use crate::cli::{CertCommand, FederationCommand, PeerCommand, TokenCommand};
 use crate::output::{Output, value};
 
 /// Prints a gated call's outcome: the queued request, or what `done` renders.
@@ -58,6 +58,9 @@ pub async fn run(client: &OperatorClient, out: &Output, c: PeerCommand) -> Resul
                 ttl_seconds: ttl.map(|t| seconds("ttl", t)).transpose()?,
             };
             out.with_token(&value(&client.regenerate_token(id, &req).await?));
+        }
+        PeerCommand::Cert(CertCommand::Renew { id }) => {
+            super::governance::renew_certificate(client, out, id).await?;
         }
         PeerCommand::Suspend { id, reason } => {
             out.peer(&value(

@@ -145,16 +145,25 @@ pub fn heartbeat_active_batch(
     Ok((at, applied))
 }
 
-/// Records the outcome of one of our outbound calls (never changes a status).
+/// Records the outcome of one of our outbound calls (never changes a status): when, the error
+/// (`None` = success) and since when calls fail (kept across failures, cleared by a success).
 pub fn record_outbound(
     conn: &mut PgConnection,
     id: Uuid,
     error: Option<&str>,
 ) -> Result<(), StoreError> {
+    let failing_since = diesel::dsl::sql::<
+        diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+    >(if error.is_some() {
+        "COALESCE(outbound_failing_since, now())"
+    } else {
+        "NULL"
+    });
     diesel::update(peers::table.find(id))
         .set((
             peers::last_outbound_heartbeat_at.eq(crate::now_nullable()),
             peers::last_outbound_error.eq(error),
+            peers::outbound_failing_since.eq(failing_since),
         ))
         .execute(conn)?;
     Ok(())

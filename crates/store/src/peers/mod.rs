@@ -62,6 +62,8 @@ pub struct PeerRow {
     pub acceptance_token_expires_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    pub status_changed_at: OffsetDateTime,
+    pub outbound_failing_since: Option<OffsetDateTime>,
 }
 
 /// A peer with its enumerations checked against the domain.
@@ -95,6 +97,10 @@ pub struct Peer {
     pub acceptance_token_expires_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// Set by the database on every status change (migration 000017's trigger).
+    pub status_changed_at: OffsetDateTime,
+    /// Since when our outbound calls to this peer fail; `None` after a success.
+    pub outbound_failing_since: Option<OffsetDateTime>,
 }
 
 fn parse_column<T: std::str::FromStr>(column: &'static str, value: &str) -> Result<T, StoreError> {
@@ -144,6 +150,8 @@ impl TryFrom<PeerRow> for Peer {
             acceptance_token_expires_at: row.acceptance_token_expires_at,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            status_changed_at: row.status_changed_at,
+            outbound_failing_since: row.outbound_failing_since,
         })
     }
 }

@@ -92,6 +92,8 @@ pub fn peer_view(peer: Peer, now: OffsetDateTime, stale_after_secs: u32) -> Peer
             last_heartbeat_at: peer.last_heartbeat_at,
             last_outbound_heartbeat_at: peer.last_outbound_heartbeat_at,
             last_outbound_error: peer.last_outbound_error,
+            outbound_failing_since: peer.outbound_failing_since,
+            status_changed_at: peer.status_changed_at,
             created_at: peer.created_at,
             updated_at: peer.updated_at,
             certificates: None,
