@@ -131,7 +131,7 @@ async fn a_certificate_without_its_key_logs_the_partial_config_warning_and_refus
     assert_eq!(run["data"]["sent"], 0, "{run}");
     assert_eq!(
         run["data"]["failed"],
-        json!([{"peer_id": b_peer, "error": "partial mTLS config; plaintext fallback disabled"}])
+        json!([{"peer_id": b_peer, "error": "partial mTLS config (cert_pem=true, key_pem=false); plaintext fallback disabled"}])
     );
     let text = lines_about(&logs, &b_peer);
     assert!(
@@ -186,7 +186,7 @@ async fn with_the_fallback_enabled_outside_production_the_call_goes_out_without_
     // A enforces client certificates: the plaintext call is refused there.
     assert_eq!(
         run["data"]["failed"],
-        json!([{"peer_id": b_peer, "error": "HTTP 401: mTLS client certificate required"}])
+        json!([{"peer_id": b_peer, "error": "401 UNAUTHORIZED: mTLS client certificate required"}])
     );
     let text = lines_about(&logs, &b_peer);
     assert!(text.contains(
