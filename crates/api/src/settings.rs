@@ -717,6 +717,54 @@ mod tests {
     }
 
     #[test]
+    fn governance_and_retention_settings_are_checked() {
+        let refused = |raw: RawSettings| Settings::validate(raw).unwrap_err().to_string();
+        assert_eq!(
+            refused(RawSettings {
+                event_retention_high_days: 30,
+                ..raw()
+            }),
+            "POWERNODE_EVENT_RETENTION_HIGH_DAYS is 30: set it between 90 and 3650"
+        );
+        assert_eq!(
+            refused(RawSettings {
+                governance_accepted_without_handshake_secs: 0,
+                ..raw()
+            }),
+            "POWERNODE_GOVERNANCE_ACCEPTED_WITHOUT_HANDSHAKE_SECS is 0: set it between 1 and 31536000"
+        );
+        assert_eq!(
+            refused(RawSettings {
+                federation_prefix: Some("10.0.0.0/8".to_owned()),
+                ..raw()
+            }),
+            "POWERNODE_FEDERATION_PREFIX must be a /48, /56, or /64 ULA prefix"
+        );
+        let settings = Settings::validate(RawSettings {
+            federation_prefix: Some("fd00:9::/48".to_owned()),
+            governance_cert_expiring_days: 14,
+            ..raw()
+        })
+        .unwrap();
+        assert_eq!(
+            settings.federation_prefix.map(|p| p.to_string()).as_deref(),
+            Some("fd00:9::/48")
+        );
+        assert_eq!(settings.governance.cert_expiring_days, 14);
+        assert_eq!(
+            settings.governance.stale_after_secs,
+            settings.stale_after_secs
+        );
+        assert_eq!(
+            (
+                settings.retention.event_days,
+                settings.retention.event_high_days
+            ),
+            (90, 365)
+        );
+    }
+
+    #[test]
     fn a_missing_master_key_file_names_the_variable() {
         let err = Settings::validate(RawSettings {
             master_key_file: None,

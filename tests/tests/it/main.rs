@@ -10,6 +10,7 @@ mod database;
 mod demo;
 mod deploy;
 mod federation;
+mod governance;
 mod grants;
 mod grants_property;
 mod idempotency;

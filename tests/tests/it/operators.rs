@@ -322,8 +322,14 @@ async fn every_route_is_in_the_openapi_document_and_every_documented_route_answe
         ("get", "/api/v1/system/federation/governance/reports/{id}"),
         ("get", "/api/v1/system/federation/diagnosis"),
         ("get", "/api/v1/system/federation/peers/{id}/diagnosis"),
-        ("post", "/api/v1/system/federation/peers/{id}/certificates/renew"),
-        ("post", "/api/v1/system/worker_api/federation/governance_scan"),
+        (
+            "post",
+            "/api/v1/system/federation/peers/{id}/certificates/renew",
+        ),
+        (
+            "post",
+            "/api/v1/system/worker_api/federation/governance_scan",
+        ),
         ("post", "/api/v1/system/worker_api/fleet_events/retention"),
     ];
     for (method, path) in expected {
