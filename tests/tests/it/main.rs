@@ -9,6 +9,7 @@ mod csr;
 mod database;
 mod demo;
 mod deploy;
+mod doctor;
 mod federation;
 mod governance;
 mod grants;

@@ -1102,7 +1102,64 @@ fn peer_approvals_check(ctx: &Ctx, f: &PeerFacts) -> CheckView {
 
 #[cfg(test)]
 mod tests {
-    use super::runbook;
+    use std::time::Duration;
+
+    use powernode_client::governance::CheckStatus;
+    use powernode_domain::schedule::SCHEDULES;
+    use powernode_store::worker_status::ScheduleStatus;
+    use time::macros::datetime;
+
+    use super::{runbook, schedule_check};
+
+    #[test]
+    fn an_unreported_schedule_warns_for_two_default_intervals_after_start_then_fails() {
+        let spec = &SCHEDULES[0];
+        let now = datetime!(2026-11-30 12:00 UTC);
+        let early = schedule_check(spec, None, now, Duration::from_secs(119));
+        assert_eq!(early.status, CheckStatus::Warn);
+        assert_eq!(
+            early.evidence,
+            "no worker has reported FederationHeartbeatJob yet (API up 1 min 59 s, interval 60 s)"
+        );
+        let late = schedule_check(spec, None, now, Duration::from_secs(121));
+        assert_eq!(late.status, CheckStatus::Fail);
+        assert_eq!(
+            late.evidence,
+            "no worker has reported FederationHeartbeatJob (API up 2 min 1 s, interval 60 s)"
+        );
+    }
+
+    #[test]
+    fn a_reported_schedule_is_judged_by_its_reported_interval() {
+        let spec = &SCHEDULES[0];
+        let now = datetime!(2026-11-30 12:00 UTC);
+        let status = |ago: i64, interval: Option<i32>| ScheduleStatus {
+            schedule: spec.name.to_owned(),
+            job: spec.job.to_owned(),
+            last_outcome: "failed".to_owned(),
+            last_tick: 0,
+            last_worker: "w".to_owned(),
+            last_success_at: Some(now - time::Duration::seconds(ago)),
+            last_failure_at: Some(now - time::Duration::seconds(5)),
+            last_error: Some("HTTP 503: database unavailable".to_owned()),
+            runs: 3,
+            failures: 1,
+            updated_at: now,
+            interval_secs: interval,
+        };
+        let ok = schedule_check(spec, Some(&status(192, Some(300))), now, Duration::ZERO);
+        assert_eq!(ok.status, CheckStatus::Ok);
+        assert_eq!(
+            ok.evidence,
+            "last FederationHeartbeatJob success 3 min 12 s ago (interval 300 s); last run failed 5 s ago: HTTP 503: database unavailable"
+        );
+        let late = schedule_check(spec, Some(&status(192, None)), now, Duration::ZERO);
+        assert_eq!(late.status, CheckStatus::Fail);
+        assert!(
+            late.evidence
+                .contains("more than 2 intervals (interval 60 s)")
+        );
+    }
 
     /// GitHub's heading anchor: lower case, punctuation dropped, spaces to hyphens.
     fn slug(heading: &str) -> String {
