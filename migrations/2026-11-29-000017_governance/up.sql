@@ -34,7 +34,7 @@ CREATE TRIGGER peers_status_changed_at
 ALTER TABLE peers ADD COLUMN outbound_failing_since timestamptz;
 
 -- Advertised prefixes as cidr, NULL for an absent or unreadable value (the API validates the
--- field; a legacy row must not break a scan). Immutable, so it can back an index.
+-- field; a legacy row must not break a scan).
 CREATE FUNCTION powernode_prefix(value text) RETURNS cidr
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 BEGIN
@@ -43,9 +43,6 @@ EXCEPTION WHEN others THEN
     RETURN NULL;
 END
 $$;
--- Overlap (`&&`: either contains the other) as an index probe per peer, not a nested loop.
-CREATE INDEX peers_prefix_overlap ON peers USING gist (powernode_prefix(remote_prefix_advertisement) inet_ops)
-    WHERE remote_prefix_advertisement IS NOT NULL AND status <> 'revoked';
 
 -- The last denial of each grant (the doctor's "last denial" evidence).
 ALTER TABLE grants

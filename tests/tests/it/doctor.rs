@@ -776,3 +776,28 @@ async fn powernodectl_doctor_prints_an_unreachable_api_as_a_failing_check() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn powernodectl_doctor_prints_a_stalled_database_as_a_failing_check() {
+    let db = TestDb::new();
+    let token = admin_token(&mut db.conn());
+    let proxy = powernode_tests::stall::StallProxy::start(&db.url).await;
+    let app = spawn_app(settings_with(
+        &proxy.url,
+        &[("POWERNODE_DATABASE_TIMEOUT_SECS", "2".to_owned())],
+    ))
+    .await;
+    let healthy = ctl(&app.address, &token, &["doctor"]).await;
+    let text = String::from_utf8_lossy(&healthy.stdout).into_owned();
+    assert!(text.contains("✓ postgresql"), "{text}");
+    proxy.freeze();
+    let out = ctl(&app.address, &token, &["doctor"]).await;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    proxy.thaw();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("✗ postgresql  503 SERVICE_UNAVAILABLE: database unavailable"),
+        "{text}"
+    );
+    assert!(text.contains("→ pg_isready"), "{text}");
+}
