@@ -76,6 +76,7 @@ impl Output {
         let keys = [
             "id",
             "status",
+            "status_changed_at",
             "allowed_transitions",
             "origin",
             "remote_instance_url",
@@ -93,6 +94,7 @@ impl Output {
             "last_handshake_at",
             "last_outbound_heartbeat_at",
             "last_outbound_error",
+            "outbound_failing_since",
             "remote_ca_sha256",
             "contract_version_agreed",
             "endpoints",

@@ -65,7 +65,7 @@ fn pending_approvals(
         .into_boxed();
     if let Some(secs) = expiring_within_secs {
         q = q.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
-            "expires_at < now() + make_interval(secs => {secs})"
+            "expires_at > now() AND expires_at < now() + make_interval(secs => {secs})"
         )));
     }
     if let Some(peer) = peer_id {

@@ -24,12 +24,14 @@ struct Row {
     facts: Value,
 }
 
+// `sdwan_only` peers stop at accepted (SPEC §2): only platform peers handshake.
 const STALE_ACCEPTED: &str =
     "SELECT 'stale_accepted_without_handshake' AS kind, id::text AS subject_id, id AS peer_id,
         jsonb_build_object('age_secs', floor(extract(epoch FROM now() - status_changed_at))::bigint,
                            'origin', origin, 'status_changed_at', status_changed_at) AS facts
    FROM peers
-  WHERE status = 'accepted' AND status_changed_at < now() - make_interval(secs => $1)";
+  WHERE status = 'accepted' AND peer_kind = 'platform'
+    AND status_changed_at < now() - make_interval(secs => $1)";
 
 // Degraded peers of any kind; enrolled/active platform peers (the kind that heartbeats)
 // silent for longer than stale_after, counted from the status change when none ever came.

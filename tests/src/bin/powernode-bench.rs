@@ -856,8 +856,7 @@ async fn governance_scan(plan: &Plan, master_key: &str) -> Row {
                     -- about 3 % end within 30 days (a few have ended), the rest later
                     now() + (CASE WHEN (row_number() OVER ()) % 33 = 0 THEN (row_number() OVER ()) % 31 - 2
                                   ELSE 31 + (row_number() OVER ()) % 335 END) * interval '1 day'
-               FROM peers p CROSS JOIN (VALUES ('inbound'), ('outbound')) d(direction)
-              WHERE p.status <> 'proposed';
+               FROM peers p CROSS JOIN (VALUES ('inbound'), ('outbound')) d(direction);
              INSERT INTO grants (id, peer_id, token_digest, resource_kind, permission_scopes, node_instance_ids,
                                  sdwan_network_ids, source_cidrs, expires_at, auto_renew)
              SELECT gen_random_uuid(), p.id, md5(p.id::text) || md5(p.id::text || 'g'), 'sdwan_config', ARRAY['read'],

@@ -630,6 +630,16 @@ fn peer_client_evidence(f: &PeerFacts) -> String {
 fn handshake_check(ctx: &Ctx, f: &PeerFacts) -> CheckView {
     let p = &f.peer;
     match p.status {
+        PeerStatus::Accepted if p.peer_kind != PeerKind::Platform => check(
+            "peer.handshake",
+            CheckStatus::Ok,
+            format!(
+                "a {} peer stays accepted: no handshake is expected",
+                p.peer_kind.as_str()
+            ),
+            runbook::STUCK_ACCEPTED,
+            None,
+        ),
         PeerStatus::Accepted => {
             let age = secs(p.status_changed_at, f.now);
             let overdue = age > i64::from(ctx.settings.governance.accepted_without_handshake_secs);
@@ -840,10 +850,12 @@ fn outbound_check(f: &PeerFacts) -> CheckView {
             )
         })
         .unwrap_or_default();
-    // `<status> <CODE>: <message>`: the peer answered and refused.
-    let refused = error
-        .split_once(' ')
-        .is_some_and(|(code, _)| code.len() == 3 && code.chars().all(|c| c.is_ascii_digit()));
+    // `<status> <CODE>: <message>`: the peer answered and refused; `HTTP <status> …`: something
+    // answered that is not the federation protocol (a proxy's page).
+    let refused = error.starts_with("HTTP ")
+        || error
+            .split_once(' ')
+            .is_some_and(|(code, _)| code.len() == 3 && code.chars().all(|c| c.is_ascii_digit()));
     if error.starts_with("partial mTLS config") {
         return check(
             "peer.outbound",
@@ -856,8 +868,27 @@ fn outbound_check(f: &PeerFacts) -> CheckView {
             )),
         );
     }
+    // reqwest's transport failures read "error sending request for url (…)"; anything else is
+    // our own side failing before or after the call (no pinned CA, an unusable renewal, the
+    // database).
+    if !refused && !error.contains("error sending request") {
+        return check(
+            "peer.outbound",
+            CheckStatus::Fail,
+            format!(
+                "our side could not complete the call to {host}{since}: {error}; last attempt {ago} ago"
+            ),
+            runbook::CERTIFICATES,
+            Some(format!(
+                "powernodectl peer show {}; journalctl -u powernode-api | grep PeerClient",
+                p.id
+            )),
+        );
+    }
     if refused {
-        let meaning = if error.contains("revoked") {
+        let meaning = if error.starts_with("HTTP ") {
+            "the answer is not the federation protocol: a proxy or another service at that URL?"
+        } else if error.contains("revoked") {
             "it revoked the certificate it issued us"
         } else if error.starts_with("401") || error.starts_with("403") {
             "it does not accept our client certificate for this peer"
@@ -908,13 +939,17 @@ fn certificates_check(ctx: &Ctx, f: &PeerFacts) -> CheckView {
             None,
         );
     }
-    // Our half of the pair: what the PeerClient presents.
+    // Our half of the pair: what the PeerClient presents. The proposer's arrives with the
+    // handshake, and we never call an sdwan_only peer.
     let out = newest_live(&f.outbound);
+    let awaiting_handshake =
+        p.status == PeerStatus::Accepted && p.origin == PeerOrigin::ProposedHere;
+    let expects_outbound = p.peer_kind == PeerKind::Platform && !awaiting_handshake;
     let has_cert = out.is_some_and(|c| c.cert_pem.is_some());
     let has_key = out
         .and_then(|c| c.key_sealed.as_ref())
         .is_some_and(|k| ctx.settings.master_key.open(CLIENT_KEY_CONTEXT, k).is_ok());
-    if !(has_cert && has_key) {
+    if expects_outbound && !(has_cert && has_key) {
         return check(
             "peer.certificates",
             CheckStatus::Fail,
@@ -928,17 +963,30 @@ fn certificates_check(ctx: &Ctx, f: &PeerFacts) -> CheckView {
     let mut status = CheckStatus::Ok;
     let mut next = None;
     let mut parts = Vec::new();
-    for (label, cert, ours) in [
-        ("our client certificate", out, true),
-        (
-            "the certificate we issued it",
-            newest_live(&f.inbound),
-            false,
-        ),
-    ] {
+    let mut checked = vec![(
+        "the certificate we issued it",
+        newest_live(&f.inbound),
+        false,
+    )];
+    if expects_outbound {
+        checked.insert(0, ("our client certificate", out, true));
+    } else {
+        parts.push(if p.peer_kind == PeerKind::Platform {
+            "our client certificate arrives with the handshake".to_owned()
+        } else {
+            format!(
+                "no client certificate of ours for a {} peer",
+                p.peer_kind.as_str()
+            )
+        });
+    }
+    for (label, cert, ours) in checked {
         let Some(c) = cert else {
             status = status.max(CheckStatus::Warn);
             parts.push(format!("{label}: none"));
+            next = Some(format!(
+                "powernodectl peer show {id} (certificates); if one is gone: powernodectl peer revoke {id} --reason \"certificate missing\", then propose again"
+            ));
             continue;
         };
         let (Some(from), Some(to)) = (c.not_before, c.not_after) else {

@@ -469,7 +469,11 @@ pub async fn renew_now(
             )));
         }
     };
-    let client = mtls_client(ctx, &peer, &cert, &key).map_err(|e| internal("mTLS client", e))?;
+    let client = mtls_client(ctx, &peer, &cert, &key).map_err(|e| {
+        ApiError::Conflict(format!(
+            "outbound certificate for peer {peer_id} cannot be used ({e}): revoke and re-propose"
+        ))
+    })?;
     match renew(ctx, &client, &peer).await {
         Ok(Some(view)) => {
             tracing::info!(peer_id = %peer_id, operator_id = %operator.id, serial = %view.serial, "client certificate renewed on an operator's request");
