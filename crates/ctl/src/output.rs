@@ -196,6 +196,7 @@ impl Output {
         let keys = [
             "schedule",
             "job",
+            "interval_secs",
             "last_outcome",
             "last_success_at",
             "last_failure_at",
