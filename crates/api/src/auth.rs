@@ -86,6 +86,21 @@ pub fn mint_operator_token() -> Result<(SecretString, String), ApiError> {
     Ok((token.into(), digest))
 }
 
+/// The operator a presented bearer token belongs to (REST and MCP share this check).
+pub async fn authenticate_operator(
+    state: &AppState,
+    token: Option<String>,
+) -> Result<Operator, ApiError> {
+    let token = token.ok_or(ApiError::Unauthorized("Operator token required"))?;
+    let digest = sha256_hex(token.as_bytes());
+    let found = db::run(&state.db, move |conn| {
+        powernode_store::operators::authenticate(conn, &digest)
+    })
+    .await
+    .context("operator lookup failed")?;
+    found.ok_or(ApiError::Unauthorized("Invalid or disabled operator token"))
+}
+
 impl FromRequest for OperatorAuth {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
@@ -95,16 +110,7 @@ impl FromRequest for OperatorAuth {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
             let state = state.ok_or_else(|| internal("operator auth", "AppState missing"))?;
-            let token = token.ok_or(ApiError::Unauthorized("Operator token required"))?;
-            let digest = sha256_hex(token.as_bytes());
-            let found = db::run(&state.db, move |conn| {
-                powernode_store::operators::authenticate(conn, &digest)
-            })
-            .await
-            .context("operator lookup failed")?;
-            found
-                .map(OperatorAuth)
-                .ok_or(ApiError::Unauthorized("Invalid or disabled operator token"))
+            authenticate_operator(&state, token).await.map(OperatorAuth)
         })
     }
 }

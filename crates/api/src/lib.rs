@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod federation;
+pub mod mcp;
 pub mod nul;
 pub mod observability;
 pub mod ratelimit;

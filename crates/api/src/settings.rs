@@ -127,6 +127,8 @@ powernode_domain::settings! {
         "the retention job deletes governance reports older than this";
     event_retention_days: u32 = 90, Some("90"), false,
         "the retention job deletes `low`/`medium` fleet events older than this";
+    mcp_allowed_hosts: String = String::new(), Some("localhost,127.0.0.1 and the host of POWERNODE_HTTP_LISTEN"), false,
+        "comma list of `Host` header values `/mcp` accepts (hostnames or host:port); others get 403 (DNS-rebinding protection)";
     event_retention_high_days: u32 = 365, Some("365"), false,
         "… and `high`/`critical` events older than this (at least `POWERNODE_EVENT_RETENTION_DAYS`)";
 }
@@ -192,6 +194,8 @@ pub struct Settings {
     /// SPEC §9.1's thresholds (with `stale_after_secs`).
     pub governance: powernode_domain::governance::Thresholds,
     pub retention: Retention,
+    /// `Host` values `/mcp` accepts.
+    pub mcp_allowed_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -531,6 +535,7 @@ impl Settings {
                 renew_window_days: raw.grant_renew_window_days,
             },
             federation_prefix,
+            mcp_allowed_hosts: mcp_allowed_hosts(&raw.mcp_allowed_hosts, &raw.http_listen),
             governance: powernode_domain::governance::Thresholds {
                 accepted_without_handshake_secs: raw.governance_accepted_without_handshake_secs,
                 degraded_high_secs: raw.governance_degraded_high_secs,
@@ -585,6 +590,28 @@ impl Settings {
             log_format: raw.log_format,
         })
     }
+}
+
+/// `POWERNODE_MCP_ALLOWED_HOSTS`, or `localhost`, `127.0.0.1` and the operator listener's host.
+fn mcp_allowed_hosts(raw: &str, http_listen: &str) -> Vec<String> {
+    let listed: Vec<String> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if !listed.is_empty() {
+        return listed;
+    }
+    let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let host = http_listen
+        .rsplit_once(':')
+        .map_or(http_listen, |(h, _)| h)
+        .trim_matches(['[', ']']);
+    if !host.is_empty() && !hosts.iter().any(|h| h == host) {
+        hosts.push(host.to_owned());
+    }
+    hosts
 }
 
 /// The URL without its password, for logs ("waiting for PostgreSQL at …").

@@ -130,6 +130,7 @@ impl Application {
         );
         let doc = web::Data::new(routes::openapi::OpenApiDocument(doc.to_string()));
         let server_state = state.clone();
+        let mcp = crate::mcp::service(state.clone());
         let server = HttpServer::new(move || {
             let (app, _) = App::new()
                 .wrap(actix_web::middleware::from_fn(crate::nul::refuse_nul))
@@ -151,7 +152,8 @@ impl Application {
                 .into_utoipa_app()
                 .configure(routes::configure)
                 .split_for_parts();
-            app.default_service(web::to(routes::unmatched))
+            app.service(crate::mcp::scope(mcp.clone()))
+                .default_service(web::to(routes::unmatched))
         })
         .shutdown_timeout(grace.as_secs())
         .listen(listener)?

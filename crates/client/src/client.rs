@@ -103,6 +103,8 @@ struct Http {
 struct Answer {
     status: u16,
     data: Value,
+    /// `X-Next-Cursor` of a paged list.
+    next_cursor: Option<String>,
 }
 
 impl Http {
@@ -139,12 +141,18 @@ impl Http {
         };
         let resp = req.send().await.map_err(no_answer)?;
         let status = resp.status().as_u16();
+        let next_cursor = resp
+            .headers()
+            .get("x-next-cursor")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let bytes = resp.bytes().await.map_err(no_answer)?;
         let json: Value = serde_json::from_slice(&bytes).map_err(|_| Error::NotJson { status })?;
         if json.get("success") == Some(&Value::Bool(true)) {
             return Ok(Answer {
                 status,
                 data: json.get("data").cloned().unwrap_or(Value::Null),
+                next_cursor,
             });
         }
         let body: ErrorBody = serde_json::from_value(json).map_err(|e| Error::Unexpected {
@@ -255,9 +263,19 @@ impl OperatorClient {
     pub async fn propose(&self, req: &ProposeRequest) -> Result<Gated<PeerWithToken>, Error> {
         self.http.gated(Method::POST, PEERS, Some(req)).await
     }
+    /// One page of peers (the first `limit`, default 100).
     pub async fn peers(&self, q: &PeerQuery) -> Result<Vec<PeerView>, Error> {
+        Ok(self.peer_page(q).await?.peers)
+    }
+    /// One page of peers with the cursor of the next (`X-Next-Cursor`).
+    pub async fn peer_page(&self, q: &PeerQuery) -> Result<crate::mcp::PeerPage, Error> {
         let path = format!("{PEERS}{}", query(q));
-        self.http.call(Method::GET, &path, NO_BODY).await
+        let answer = self.http.raw(Method::GET, &path, NO_BODY).await?;
+        let next_cursor = answer.next_cursor.clone();
+        Ok(crate::mcp::PeerPage {
+            peers: decode(answer)?,
+            next_cursor,
+        })
     }
     pub async fn peer(&self, id: PeerId) -> Result<PeerView, Error> {
         self.http

@@ -13,6 +13,7 @@ pub mod events;
 pub mod federation;
 pub mod governance;
 pub mod grants;
+pub mod mcp;
 pub mod operators;
 pub mod peers;
 pub mod worker;

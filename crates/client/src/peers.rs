@@ -163,6 +163,11 @@ pub struct ListQuery {
     #[cfg_attr(feature = "openapi", param(value_type = Option<String>))]
     #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
     pub status: Option<PeerStatus>,
+    /// Page size, 1-500 (default 100). The answer's `X-Next-Cursor` header holds the cursor of
+    /// the next page when there is one.
+    pub limit: Option<i64>,
+    /// The previous page's `X-Next-Cursor`.
+    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default, Serialize)]

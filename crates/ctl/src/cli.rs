@@ -246,6 +246,12 @@ pub enum PeerCommand {
     List {
         #[arg(long)]
         status: Option<String>,
+        /// Page size (1-500, default 100).
+        #[arg(long)]
+        limit: Option<i64>,
+        /// The cursor printed after the previous page.
+        #[arg(long)]
+        cursor: Option<String>,
     },
     /// Everything about one peer, including heartbeat_stale and degraded_reason.
     Show { id: PeerId },

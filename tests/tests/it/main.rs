@@ -15,6 +15,7 @@ mod governance;
 mod grants;
 mod grants_property;
 mod idempotency;
+mod mcp;
 mod metrics;
 mod operators;
 mod partial_mtls;

@@ -54,11 +54,16 @@ pub async fn propose(
     gated(answer.await?, created)
 }
 
-/// List peers, oldest first, optionally by status.
+/// List peers, oldest first, optionally by status, a page at a time (`limit`, default 100;
+/// `X-Next-Cursor` carries the next page's `cursor` when there is one).
 #[utoipa::path(
     tag = "peers",
     params(ListQuery),
-    responses((status = 200, body = Vec<PeerView>), (status = 401), (status = 403)),
+    responses(
+        (status = 200, body = Vec<PeerView>, headers(("X-Next-Cursor" = String, description = "cursor of the next page, absent on the last"))),
+        (status = 422, description = "`limit must be 1-500` · `cursor is not a cursor this API issued`"),
+        (status = 401), (status = 403)
+    ),
     security(("operator_token" = []))
 )]
 #[get("/peers")]
@@ -67,7 +72,17 @@ pub async fn list(
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(ok(service::list(&state, &auth.0, query.into_inner()).await?))
+    let page = service::list(&state, &auth.0, query.into_inner()).await?;
+    let mut response = ok(page.peers);
+    if let Some(next) = page.next_cursor
+        && let Ok(value) = actix_web::http::header::HeaderValue::from_str(&next)
+    {
+        response.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("x-next-cursor"),
+            value,
+        );
+    }
+    Ok(response)
 }
 
 /// Show one peer with `allowed_transitions`, `heartbeat_stale`, `degraded_reason`,

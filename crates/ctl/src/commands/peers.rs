@@ -23,7 +23,11 @@ fn gated<T: serde::Serialize>(out: &Output, outcome: Gated<T>, done: impl FnOnce
 
 pub async fn run(client: &OperatorClient, out: &Output, c: PeerCommand) -> Result<(), CtlError> {
     match c {
-        PeerCommand::List { status } => {
+        PeerCommand::List {
+            status,
+            limit,
+            cursor,
+        } => {
             let status = status
                 .map(|s| {
                     s.parse::<PeerStatus>().map_err(|_| {
@@ -33,7 +37,17 @@ pub async fn run(client: &OperatorClient, out: &Output, c: PeerCommand) -> Resul
                     })
                 })
                 .transpose()?;
-            out.peers(&value(&client.peers(&ListQuery { status }).await?));
+            let page = client
+                .peer_page(&ListQuery {
+                    status,
+                    limit,
+                    cursor,
+                })
+                .await?;
+            out.peers(&value(&page.peers));
+            if let Some(next) = page.next_cursor {
+                eprintln!("more: powernodectl peer list --cursor {next}");
+            }
         }
         PeerCommand::Show { id } => out.peer(&value(&client.peer(id).await?)),
         PeerCommand::Propose(a) => {

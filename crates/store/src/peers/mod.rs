@@ -218,6 +218,34 @@ pub fn status_for_share(
         .transpose()
 }
 
+/// Up to `limit` peers, oldest first, after the peer `(created_at, id)` when given (keyset
+/// paging: stable while peers are added or removed).
+pub fn page(
+    conn: &mut PgConnection,
+    status: Option<PeerStatus>,
+    after: Option<(OffsetDateTime, Uuid)>,
+    limit: i64,
+) -> Result<Vec<Peer>, StoreError> {
+    let mut query = peers::table.select(PeerRow::as_select()).into_boxed();
+    if let Some(status) = status {
+        query = query.filter(peers::status.eq(status.as_str()));
+    }
+    if let Some((at, id)) = after {
+        query = query.filter(
+            peers::created_at
+                .gt(at)
+                .or(peers::created_at.eq(at).and(peers::id.gt(id))),
+        );
+    }
+    query
+        .order((peers::created_at.asc(), peers::id.asc()))
+        .limit(limit)
+        .load(conn)?
+        .into_iter()
+        .map(Peer::try_from)
+        .collect()
+}
+
 pub fn list(conn: &mut PgConnection, status: Option<PeerStatus>) -> Result<Vec<Peer>, StoreError> {
     let mut query = peers::table.select(PeerRow::as_select()).into_boxed();
     if let Some(status) = status {

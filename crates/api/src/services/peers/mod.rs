@@ -143,15 +143,72 @@ pub async fn list(
     ctx: &Ctx,
     operator: &Operator,
     query: ListQuery,
-) -> Result<Vec<PeerView>, ApiError> {
+) -> Result<powernode_client::mcp::PeerPage, ApiError> {
     require(operator, Permission::FederationRead)?;
-    let peers = lifecycle::list(ctx, query.status).await?;
-    let now = lifecycle::database_now(ctx).await?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::validation("limit", "must be 1-500"));
+    }
+    let after = query.cursor.as_deref().map(cursor::decode).transpose()?;
+    let status = query.status;
+    // One row beyond the page says whether another page follows.
+    let (mut peers, now) = db::run(
+        &ctx.db,
+        move |conn| -> Result<_, powernode_store::StoreError> {
+            Ok((
+                powernode_store::peers::page(conn, status, after, limit + 1)?,
+                powernode_store::database_now(conn)?,
+            ))
+        },
+    )
+    .await
+    .context("peer list failed")?;
+    let more = peers.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+    peers.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next_cursor = more
+        .then(|| peers.last().map(|p| cursor::encode(p.created_at, p.id)))
+        .flatten();
     let stale = ctx.settings.stale_after_secs;
-    Ok(peers
-        .into_iter()
-        .map(|p| peer_view(p, now, stale))
-        .collect())
+    Ok(powernode_client::mcp::PeerPage {
+        peers: peers
+            .into_iter()
+            .map(|p| peer_view(p, now, stale))
+            .collect(),
+        next_cursor,
+    })
+}
+
+const DEFAULT_PAGE: i64 = 100;
+const MAX_PAGE: i64 = 500;
+
+/// Page cursors: the last peer's `(created_at, id)`, opaque to callers.
+mod cursor {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use time::OffsetDateTime;
+    use uuid::Uuid;
+
+    use crate::error::ApiError;
+
+    pub fn encode(at: OffsetDateTime, id: Uuid) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}:{id}", at.unix_timestamp_nanos()))
+    }
+
+    pub fn decode(raw: &str) -> Result<(OffsetDateTime, Uuid), ApiError> {
+        let invalid = || ApiError::validation("cursor", "is not a cursor this API issued");
+        let text = URL_SAFE_NO_PAD
+            .decode(raw.as_bytes())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(invalid)?;
+        let (nanos, id) = text.split_once(':').ok_or_else(invalid)?;
+        let at = nanos
+            .parse::<i128>()
+            .ok()
+            .and_then(|n| OffsetDateTime::from_unix_timestamp_nanos(n).ok())
+            .ok_or_else(invalid)?;
+        Ok((at, Uuid::parse_str(id).map_err(|_| invalid())?))
+    }
 }
 
 /// One peer with its current certificates.
