@@ -127,8 +127,8 @@ powernode_domain::settings! {
         "the retention job deletes governance reports older than this";
     event_retention_days: u32 = 90, Some("90"), false,
         "the retention job deletes `low`/`medium` fleet events older than this";
-    mcp_allowed_hosts: String = String::new(), Some("localhost,127.0.0.1 and the host of POWERNODE_HTTP_LISTEN"), false,
-        "comma list of `Host` header values `/mcp` accepts (hostnames or host:port); others get 403 (DNS-rebinding protection)";
+    mcp_allowed_hosts: String = String::new(), Some(""), false,
+        "comma list of `Host` header values `/mcp` accepts (hostnames or host:port); others get 403 (DNS-rebinding protection); empty = `localhost`, `127.0.0.1` and the host of `POWERNODE_HTTP_LISTEN`";
     event_retention_high_days: u32 = 365, Some("365"), false,
         "… and `high`/`critical` events older than this (at least `POWERNODE_EVENT_RETENTION_DAYS`)";
 }
