@@ -505,6 +505,34 @@ async fn secrets_never_reach_logs_or_plaintext_columns() {
         .to_owned();
     let (status, _) = call(Method::GET, format!("{PEERS}/{id}"), None).await;
     assert_eq!(status, 200);
+    // MCP: a token in a tool's result (propose) and in a tool's arguments (accept) at debug level.
+    let mcp = |tool: &str, args: Value| {
+        let req = client
+            .post(format!("{base}/mcp"))
+            .bearer_auth(&admin)
+            .header("Accept", "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", "2025-06-18")
+            .json(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                          "params": {"name": tool, "arguments": args}}));
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let by_mcp = mcp(
+        "system_sdwan_propose_federation_peer",
+        json!({"remote_instance_url": "https://c.example.com", "spawn_role": "child"}),
+    )
+    .await;
+    let third = by_mcp["result"]["structuredContent"]["acceptance_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{by_mcp}"))
+        .to_owned();
+    // The accept fails (nothing answers at the token's URL), after the token went through.
+    let refused = mcp(
+        "system_sdwan_accept_federation_peer",
+        json!({"acceptance_token": third}),
+    )
+    .await;
+    assert_eq!(refused["result"]["isError"], true, "{refused}");
+
     let mut conn = db.conn();
     let uuid: uuid::Uuid = id.parse().unwrap();
     powernode_store::peers::accept_with_token(&mut conn, uuid, Some(&first), false).unwrap_err();
@@ -515,8 +543,10 @@ async fn secrets_never_reach_logs_or_plaintext_columns() {
         logs.contains("peer proposed"),
         "the API's logs were captured:\n{logs}"
     );
-    for secret in [&admin, &ops_token, &first, &second] {
-        assert!(!logs.contains(secret.as_str()), "a token reached the logs");
+    assert!(logs.contains("/mcp"), "the MCP calls were logged:\n{logs}");
+    for secret in [&admin, &ops_token, &first, &second, &third] {
+        let leaked: Vec<&str> = logs.lines().filter(|l| l.contains(secret.as_str())).collect();
+        assert!(leaked.is_empty(), "a token reached the logs: {leaked:#?}");
         assert_eq!(columns_containing(&mut conn, secret), Vec::<String>::new());
     }
     // The secret part of the acceptance token on its own does not appear either.
