@@ -634,3 +634,142 @@ async fn propose_on_a_and_accept_on_b_through_mcp_and_a_relayed_refusal_is_a_too
     .await;
     assert_eq!(ok(&r)["peers"][0]["status"], "active");
 }
+
+/// One instance as real processes: its API and a worker with a 1-second peer-heartbeat schedule
+/// (the SDWAN Manager's tick is parked: the story runs it through the worker API itself).
+struct Side {
+    db: TestDb,
+    base: String,
+    public_url: String,
+    _api: powernode_tests::Process,
+    _worker: powernode_tests::Process,
+}
+
+async fn side(db: TestDb) -> Side {
+    use powernode_tests::{
+        Process, WORKER_TOKEN, free_port, master_key_file, redis_prefix, redis_url,
+    };
+    let (http, fed) = (free_port(), free_port());
+    let prefix = redis_prefix();
+    let public_url = format!("https://127.0.0.1:{fed}");
+    let base = format!("http://127.0.0.1:{http}");
+    let api = Process::spawn(
+        "powernode-api",
+        &["serve"],
+        &[
+            ("POWERNODE_DATABASE_URL", db.url.clone()),
+            ("POWERNODE_REDIS_URL", redis_url()),
+            ("POWERNODE_REDIS_PREFIX", prefix.clone()),
+            ("POWERNODE_WORKER_TOKEN", WORKER_TOKEN.to_owned()),
+            ("POWERNODE_MASTER_KEY_FILE", master_key_file()),
+            ("POWERNODE_FEDERATION_PUBLIC_URL", public_url.clone()),
+            ("POWERNODE_FEDERATION_LISTEN", format!("127.0.0.1:{fed}")),
+            ("POWERNODE_HTTP_LISTEN", format!("127.0.0.1:{http}")),
+            ("POWERNODE_ENVIRONMENT", "development".to_owned()),
+            ("RUST_LOG", "info".to_owned()),
+        ],
+    );
+    api.wait_for(std::time::Duration::from_secs(120), |l| {
+        l.contains("federation API listening")
+    })
+    .await;
+    let worker = Process::spawn(
+        "powernode-worker",
+        &["--name", "story"],
+        &[
+            ("POWERNODE_API_URL", base.clone()),
+            ("POWERNODE_WORKER_TOKEN", WORKER_TOKEN.to_owned()),
+            ("POWERNODE_REDIS_URL", redis_url()),
+            ("POWERNODE_REDIS_PREFIX", prefix),
+            ("POWERNODE_WORKER_POLL_INTERVAL_MS", "100".to_owned()),
+            ("POWERNODE_WORKER_METRICS_LISTEN", String::new()),
+            (
+                "POWERNODE_SCHEDULES__FEDERATION_PEER_HEARTBEAT__INTERVAL_SECS",
+                "1".to_owned(),
+            ),
+            (
+                "POWERNODE_SCHEDULES__SDWAN_MANAGER_TICK__QUEUE",
+                "parked".to_owned(),
+            ),
+            ("POWERNODE_WORKER_QUEUES", "system".to_owned()),
+            ("RUST_LOG", "info".to_owned()),
+        ],
+    );
+    Side {
+        db,
+        base,
+        public_url,
+        _api: api,
+        _worker: worker,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_official_python_client_drives_the_story_on_two_instances() {
+    use diesel::connection::SimpleConnection;
+    let python = std::env::var("POWERNODE_MCP_PYTHON").expect(
+        "POWERNODE_MCP_PYTHON names the MCP SDK's Python (scripts/dev test installs it into .tools/mcp)",
+    );
+    // Seeded policies on both; A's propose and B's accept relaxed for the first steps (the
+    // story gates propose again itself), revoke stays gated.
+    let a_db = TestDb::gated();
+    a_db.conn()
+        .batch_execute(
+            "UPDATE intervention_policies SET policy = 'notify_and_proceed'
+              WHERE action = 'system.federation_peer_propose'",
+        )
+        .unwrap();
+    let b_db = TestDb::gated();
+    b_db.conn()
+        .batch_execute(
+            "UPDATE intervention_policies SET policy = 'notify_and_proceed'
+              WHERE action = 'system.federation_peer_accept'",
+        )
+        .unwrap();
+    let a_token = admin_token(&mut a_db.conn());
+    let a_approver = create_operator(
+        &mut a_db.conn(),
+        "approver",
+        &[Permission::FederationRead, Permission::InfraTasksControl],
+    );
+    let b_token = admin_token(&mut b_db.conn());
+    let a = side(a_db).await;
+    let b = side(b_db).await;
+    let script = powernode_tests::workspace_root().join("tests/mcp/federation_story.py");
+    let output = tokio::time::timeout(
+        std::time::Duration::from_secs(300),
+        tokio::process::Command::new(python)
+            .arg(script)
+            .env("A_URL", &a.base)
+            .env("A_TOKEN", &a_token)
+            .env("A_APPROVER", &a_approver)
+            .env("B_URL", &b.base)
+            .env("B_TOKEN", &b_token)
+            .env("B_PUBLIC_URL", &b.public_url)
+            .env("WORKER_TOKEN", powernode_tests::WORKER_TOKEN)
+            .output(),
+    )
+    .await
+    .expect("the Python client finished within 5 minutes")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    println!("{stdout}");
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    for line in [
+        "[legacy] connected: protocol 2025-",
+        "[auto] connected: protocol ",
+        "wrong token: MCPError -32001: Invalid or disabled operator token",
+        "accept on B: isError=False approval_required=False",
+        "both active: A sees active, B sees active",
+        "recent events on A (accept_controller since",
+        "scan on A: report",
+        "revoke on A: Approval required: system.federation_peer_revoke",
+        "after approve + tick: request succeeded, peer revoked",
+        "gated propose: Approval required: system.federation_peer_propose; claimed pnfa1_… once; again: isError 409 CONFLICT: result already claimed",
+        "ALL OK",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+    drop((a.db, b.db));
+}

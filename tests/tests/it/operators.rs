@@ -545,7 +545,10 @@ async fn secrets_never_reach_logs_or_plaintext_columns() {
     );
     assert!(logs.contains("/mcp"), "the MCP calls were logged:\n{logs}");
     for secret in [&admin, &ops_token, &first, &second, &third] {
-        let leaked: Vec<&str> = logs.lines().filter(|l| l.contains(secret.as_str())).collect();
+        let leaked: Vec<&str> = logs
+            .lines()
+            .filter(|l| l.contains(secret.as_str()))
+            .collect();
         assert!(leaked.is_empty(), "a token reached the logs: {leaked:#?}");
         assert_eq!(columns_containing(&mut conn, secret), Vec::<String>::new());
     }
