@@ -9,7 +9,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::future::LocalBoxFuture;
 use powernode_domain::token::sha256_hex;
-use powernode_store::operators::Operator;
+/// The authenticated operator (re-exported so that handlers and MCP tools name it without
+/// naming the store).
+pub use powernode_store::operators::Operator;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::crypto::random_bytes;

@@ -389,6 +389,82 @@ async fn read_tools_answer_like_their_routes_and_refuse_like_them() {
             .unwrap()
             .starts_with("400 BAD_REQUEST: since must be an ISO 8601 timestamp")
     );
+    // Every other tool's refusal is the REST answer's.
+    let r = call(
+        &app,
+        &reader,
+        "system_sdwan_diagnose_federation",
+        json!({"peer_id": missing}),
+    )
+    .await;
+    refused(&r, &format!("404 NOT_FOUND: peer {missing} not found"));
+    let r = call(
+        &app,
+        &reader,
+        "system_sdwan_list_approvals",
+        json!({"status": "maybe"}),
+    )
+    .await;
+    assert!(
+        r["content"][0]["text"].as_str().unwrap().starts_with(
+            "400 BAD_REQUEST: status must be pending, approved, rejected, expired, cancelled or all"
+        ),
+        "{r}"
+    );
+    let r = call(
+        &app,
+        &reader,
+        "system_sdwan_get_approval",
+        json!({"approval_request_id": missing}),
+    )
+    .await;
+    refused(
+        &r,
+        &format!("404 NOT_FOUND: approval request {missing} not found"),
+    );
+    let r = call(
+        &app,
+        &admin,
+        "system_sdwan_claim_approval_result",
+        json!({"approval_request_id": missing}),
+    )
+    .await;
+    refused(
+        &r,
+        &format!("404 NOT_FOUND: approval request {missing} not found"),
+    );
+    let r = call(
+        &app,
+        &admin,
+        "system_sdwan_accept_federation_peer",
+        json!({"acceptance_token": "not-a-token"}),
+    )
+    .await;
+    refused(&r, "422 VALIDATION_FAILED: acceptance_token malformed");
+    let r = call(
+        &app,
+        &reader,
+        "system_sdwan_accept_federation_peer",
+        json!({"acceptance_token": "not-a-token"}),
+    )
+    .await;
+    refused(&r, "403 FORBIDDEN: Forbidden");
+    let r = call(
+        &app,
+        &reader,
+        "system_sdwan_revoke_federation_peer",
+        json!({"peer_id": ids[0], "reason": "x"}),
+    )
+    .await;
+    refused(&r, "403 FORBIDDEN: Forbidden");
+    let r = call(
+        &app,
+        &reader,
+        "system_sdwan_propose_federation_peer",
+        json!({"remote_instance_url": "https://x.example.com", "spawn_role": "parent"}),
+    )
+    .await;
+    refused(&r, "403 FORBIDDEN: Forbidden");
     // Unknown arguments are refused by the schema's own rule (deny_unknown_fields).
     let (_, body) = rpc(
         &app,

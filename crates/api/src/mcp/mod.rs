@@ -51,10 +51,7 @@ pub fn service(state: web::Data<AppState>) -> Service {
         .allowed_hosts(hosts)
         // The authenticated operator (set by `authenticate`) travels to the tool.
         .on_request_fn(|request, extensions| {
-            if let Some(operator) = request
-                .extensions()
-                .get::<powernode_store::operators::Operator>()
-            {
+            if let Some(operator) = request.extensions().get::<crate::auth::Operator>() {
                 extensions.insert(operator.clone());
             }
         })

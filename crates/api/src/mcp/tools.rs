@@ -4,6 +4,7 @@
 //! answer as structured content — or, for a refusal, `isError` with `<status> <CODE>: <error>`
 //! and the API's error body.
 
+use crate::auth::Operator;
 use actix_web::web;
 use powernode_client::ErrorBody;
 use powernode_client::approvals::ApprovalView;
@@ -14,7 +15,6 @@ use powernode_client::mcp::{
     ProposeResult, RecentEventsArgs, RevokePeerArgs, ScanArgs,
 };
 use powernode_client::peers::{AcceptRequest, ListQuery, PeerView, ProposeRequest, ReasonRequest};
-use powernode_store::operators::Operator;
 use rmcp::handler::server::common::schema_for_output;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
