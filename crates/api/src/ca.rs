@@ -26,8 +26,15 @@ pub enum CaError {
     OpenSsl(#[from] openssl::error::ErrorStack),
     #[error(transparent)]
     Crypto(#[from] crate::crypto::CryptoError),
+    /// Boxed: an `ApiError` is large and CA results are returned by value.
     #[error("{}", .0.detail())]
-    Db(#[from] ApiError),
+    Db(Box<ApiError>),
+}
+
+impl From<ApiError> for CaError {
+    fn from(e: ApiError) -> Self {
+        CaError::Db(Box::new(e))
+    }
 }
 
 impl CaError {
@@ -35,7 +42,7 @@ impl CaError {
     /// `context`.
     pub fn into_api(self, context: &str) -> ApiError {
         match self {
-            CaError::Db(e) => e,
+            CaError::Db(e) => *e,
             other => crate::error::internal(context, other),
         }
     }

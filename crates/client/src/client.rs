@@ -159,7 +159,10 @@ impl Http {
             status,
             cause: e.to_string(),
         })?;
-        Err(Error::Api { status, body })
+        Err(Error::Api {
+            status,
+            body: Box::new(body),
+        })
     }
 
     async fn call<T: DeserializeOwned, B: Serialize + ?Sized>(

@@ -77,7 +77,7 @@ pub enum Error {
     NoAnswer { url: String, cause: String },
     /// The API answered with its error envelope.
     #[error("HTTP {status}: {}", body.error)]
-    Api { status: u16, body: ErrorBody },
+    Api { status: u16, body: Box<ErrorBody> },
     /// An answer that is not JSON (a proxy's error page, …).
     #[error("HTTP {status} with a non-JSON body")]
     NotJson { status: u16 },
