@@ -228,12 +228,25 @@ pub fn master_key_file() -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// A web UI session key file (128 hex characters, mode 0600), as production requires.
+pub fn ui_session_key_file() -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::temp_dir().join(format!("pn-ui-{}.key", Uuid::new_v4()));
+    let key: String = (0..64)
+        .map(|i| format!("{:02x}", (i * 53 + 7) % 256))
+        .collect();
+    std::fs::write(&path, key).expect("write UI session key");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+    path.to_string_lossy().into_owned()
+}
+
 /// Builds settings from explicit variables only (via a TOML file; the process environment is
 /// ignored so a developer's POWERNODE_* variables cannot point a test at a real database).
 pub fn settings_from(vars: &[(&str, String)]) -> Settings {
     let mut vars = vars.to_vec();
     for (k, v) in [
         ("POWERNODE_MASTER_KEY_FILE", master_key_file()),
+        ("POWERNODE_UI_SESSION_KEY_FILE", ui_session_key_file()),
         ("POWERNODE_FEDERATION_PUBLIC_URL", PUBLIC_URL.to_owned()),
         ("POWERNODE_FEDERATION_LISTEN", "127.0.0.1:0".to_owned()),
     ] {

@@ -18,6 +18,7 @@ pub mod services;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;
+pub mod ui;
 
 pub use settings::Settings;
 pub use startup::Application;

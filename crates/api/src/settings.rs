@@ -127,6 +127,8 @@ powernode_domain::settings! {
         "the retention job deletes governance reports older than this";
     event_retention_days: u32 = 90, Some("90"), false,
         "the retention job deletes `low`/`medium` fleet events older than this";
+    ui_session_key_file: Option<String> = None, Some(config::UNSET), false,
+        "file (mode 0600) holding 128 hex characters (64 bytes) that encrypt the web UI's session cookie; shared by replicas so sessions survive restarts; required in production (development: a key per process)";
     mcp_allowed_hosts: String = String::new(), Some(""), false,
         "comma list of `Host` header values `/mcp` accepts (hostnames or host:port); others get 403 (DNS-rebinding protection); empty = `localhost`, `127.0.0.1` and the host of `POWERNODE_HTTP_LISTEN`";
     event_retention_high_days: u32 = 365, Some("365"), false,
@@ -196,6 +198,8 @@ pub struct Settings {
     pub retention: Retention,
     /// `Host` values `/mcp` accepts.
     pub mcp_allowed_hosts: Vec<String>,
+    /// Encrypts the web UI's session cookie (64 bytes).
+    pub ui_session_key: actix_web::cookie::Key,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -469,6 +473,18 @@ impl Settings {
                     .map_err(|e| SettingsError::Invalid(format!("POWERNODE_FEDERATION_PREFIX {e}")))
             })
             .transpose()?;
+        let ui_session_key = match raw.ui_session_key_file.as_deref().map(str::trim) {
+            Some(path) if !path.is_empty() => {
+                crate::crypto::load_session_key(Path::new(path)).map_err(SettingsError::Invalid)?
+            }
+            _ if raw.environment == Environment::Production => {
+                return Err(SettingsError::Invalid(
+                    "POWERNODE_UI_SESSION_KEY_FILE is not set: set it to a file (mode 0600) holding 128 hex characters, e.g. `openssl rand -hex 64 > /etc/powernode/ui-session.key`".to_owned(),
+                ));
+            }
+            // Development: a key of this process (sessions end with it).
+            _ => actix_web::cookie::Key::generate(),
+        };
         if raw.redis_prefix.is_empty() || raw.redis_prefix.contains(char::is_whitespace) {
             return Err(SettingsError::Invalid(
                 "POWERNODE_REDIS_PREFIX must be a non-empty word without spaces".to_owned(),
@@ -536,6 +552,7 @@ impl Settings {
             },
             federation_prefix,
             mcp_allowed_hosts: mcp_allowed_hosts(&raw.mcp_allowed_hosts, &raw.http_listen),
+            ui_session_key,
             governance: powernode_domain::governance::Thresholds {
                 accepted_without_handshake_secs: raw.governance_accepted_without_handshake_secs,
                 degraded_high_secs: raw.governance_degraded_high_secs,
@@ -638,9 +655,47 @@ mod tests {
             redis_url: Some("redis://127.0.0.1:6379/".to_owned()),
             worker_token: Some("x".repeat(32)),
             master_key_file: Some(master_key_file()),
+            ui_session_key_file: Some(ui_session_key_file()),
             federation_public_url: Some("https://a.example.com:8443/".to_owned()),
             ..RawSettings::default()
         }
+    }
+
+    fn ui_session_key_file() -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("pn-ui-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&path, "cd".repeat(64)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn the_ui_session_key_is_required_in_production_and_must_be_128_hex_characters() {
+        let refused = |raw: RawSettings| Settings::validate(raw).unwrap_err().to_string();
+        assert!(
+            refused(RawSettings {
+                ui_session_key_file: None,
+                ..raw()
+            })
+            .starts_with("POWERNODE_UI_SESSION_KEY_FILE is not set")
+        );
+        let short = master_key_file(); // 64 hex characters: the master key's length, not this one's
+        assert!(
+            refused(RawSettings {
+                ui_session_key_file: Some(short),
+                ..raw()
+            })
+            .ends_with("must hold exactly 128 hex characters (e.g. `openssl rand -hex 64`)")
+        );
+        // Development runs without one (a key per process).
+        assert!(
+            Settings::validate(RawSettings {
+                ui_session_key_file: None,
+                environment: Environment::Development,
+                ..raw()
+            })
+            .is_ok()
+        );
     }
 
     fn master_key_file() -> String {

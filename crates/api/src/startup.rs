@@ -153,6 +153,11 @@ impl Application {
                 .configure(routes::configure)
                 .split_for_parts();
             app.service(crate::mcp::scope(mcp.clone()))
+                // Last: its empty prefix would shadow anything registered after it.
+                .service(crate::ui::scope(
+                    server_state.settings.ui_session_key.clone(),
+                    server_state.settings.environment,
+                ))
                 .default_service(web::to(routes::unmatched))
         })
         .shutdown_timeout(grace.as_secs())

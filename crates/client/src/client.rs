@@ -641,6 +641,7 @@ mod tests {
             kind: None,
             peer_id: None,
             since: None,
+            before: None,
             limit: Some(5),
         };
         // Pair order follows serde_json's map order, which a workspace feature may change.

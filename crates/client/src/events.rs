@@ -17,6 +17,9 @@ pub struct EventsQuery {
     pub peer_id: Option<Uuid>,
     /// ISO 8601 / RFC 3339 timestamp; events emitted at or after it.
     pub since: Option<String>,
+    /// ISO 8601 / RFC 3339 timestamp; events emitted strictly before it (the next page of an
+    /// older window: pass the last event's `emitted_at`).
+    pub before: Option<String>,
     /// 1–500, default 50.
     pub limit: Option<i64>,
 }

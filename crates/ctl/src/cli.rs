@@ -336,6 +336,9 @@ pub struct EventsArgs {
     /// ISO 8601 timestamp, e.g. 2026-11-29T00:00:00Z.
     #[arg(long)]
     pub since: Option<String>,
+    /// Only events strictly older than this ISO 8601 timestamp (the next page of a window).
+    #[arg(long)]
+    pub before: Option<String>,
     #[arg(long)]
     pub limit: Option<u32>,
 }

@@ -68,6 +68,8 @@ pub struct EventFilter {
     pub kind: Option<String>,
     pub peer_id: Option<Uuid>,
     pub since: Option<OffsetDateTime>,
+    /// Strictly older than this (paging backwards: the last row's `emitted_at`).
+    pub before: Option<OffsetDateTime>,
     pub limit: i64,
 }
 
@@ -87,6 +89,9 @@ pub fn list(conn: &mut PgConnection, filter: &EventFilter) -> Result<Vec<FleetEv
     }
     if let Some(since) = filter.since {
         query = query.filter(fleet_events::emitted_at.ge(since));
+    }
+    if let Some(before) = filter.before {
+        query = query.filter(fleet_events::emitted_at.lt(before));
     }
     Ok(query
         .order((fleet_events::emitted_at.desc(), fleet_events::id.desc()))

@@ -18,6 +18,7 @@ struct OperatorRow {
     created_at: OffsetDateTime,
     disabled_at: Option<OffsetDateTime>,
     last_used_at: Option<OffsetDateTime>,
+    session_epoch: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +30,8 @@ pub struct Operator {
     pub created_at: OffsetDateTime,
     pub disabled_at: Option<OffsetDateTime>,
     pub last_used_at: Option<OffsetDateTime>,
+    /// Web UI sessions carry it; bumping it ends every session of this operator.
+    pub session_epoch: i32,
 }
 
 impl Operator {
@@ -61,6 +64,7 @@ impl TryFrom<OperatorRow> for Operator {
             created_at: row.created_at,
             disabled_at: row.disabled_at,
             last_used_at: row.last_used_at,
+            session_epoch: row.session_epoch,
         })
     }
 }
@@ -150,4 +154,17 @@ pub fn enabled_admin_exists(conn: &mut PgConnection) -> Result<bool, StoreError>
             .filter(operators::permissions.contains(vec![Some(admin.to_owned())])),
     ))
     .get_result(conn)?)
+}
+
+/// An enabled operator by id (web UI sessions re-check it on every request).
+pub fn find_enabled(conn: &mut PgConnection, id: Uuid) -> Result<Option<Operator>, StoreError> {
+    Ok(find(conn, id)?.filter(|o| o.disabled_at.is_none()))
+}
+
+/// Ends every web UI session of this operator.
+pub fn bump_session_epoch(conn: &mut PgConnection, id: Uuid) -> Result<(), StoreError> {
+    diesel::update(operators::table.find(id))
+        .set(operators::session_epoch.eq(operators::session_epoch + 1))
+        .execute(conn)?;
+    Ok(())
 }

@@ -150,6 +150,7 @@ diesel::table! {
         created_at -> Timestamptz,
         disabled_at -> Nullable<Timestamptz>,
         last_used_at -> Nullable<Timestamptz>,
+        session_epoch -> Int4,
     }
 }
 

@@ -416,6 +416,10 @@ async fn secrets_never_reach_logs_or_plaintext_columns() {
         ("POWERNODE_REDIS_URL", redis_url()),
         ("POWERNODE_WORKER_TOKEN", WORKER_TOKEN.to_owned()),
         ("POWERNODE_MASTER_KEY_FILE", master_key_file()),
+        (
+            "POWERNODE_UI_SESSION_KEY_FILE",
+            powernode_tests::ui_session_key_file(),
+        ),
         ("POWERNODE_FEDERATION_PUBLIC_URL", PUBLIC_URL.to_owned()),
         ("POWERNODE_HTTP_LISTEN", format!("127.0.0.1:{port}")),
         ("POWERNODE_FEDERATION_LISTEN", "127.0.0.1:0".to_owned()),

@@ -401,6 +401,7 @@ impl Federation {
             kind: args.kind,
             peer_id: args.peer_id,
             since: args.since,
+            before: None,
             limit: args.limit,
         };
         render(

@@ -46,6 +46,17 @@ pub async fn list(
             })
         })
         .transpose()?;
+    let before = q
+        .before
+        .as_deref()
+        .map(|s| {
+            OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "before must be an ISO 8601 timestamp such as 2026-11-29T00:00:00Z (got {s:?})"
+                ))
+            })
+        })
+        .transpose()?;
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::BadRequest(format!(
@@ -57,6 +68,7 @@ pub async fn list(
         kind: q.kind,
         peer_id: q.peer_id,
         since,
+        before,
         limit,
     };
     let found = db::run(&ctx.db, move |conn| events::list(conn, &filter))

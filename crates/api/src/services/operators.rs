@@ -134,3 +134,28 @@ pub async fn disable(
         None => ApiError::NotFound(format!("operator {id} not found")),
     })
 }
+
+/// The operator of a web UI session: enabled, and the session's epoch still current (signing
+/// out or disabling ends every copy of the cookie). `None` → sign in again.
+pub async fn session_operator(
+    ctx: &Ctx,
+    id: uuid::Uuid,
+    epoch: i32,
+) -> Result<Option<Operator>, ApiError> {
+    let found = db::run(&ctx.db, move |conn| {
+        powernode_store::operators::find_enabled(conn, id)
+    })
+    .await
+    .context("session lookup failed")?;
+    Ok(found.filter(|o| o.session_epoch == epoch))
+}
+
+/// Signs the operator out of every web UI session.
+pub async fn end_sessions(ctx: &Ctx, operator: &Operator) -> Result<(), ApiError> {
+    let id = operator.id;
+    db::run(&ctx.db, move |conn| {
+        powernode_store::operators::bump_session_epoch(conn, id)
+    })
+    .await
+    .context("sign-out failed")
+}

@@ -48,6 +48,7 @@ pub async fn events(client: &OperatorClient, out: &Output, a: EventsArgs) -> Res
         kind: a.kind,
         peer_id: a.peer,
         since: a.since,
+        before: a.before,
         limit: a.limit.map(i64::from),
     };
     out.events(&value(&client.events(&q).await?));

@@ -227,3 +227,23 @@ struct HeartbeatAge {
     #[diesel(sql_type = Double)]
     age: f64,
 }
+
+#[derive(QueryableByName)]
+struct DegradedSummary {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Double>)]
+    oldest_secs: Option<f64>,
+}
+
+/// How many peers are degraded and how long ago the oldest of their last heartbeats was
+/// (seconds, database clock) — the web UI's health banner.
+pub fn degraded_summary(conn: &mut PgConnection) -> Result<(i64, Option<f64>), StoreError> {
+    let s = diesel::sql_query(
+        "SELECT count(*) AS n,
+                EXTRACT(EPOCH FROM now() - min(last_heartbeat_at))::float8 AS oldest_secs
+           FROM peers WHERE status = 'degraded'",
+    )
+    .get_result::<DegradedSummary>(conn)?;
+    Ok((s.n, s.oldest_secs))
+}

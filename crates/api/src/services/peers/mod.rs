@@ -350,3 +350,18 @@ pub async fn accept(
     let peer = crate::services::federation::accept_remote(ctx, token, actor).await?;
     Ok(Gated::Done(view(ctx, peer).await?))
 }
+
+/// The federation health banner of every signed-in UI page (SPEC §10): degraded peers and the
+/// oldest heartbeat among them. `None` while no peer is degraded.
+pub async fn health_banner(ctx: &Ctx, operator: &Operator) -> Result<Option<String>, ApiError> {
+    require(operator, Permission::FederationRead)?;
+    let (n, oldest) = db::run(&ctx.db, powernode_store::peers::degraded_summary)
+        .await
+        .context("health summary failed")?;
+    Ok((n > 0).then(|| {
+        let oldest = oldest
+            .map(|s| powernode_domain::governance::human_duration(s as i64))
+            .map_or_else(|| "never".to_owned(), |age| format!("{age} ago"));
+        format!("Federation health: {n} peer(s) degraded — oldest heartbeat {oldest}")
+    }))
+}
