@@ -5,6 +5,7 @@
     reason = "test helpers fail loudly with a message"
 )]
 
+pub mod browser;
 pub mod federation;
 pub mod stall;
 

@@ -419,16 +419,17 @@ pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Err
 }
 
 /// Turns any error response that is not already an envelope (actix's own 405, 413 from the
-/// payload limit, …) into one, so clients only ever parse one error shape.
+/// payload limit, …) into one, so clients only ever parse one error shape. The web UI's pages
+/// (HTML, with their own message) are left as they are.
 pub fn envelope_bare_errors<B: MessageBody + 'static>(
     res: ServiceResponse<B>,
 ) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let is_json = res
-        .response()
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v == HeaderValue::from_static("application/json"));
-    if is_json {
+    let content_type = res.response().headers().get(header::CONTENT_TYPE);
+    let is_json = content_type.is_some_and(|v| v == HeaderValue::from_static("application/json"));
+    let is_page = content_type
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if is_json || is_page {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();

@@ -22,4 +22,5 @@ mod partial_mtls;
 mod peers;
 mod service;
 mod store;
+mod ui;
 mod worker;
