@@ -432,3 +432,56 @@ async fn sign_out_and_disabling_end_every_copy_of_the_session() {
     assert_eq!(b.current_path().await, "/login");
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grants_are_issued_explained_renewed_and_revoked_from_the_peer_page() {
+    let db = TestDb::new();
+    let admin = admin_token(&mut db.conn());
+    let app = ui_app(&db).await;
+    let peer = insert_peer(&mut db.conn(), "active", "platform", Some(5));
+    let b = Browser::start("grants").await;
+    sign_in(&b, &app, &admin).await;
+    b.goto(&app.url(&format!("/peers/{peer}"))).await;
+    b.click("a[href$='/grants']").await;
+    assert!(b.text().await.contains("No grants yet"));
+    b.accessible().await;
+    b.fill("#sdwan_network_ids", "overlay-1").await;
+    b.fill("#source_cidrs", "10.0.0.0/8").await;
+    b.click("form[action$='/grants'] button").await;
+    let token = b
+        .client
+        .find(fantoccini::Locator::Css("#secret"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(token.starts_with("fg-"), "{token}");
+    b.screenshot("issued").await;
+    // Explain a call from the wrong network: the failing dimension, the API's own checks.
+    b.fill("input[name='resource_id']", "net-1").await;
+    b.fill("input[name='network']", "overlay-2").await;
+    b.fill("input[name='source_ip']", "10.1.2.3").await;
+    b.click("form[action$='/explain'] button").await;
+    let text = b.text().await;
+    assert!(
+        text.contains(": denied") && text.contains("network overlay-2"),
+        "{text}"
+    );
+    assert!(
+        !b.source().await.contains(&token),
+        "the token is shown once"
+    );
+    b.screenshot("explained").await;
+    b.fill("input[name='ttl_days']", "60").await;
+    b.click("form[action$='/renew'] button").await;
+    b.fill("input[name='reason']", "rotated").await;
+    b.click("form[action$='/revoke'] button").await;
+    let text = b.text().await;
+    assert!(
+        text.contains("revoked: rotated") && text.contains("not live"),
+        "{text}"
+    );
+    b.close().await;
+}

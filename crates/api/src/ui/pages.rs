@@ -22,7 +22,7 @@ use crate::error::ApiError;
 use crate::services::approvals::Gated;
 use crate::services::governance::Trigger;
 use crate::services::idempotency::{IdempotencyKey, once};
-use crate::services::{approvals, doctor, events, governance, peers};
+use crate::services::{approvals, doctor, events, governance, grants, peers};
 use crate::startup::AppState;
 
 pub fn configure<T>(scope: actix_web::Scope<T>) -> actix_web::Scope<T>
@@ -44,6 +44,12 @@ where
         .route("/peers/new", web::get().to(propose_form))
         .route("/peers/new", web::post().to(propose))
         .route("/peers/{id}", web::get().to(peer_page))
+        .route("/peers/{id}/grants", web::get().to(grants_page))
+        .route("/peers/{id}/grants", web::post().to(issue_grant))
+        .route(
+            "/peers/{id}/grants/{grant}/{action}",
+            web::post().to(grant_action),
+        )
         .route("/peers/{id}/{action}", web::post().to(peer_action))
         .route("/federation/accept", web::get().to(accept_form))
         .route("/federation/accept", web::post().to(accept))
@@ -1002,6 +1008,287 @@ async fn governance_scan(
         Err(e) => {
             let status = status_of(&e);
             governance_view(&state, &who, status, Some(e.report_line())).await
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Grants of one peer: issue, explain, renew, revoke.
+
+pub struct GrantRow {
+    pub grant: powernode_client::grants::GrantView,
+    pub expires: When,
+    pub live: bool,
+}
+
+#[derive(Template)]
+#[template(path = "grants.html")]
+struct GrantsPage {
+    chrome: Chrome,
+    peer: PeerId,
+    rows: Vec<GrantRow>,
+    error: Option<String>,
+    /// A newly issued grant's bearer token, shown once.
+    secret: Option<String>,
+    /// An explanation's checks: (dimension, ok, why).
+    explained: Option<(String, bool, Vec<(String, bool, String)>)>,
+}
+
+async fn grants_view(
+    state: &AppState,
+    who: &SignedIn,
+    peer: PeerId,
+    status: StatusCode,
+    error: Option<String>,
+    secret: Option<String>,
+    explained: Option<(String, bool, Vec<(String, bool, String)>)>,
+) -> Result<HttpResponse, UiError> {
+    let list = grants::list(
+        state,
+        &who.operator,
+        powernode_client::grants::ListQuery {
+            peer_id: Some(peer.uuid()),
+            lifecycle: None,
+        },
+    )
+    .await?;
+    let now = OffsetDateTime::now_utc();
+    let rows = list
+        .into_iter()
+        .map(|g| GrantRow {
+            expires: when(Some(g.expires_at)),
+            live: g.revoked_at.is_none() && g.expires_at > now,
+            grant: g,
+        })
+        .collect();
+    Ok(render(
+        status,
+        &GrantsPage {
+            chrome: chrome(state, who).await,
+            peer,
+            rows,
+            error,
+            secret,
+            explained,
+        },
+    ))
+}
+
+async fn grants_page(
+    state: web::Data<AppState>,
+    who: SignedIn,
+    peer: web::Path<PeerId>,
+) -> Result<HttpResponse, UiError> {
+    grants_view(&state, &who, *peer, StatusCode::OK, None, None, None).await
+}
+
+fn list_field(raw: &Option<String>) -> Vec<String> {
+    raw.as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct IssueForm {
+    csrf_token: String,
+    resource_kind: String,
+    resource_id: Option<String>,
+    read: Option<String>,
+    write: Option<String>,
+    node_instance_ids: Option<String>,
+    sdwan_network_ids: Option<String>,
+    source_cidrs: Option<String>,
+    ttl_days: Option<String>,
+    auto_renew: Option<String>,
+}
+
+async fn issue_grant(
+    state: web::Data<AppState>,
+    who: SignedIn,
+    peer: web::Path<PeerId>,
+    form: web::Form<IssueForm>,
+) -> Result<HttpResponse, UiError> {
+    who.check_csrf(&form.csrf_token)?;
+    let form = form.into_inner();
+    let peer = *peer;
+    let mut scopes = Vec::new();
+    if form.read.is_some() {
+        scopes.push("read".to_owned());
+    }
+    if form.write.is_some() {
+        scopes.push("write".to_owned());
+    }
+    let ttl_days = match form
+        .ttl_days
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        None => None,
+        Some(t) => match t.parse::<u32>() {
+            Ok(d) => Some(d),
+            Err(_) => {
+                let e = ApiError::validation("ttl_days", "must be a whole number of days");
+                return grants_view(
+                    &state,
+                    &who,
+                    peer,
+                    status_of(&e),
+                    Some(e.report_line()),
+                    None,
+                    None,
+                )
+                .await;
+            }
+        },
+    };
+    let request = powernode_client::grants::IssueRequest {
+        resource_kind: form.resource_kind.trim().to_owned(),
+        resource_id: form.resource_id.filter(|r| !r.trim().is_empty()),
+        permission_scopes: scopes,
+        node_instance_ids: list_field(&form.node_instance_ids),
+        sdwan_network_ids: list_field(&form.sdwan_network_ids),
+        source_cidrs: list_field(&form.source_cidrs),
+        ttl_days,
+        auto_renew: form.auto_renew.is_some(),
+    };
+    match grants::issue(&state, &who.operator, peer, request).await {
+        Ok(issued) => {
+            grants_view(
+                &state,
+                &who,
+                peer,
+                StatusCode::CREATED,
+                None,
+                Some(issued.token),
+                None,
+            )
+            .await
+        }
+        Err(e) => {
+            grants_view(
+                &state,
+                &who,
+                peer,
+                status_of(&e),
+                Some(e.report_line()),
+                None,
+                None,
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct GrantForm {
+    csrf_token: String,
+    reason: Option<String>,
+    ttl_days: Option<String>,
+    resource_kind: Option<String>,
+    resource_id: Option<String>,
+    scope: Option<String>,
+    instance_id: Option<String>,
+    network: Option<String>,
+    source_ip: Option<String>,
+}
+
+async fn grant_action(
+    state: web::Data<AppState>,
+    who: SignedIn,
+    path: web::Path<(PeerId, powernode_domain::GrantId, String)>,
+    form: web::Form<GrantForm>,
+) -> Result<HttpResponse, UiError> {
+    who.check_csrf(&form.csrf_token)?;
+    let (peer, grant, action) = path.into_inner();
+    let form = form.into_inner();
+    let op = &who.operator;
+    let blank = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    let outcome = match action.as_str() {
+        "revoke" => grants::revoke(
+            &state,
+            op,
+            grant,
+            powernode_client::grants::RevokeRequest {
+                reason: form.reason.unwrap_or_default(),
+            },
+        )
+        .await
+        .map(|_| None),
+        "renew" => {
+            let ttl_days = blank(form.ttl_days).and_then(|t| t.trim().parse().ok());
+            grants::renew(
+                &state,
+                op,
+                grant,
+                powernode_client::grants::RenewRequest { ttl_days },
+            )
+            .await
+            .map(|_| None)
+        }
+        "explain" => grants::explain(
+            &state,
+            op,
+            grant,
+            powernode_client::grants::ExplainRequest {
+                resource_kind: form.resource_kind.unwrap_or_default(),
+                resource_id: form.resource_id.unwrap_or_default(),
+                scope: form.scope.unwrap_or_else(|| "read".to_owned()),
+                instance_id: blank(form.instance_id),
+                network: blank(form.network),
+                source_ip: form.source_ip.unwrap_or_default(),
+            },
+        )
+        .await
+        .map(|x| {
+            let checks = serde_json::to_value(&x.checks)
+                .ok()
+                .and_then(|v| v.as_array().cloned())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| {
+                    let text = |k: &str| c.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+                    (
+                        text("dimension"),
+                        c.get("ok").and_then(|v| v.as_bool()).unwrap_or(false),
+                        text("why"),
+                    )
+                })
+                .collect();
+            Some((grant.to_string(), x.allowed, checks))
+        }),
+        _ => Err(ApiError::NotFound(format!("no action {action}"))),
+    };
+    match outcome {
+        Ok(None) => Ok(see_other(&format!("/peers/{peer}/grants"))),
+        Ok(Some(explained)) => {
+            grants_view(
+                &state,
+                &who,
+                peer,
+                StatusCode::OK,
+                None,
+                None,
+                Some(explained),
+            )
+            .await
+        }
+        Err(e) => {
+            let status = status_of(&e);
+            grants_view(
+                &state,
+                &who,
+                peer,
+                status,
+                Some(e.report_line()),
+                None,
+                None,
+            )
+            .await
         }
     }
 }
