@@ -88,6 +88,35 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], CryptoError> {
     Ok(out)
 }
 
+/// The text of a key file that only its owner may read (mode 0600), or why not.
+fn read_secret_file(var: &str, path: &Path) -> Result<String, String> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path)
+        .map_err(|e| format!("{var} points at {shown}, which cannot be read: {e}"))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{var} {shown} has mode {mode:o}: restrict it with `chmod 600 {shown}`"
+        ));
+    }
+    std::fs::read_to_string(path)
+        .map_err(|e| format!("{var} points at {shown}, which cannot be read: {e}"))
+}
+
+/// The web UI's cookie key: 128 hex characters (64 bytes) in a mode-0600 file.
+pub fn load_session_key(path: &Path) -> Result<actix_web::cookie::Key, String> {
+    let var = "POWERNODE_UI_SESSION_KEY_FILE";
+    let text = read_secret_file(var, path)?;
+    let mut key = [0u8; 64];
+    hex::decode_to_slice(text.trim(), &mut key).map_err(|_| {
+        format!(
+            "{var} {} must hold exactly 128 hex characters (e.g. `openssl rand -hex 64`)",
+            path.display()
+        )
+    })?;
+    Ok(actix_web::cookie::Key::from(&key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,33 +159,4 @@ mod tests {
             "MasterKey([REDACTED])"
         );
     }
-}
-
-/// The text of a key file that only its owner may read (mode 0600), or why not.
-fn read_secret_file(var: &str, path: &Path) -> Result<String, String> {
-    let shown = path.display();
-    let meta = std::fs::metadata(path)
-        .map_err(|e| format!("{var} points at {shown}, which cannot be read: {e}"))?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "{var} {shown} has mode {mode:o}: restrict it with `chmod 600 {shown}`"
-        ));
-    }
-    std::fs::read_to_string(path)
-        .map_err(|e| format!("{var} points at {shown}, which cannot be read: {e}"))
-}
-
-/// The web UI's cookie key: 128 hex characters (64 bytes) in a mode-0600 file.
-pub fn load_session_key(path: &Path) -> Result<actix_web::cookie::Key, String> {
-    let var = "POWERNODE_UI_SESSION_KEY_FILE";
-    let text = read_secret_file(var, path)?;
-    let mut key = [0u8; 64];
-    hex::decode_to_slice(text.trim(), &mut key).map_err(|_| {
-        format!(
-            "{var} {} must hold exactly 128 hex characters (e.g. `openssl rand -hex 64`)",
-            path.display()
-        )
-    })?;
-    Ok(actix_web::cookie::Key::from(&key))
 }

@@ -117,7 +117,7 @@ impl FromRequest for SignedIn {
                     session.purge();
                     Err(UiError::SignIn)
                 }
-                Err(e) => Err(UiError::Api(e)),
+                Err(e) => Err(e.into()),
             }
         })
     }
@@ -143,8 +143,9 @@ pub enum UiError {
     SignIn,
     #[error("Invalid or missing CSRF token: reload the page and try again")]
     Csrf,
+    /// Boxed: an `ApiError` is large and this travels in every handler's `Result`.
     #[error(transparent)]
-    Api(ApiError),
+    Api(Box<ApiError>),
 }
 
 impl ResponseError for UiError {
@@ -175,7 +176,7 @@ impl ResponseError for UiError {
 
 impl From<ApiError> for UiError {
     fn from(e: ApiError) -> Self {
-        UiError::Api(e)
+        UiError::Api(Box::new(e))
     }
 }
 

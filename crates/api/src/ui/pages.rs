@@ -537,7 +537,7 @@ async fn peer_action(
             let status = status_of(&e);
             let message = e.report_line();
             if status == StatusCode::NOT_FOUND {
-                return Err(UiError::Api(e));
+                return Err(e.into());
             }
             peer_view_page(&state, &who, id, status, Some(message)).await
         }
@@ -881,10 +881,11 @@ async fn events_page(
         blank(q.since),
         blank(q.before),
     );
-    let peer_id = match peer.as_deref().map(uuid::Uuid::parse_str).transpose() {
-        Ok(p) => p,
-        Err(_) => None,
-    };
+    let peer_id: Option<uuid::Uuid> = peer
+        .as_deref()
+        .map(uuid::Uuid::parse_str)
+        .transpose()
+        .unwrap_or_default();
     const PAGE: i64 = 50;
     let answer = events::list(
         &state,
@@ -1015,6 +1016,9 @@ async fn governance_scan(
 // ------------------------------------------------------------------------------------------
 // Grants of one peer: issue, explain, renew, revoke.
 
+/// A grant's explanation: its id, allowed, and each check (dimension, ok, why).
+type Explained = (String, bool, Vec<(String, bool, String)>);
+
 pub struct GrantRow {
     pub grant: powernode_client::grants::GrantView,
     pub expires: When,
@@ -1031,7 +1035,7 @@ struct GrantsPage {
     /// A newly issued grant's bearer token, shown once.
     secret: Option<String>,
     /// An explanation's checks: (dimension, ok, why).
-    explained: Option<(String, bool, Vec<(String, bool, String)>)>,
+    explained: Option<Explained>,
 }
 
 async fn grants_view(
@@ -1041,7 +1045,7 @@ async fn grants_view(
     status: StatusCode,
     error: Option<String>,
     secret: Option<String>,
-    explained: Option<(String, bool, Vec<(String, bool, String)>)>,
+    explained: Option<Explained>,
 ) -> Result<HttpResponse, UiError> {
     let list = grants::list(
         state,
