@@ -194,9 +194,21 @@ impl Browser {
 
     fn kill(&mut self) {
         if let Some(pid) = self.driver.id() {
-            // The whole group: chromedriver and the Chromium it started.
+            // chromedriver and the Chromium it started share chromedriver's own process group;
+            // kill that group only when it really is chromedriver's (never a caller's group).
+            let group = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let after = stat.rsplit_once(')')?.1;
+                    after.split_whitespace().nth(2)?.parse::<u32>().ok()
+                });
+            let target = if group == Some(pid) {
+                format!("-{pid}")
+            } else {
+                pid.to_string()
+            };
             let _ = std::process::Command::new("kill")
-                .args(["-KILL", &format!("-{pid}")])
+                .args(["-KILL", "--", &target])
                 .status();
         }
         let _ = std::fs::remove_dir_all(&self.profile);
