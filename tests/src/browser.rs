@@ -21,6 +21,8 @@ pub struct Browser {
     profile: PathBuf,
     /// Screenshot file prefix (the test's name).
     name: String,
+    /// Pages visited so far (each one is saved as a screenshot).
+    visited: std::sync::atomic::AtomicUsize,
 }
 
 impl Browser {
@@ -71,11 +73,21 @@ impl Browser {
             driver,
             profile,
             name: name.to_owned(),
+            visited: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
     pub async fn goto(&self, url: &str) {
         self.client.goto(url).await.unwrap();
+        self.visited().await;
+    }
+
+    /// Every page a test visits is saved: `<test>-page<n>.png`.
+    async fn visited(&self) {
+        let n = self
+            .visited
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.screenshot(&format!("page{n:02}")).await;
     }
 
     /// The page's text (what a reader sees).
@@ -123,6 +135,7 @@ impl Browser {
                 .ok()
                 .is_some_and(|v| v == "complete");
             if stale && ready {
+                self.visited().await;
                 return;
             }
             assert!(

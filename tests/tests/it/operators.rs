@@ -564,3 +564,43 @@ async fn secrets_never_reach_logs_or_plaintext_columns() {
         Vec::<String>::new()
     );
 }
+
+#[tokio::test]
+async fn events_page_backwards_with_before() {
+    use diesel::connection::SimpleConnection;
+    let db = TestDb::new();
+    let admin = admin_token(&mut db.conn());
+    let app = spawn_app(settings(&db)).await;
+    db.conn()
+        .batch_execute(
+            "INSERT INTO fleet_events (id, kind, severity, source, emitted_at) VALUES
+               (gen_random_uuid(), 'test.one', 'low', 'test', '2026-11-29T10:00:00Z'),
+               (gen_random_uuid(), 'test.two', 'low', 'test', '2026-11-29T11:00:00Z'),
+               (gen_random_uuid(), 'test.three', 'low', 'test', '2026-11-29T12:00:00Z')",
+        )
+        .unwrap();
+    let (status, body) = app
+        .get(
+            "/api/v1/system/fleet/events?source=test&before=2026-11-29T12:00:00Z",
+            &admin,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let kinds: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["test.two", "test.one"]);
+    let (status, body) = app
+        .get("/api/v1/system/fleet/events?before=noon", &admin)
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("before must be an ISO 8601 timestamp")
+    );
+}

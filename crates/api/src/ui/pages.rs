@@ -360,6 +360,10 @@ struct PeerPage {
     changed: When,
     outbound: When,
     fields: Vec<(&'static str, String)>,
+    /// (which, serial, fingerprint, not after, rotation due / revoked).
+    certificates: Vec<(&'static str, String, String, When, String)>,
+    grants: Vec<GrantRow>,
+    events: Vec<EventRow>,
     checks: Vec<CheckRow>,
     transitions: Vec<&'static str>,
     error: Option<String>,
@@ -398,6 +402,73 @@ async fn peer_view_page(
         })
         .collect();
     let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "—".to_owned());
+    let iso = |t: Option<OffsetDateTime>| {
+        t.and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "—".to_owned())
+    };
+    let mut certificates = Vec::new();
+    if let Some(c) = &peer.certificates {
+        for (which, facts) in [
+            ("issued by us to the peer", &c.inbound),
+            ("our client certificate", &c.outbound),
+        ] {
+            if let Some(f) = facts {
+                let state = if f.revoked_at.is_some() {
+                    "revoked"
+                } else if f.due_for_rotation {
+                    "rotation due"
+                } else {
+                    "current"
+                };
+                certificates.push((
+                    which,
+                    f.serial.clone(),
+                    f.fingerprint_sha256.clone().unwrap_or_default(),
+                    when(f.not_after),
+                    state.to_owned(),
+                ));
+            }
+        }
+    }
+    let now = OffsetDateTime::now_utc();
+    let grants = grants::list(
+        state,
+        &who.operator,
+        powernode_client::grants::ListQuery {
+            peer_id: Some(id.uuid()),
+            lifecycle: None,
+        },
+    )
+    .await
+    .unwrap_or_default()
+    .into_iter()
+    .map(|g| GrantRow {
+        expires: when(Some(g.expires_at)),
+        live: g.revoked_at.is_none() && g.expires_at > now,
+        grant: g,
+    })
+    .collect();
+    let events = events::list(
+        state,
+        &who.operator,
+        EventsQuery {
+            peer_id: Some(id.uuid()),
+            limit: Some(10),
+            ..EventsQuery::default()
+        },
+    )
+    .await
+    .unwrap_or_default()
+    .into_iter()
+    .map(|e| EventRow {
+        at: when(Some(e.emitted_at)),
+        payload: e.payload.to_string(),
+        event: e,
+    })
+    .collect();
     let fields = vec![
         ("origin", peer.origin.clone()),
         ("remote instance URL", peer.remote_instance_url.clone()),
@@ -414,6 +485,30 @@ async fn peer_view_page(
         ("degraded reason", text(&peer.degraded_reason)),
         ("last outbound error", text(&peer.last_outbound_error)),
         ("remote CA SHA-256", text(&peer.remote_ca_sha256)),
+        (
+            "contract version",
+            peer.contract_version_agreed
+                .map_or_else(|| "—".to_owned(), |v| v.to_string()),
+        ),
+        ("acceptance pending", peer.acceptance_pending.to_string()),
+        ("token expires", iso(peer.acceptance_token_expires_at)),
+        ("signed at", iso(peer.signed_at)),
+        ("last handshake", iso(peer.last_handshake_at)),
+        ("outbound failing since", iso(peer.outbound_failing_since)),
+        (
+            "allowed transitions",
+            peer.allowed_transitions
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        ("endpoints", peer.endpoints.to_string()),
+        ("extension slugs", peer.extension_slugs.to_string()),
+        ("capabilities", peer.capabilities.to_string()),
+        ("metadata", peer.metadata.to_string()),
+        ("created", iso(Some(peer.created_at))),
+        ("updated", iso(Some(peer.updated_at))),
     ];
     Ok(render(
         status,
@@ -423,6 +518,9 @@ async fn peer_view_page(
             changed: when(Some(peer.status_changed_at)),
             outbound: when(peer.last_outbound_heartbeat_at),
             fields,
+            certificates,
+            grants,
+            events,
             checks,
             transitions,
             error,
