@@ -15,7 +15,11 @@ document.addEventListener("DOMContentLoaded", () => {
   if (table) {
     const every = Number(table.dataset.refresh) * 1000;
     setInterval(async () => {
-      const response = await fetch(window.location.href, { credentials: "same-origin" });
+      // Marked as a refresh: it does not keep an unattended session alive.
+      const response = await fetch(window.location.href, {
+        credentials: "same-origin",
+        headers: { "X-Auto-Refresh": "1" },
+      });
       if (!response.ok) return;
       const html = new DOMParser().parseFromString(await response.text(), "text/html");
       const fresh = html.querySelector("table[data-refresh] tbody");

@@ -137,7 +137,11 @@ pub fn disable(conn: &mut PgConnection, id: Uuid) -> Result<Option<Operator>, St
             .find(id)
             .filter(operators::disabled_at.is_null()),
     )
-    .set(operators::disabled_at.eq(crate::now_nullable()))
+    // Ends every web UI session too (re-enabling must not revive old cookies).
+    .set((
+        operators::disabled_at.eq(crate::now_nullable()),
+        operators::session_epoch.eq(operators::session_epoch + 1),
+    ))
     .returning(OperatorRow::as_returning())
     .get_result(conn)
     .optional()?

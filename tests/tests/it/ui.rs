@@ -149,18 +149,16 @@ async fn propose_shows_the_token_once_and_a_resubmitted_form_proposes_once() {
     b.goto(&app.url("/peers/new")).await;
     b.fill("#remote_instance_url", "https://platform-b.example.com")
         .await;
-    // Submitted twice (a double click, a resubmit): the form's Idempotency-Key makes it one.
-    b.client
+    // The form as it will be posted, to post it again afterwards (a reload, a resubmit).
+    let form = b
+        .client
         .execute(
-            "const f = document.querySelector('form[action=\"/peers/new\"]'); f.submit(); f.submit();",
+            "return new URLSearchParams(new FormData(document.querySelector('form[action=\"/peers/new\"]'))).toString();",
             vec![],
         )
         .await
         .unwrap();
-    eventually_async(DEADLINE, "the token page", || async {
-        b.exists("#secret").await.then_some(())
-    })
-    .await;
+    b.click("form[action='/peers/new'] button").await;
     let token = b
         .client
         .find(fantoccini::Locator::Css("#secret"))
@@ -172,6 +170,23 @@ async fn propose_shows_the_token_once_and_a_resubmitted_form_proposes_once() {
         .unwrap();
     assert!(token.starts_with("pnfa1_"), "{token}");
     b.screenshot("token").await;
+    // The same form again: its Idempotency-Key makes it the first answer, without the token.
+    let again = b
+        .client
+        .execute(
+            "const r = await fetch('/peers/new', {method: 'POST', body: arguments[0],
+               headers: {'Content-Type': 'application/x-www-form-urlencoded'}});
+             return await r.text();",
+            vec![form],
+        )
+        .await
+        .unwrap();
+    let again = again.as_str().unwrap();
+    assert!(again.contains("Already proposed"), "{again}");
+    assert!(
+        !again.contains(&token),
+        "a resubmitted form does not show the token again"
+    );
     let count: i64 = {
         use diesel::RunQueryDsl;
         diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
@@ -228,7 +243,8 @@ async fn accept_peer_on_b_with_a_token_and_both_become_active_with_workers_runni
         .await
         .unwrap()
         .unwrap();
-    // B's operator, in the same browser (another origin: another cookie).
+    // B's operator, in the same browser (cookies ignore the port: signing in to B replaces A's
+    // session cookie, so A's pages below sign in again).
     sign_in(&br, &b_side.app, &b_side.admin).await;
     br.goto(&b_side.app.url("/federation/accept")).await;
     br.fill("#acceptance_token", &token).await;
@@ -442,7 +458,7 @@ async fn grants_are_issued_explained_renewed_and_revoked_from_the_peer_page() {
     let b = Browser::start("grants").await;
     sign_in(&b, &app, &admin).await;
     b.goto(&app.url(&format!("/peers/{peer}"))).await;
-    b.click("a[href$='/grants']").await;
+    b.click("main a[href$='/grants']").await;
     assert!(b.text().await.contains("No grants yet"));
     b.accessible().await;
     b.fill("#sdwan_network_ids", "overlay-1").await;
@@ -483,5 +499,13 @@ async fn grants_are_issued_explained_renewed_and_revoked_from_the_peer_page() {
         text.contains("revoked: rotated") && text.contains("not live"),
         "{text}"
     );
+    // Every peer's grants, from the navigation.
+    b.click("header nav a[href='/grants']").await;
+    let text = b.text().await;
+    assert!(
+        text.contains(&peer.to_string()) && text.contains("revoked: rotated"),
+        "{text}"
+    );
+    b.accessible().await;
     b.close().await;
 }

@@ -70,8 +70,29 @@ where
     F: FnOnce(R) -> Fut,
     Fut: Future<Output = Result<T, ApiError>>,
 {
+    once_telling(ctx, operator, key, name, request, action)
+        .await
+        .map(|(answer, _)| answer)
+}
+
+/// As [`once`], also saying whether the answer is a replay of the first run (the web UI shows a
+/// once-only token only on the run that minted it).
+pub async fn once_telling<R, T, F, Fut>(
+    ctx: &Ctx,
+    operator: &Operator,
+    key: Option<&IdempotencyKey>,
+    name: &'static str,
+    request: R,
+    action: F,
+) -> Result<(T, bool), ApiError>
+where
+    R: Serialize,
+    T: Serialize + DeserializeOwned,
+    F: FnOnce(R) -> Fut,
+    Fut: Future<Output = Result<T, ApiError>>,
+{
     let Some(key) = key else {
-        return action(request).await;
+        return action(request).await.map(|a| (a, false));
     };
     let body =
         serde_json::to_vec(&(name, &request)).map_err(|e| internal("idempotency digest", e))?;
@@ -100,9 +121,9 @@ where
             match serde_json::from_slice(plain.expose_secret())
                 .map_err(|e| internal("idempotency replay", e))?
             {
-                Stored::Answer(value) => {
-                    serde_json::from_value(value).map_err(|e| internal("idempotency replay", e))
-                }
+                Stored::Answer(value) => serde_json::from_value(value)
+                    .map(|a| (a, true))
+                    .map_err(|e| internal("idempotency replay", e)),
                 Stored::Refusal {
                     status,
                     code,
@@ -119,7 +140,7 @@ where
         Begun::Run => {
             let outcome = action(request).await;
             record(ctx, operator_id, key, &context, &outcome).await;
-            outcome
+            outcome.map(|a| (a, false))
         }
     }
 }

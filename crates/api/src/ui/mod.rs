@@ -29,6 +29,12 @@ use crate::startup::AppState;
 const OPERATOR_KEY: &str = "operator_id";
 const EPOCH_KEY: &str = "epoch";
 const CSRF_KEY: &str = "csrf";
+/// Unix second of the session's last request (the 8 h idle timeout, enforced here: a cookie
+/// store cannot expire a copied cookie by itself).
+const SEEN_KEY: &str = "seen";
+const IDLE_SECS: i64 = 8 * 3600;
+/// The peers table's own refresh (app.js) is not operator activity.
+const AUTO_REFRESH_HEADER: &str = "x-auto-refresh";
 
 /// SPEC §10's headers for every UI answer: nothing inline, no framing, no cross-origin referrer.
 const CSP: &str = "default-src 'self'; frame-ancestors 'none'";
@@ -104,13 +110,24 @@ impl FromRequest for SignedIn {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let session = req.get_session();
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let activity = !req.headers().contains_key(AUTO_REFRESH_HEADER);
         Box::pin(async move {
             let state = state.ok_or(UiError::SignIn)?;
             let id = session.get::<uuid::Uuid>(OPERATOR_KEY).ok().flatten();
             let epoch = session.get::<i32>(EPOCH_KEY).ok().flatten();
-            let (Some(id), Some(epoch)) = (id, epoch) else {
+            let seen = session.get::<i64>(SEEN_KEY).ok().flatten();
+            let (Some(id), Some(epoch), Some(seen)) = (id, epoch, seen) else {
                 return Err(UiError::SignIn);
             };
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            if now - seen > IDLE_SECS {
+                session.purge();
+                return Err(UiError::SignIn);
+            }
+            // Refreshed at most once a minute: the cookie is not rewritten on every request.
+            if activity && now - seen > 60 {
+                let _ = session.insert(SEEN_KEY, now);
+            }
             match crate::services::operators::session_operator(&state, id, epoch).await {
                 Ok(Some(operator)) => Ok(SignedIn { operator, session }),
                 Ok(None) => {
@@ -131,6 +148,7 @@ pub fn start_session(session: &Session, operator: &Operator) -> Result<(), ApiEr
     session
         .insert(OPERATOR_KEY, operator.id)
         .and_then(|()| session.insert(EPOCH_KEY, operator.session_epoch))
+        .and_then(|()| session.insert(SEEN_KEY, time::OffsetDateTime::now_utc().unix_timestamp()))
         .and_then(|()| session.insert(CSRF_KEY, URL_SAFE_NO_PAD.encode(token)))
         .map_err(|e| crate::error::internal("session", e))
 }

@@ -21,7 +21,7 @@ use super::{SignedIn, UiError, render, start_session};
 use crate::error::ApiError;
 use crate::services::approvals::Gated;
 use crate::services::governance::Trigger;
-use crate::services::idempotency::{IdempotencyKey, once};
+use crate::services::idempotency::{IdempotencyKey, once, once_telling};
 use crate::services::{approvals, doctor, events, governance, grants, peers};
 use crate::startup::AppState;
 
@@ -44,6 +44,7 @@ where
         .route("/peers/new", web::get().to(propose_form))
         .route("/peers/new", web::post().to(propose))
         .route("/peers/{id}", web::get().to(peer_page))
+        .route("/grants", web::get().to(all_grants_page))
         .route("/peers/{id}/grants", web::get().to(grants_page))
         .route("/peers/{id}/grants", web::post().to(issue_grant))
         .route(
@@ -366,6 +367,8 @@ struct PeerPage {
     events: Vec<EventRow>,
     checks: Vec<CheckRow>,
     transitions: Vec<&'static str>,
+    /// A fresh Idempotency-Key for this render's action forms.
+    key: String,
     error: Option<String>,
 }
 
@@ -503,6 +506,13 @@ async fn peer_view_page(
                 .collect::<Vec<_>>()
                 .join(", "),
         ),
+        ("remote CA (PEM)", text(&peer.remote_ca_pem)),
+        (
+            "sync cursor",
+            peer.sync_cursor
+                .as_ref()
+                .map_or_else(|| "—".to_owned(), ToString::to_string),
+        ),
         ("endpoints", peer.endpoints.to_string()),
         ("extension slugs", peer.extension_slugs.to_string()),
         ("capabilities", peer.capabilities.to_string()),
@@ -523,6 +533,7 @@ async fn peer_view_page(
             events,
             checks,
             transitions,
+            key: form_key(),
             error,
             peer,
         },
@@ -698,7 +709,7 @@ async fn propose(
     };
     let answer = async {
         let key = key(Some(&form.idempotency_key))?;
-        once(&state, op, key.as_ref(), "peers.propose", request, |req| {
+        once_telling(&state, op, key.as_ref(), "peers.propose", request, |req| {
             peers::propose(&state, op, req)
         })
         .await
@@ -706,7 +717,22 @@ async fn propose(
     .await;
     let chrome = chrome(&state, &who).await;
     match answer {
-        Ok(Gated::Done(p)) => {
+        // The same form again (a reload, a double submit): the peer exists, its token was
+        // shown once already.
+        Ok((Gated::Done(p), true)) => Ok(render(
+            StatusCode::OK,
+            &done(
+                chrome,
+                "Already proposed",
+                format!(
+                    "This form was already submitted: peer {} was proposed and its acceptance token was shown then, once. If it was lost, regenerate it on the peer page.",
+                    p.peer.id
+                ),
+                &format!("/peers/{}", p.peer.id),
+                "Open the peer",
+            ),
+        )),
+        Ok((Gated::Done(p), false)) => {
             let mut page = done(
                 chrome,
                 "Peer proposed",
@@ -722,7 +748,7 @@ async fn propose(
             page.secret = p.acceptance_token;
             Ok(render(StatusCode::CREATED, &page))
         }
-        Ok(Gated::Queued(request)) => Ok(render(
+        Ok((Gated::Queued(request), _)) => Ok(render(
             StatusCode::ACCEPTED,
             &done(
                 chrome,
@@ -979,11 +1005,10 @@ async fn events_page(
         blank(q.since),
         blank(q.before),
     );
-    let peer_id: Option<uuid::Uuid> = peer
-        .as_deref()
-        .map(uuid::Uuid::parse_str)
-        .transpose()
-        .unwrap_or_default();
+    let peer_id = match peer.as_deref().map(uuid::Uuid::parse_str).transpose() {
+        Ok(p) => p,
+        Err(_) => return Err(ApiError::validation("peer_id", "must be a peer id (UUID)").into()),
+    };
     const PAGE: i64 = 50;
     let answer = events::list(
         &state,
@@ -1127,7 +1152,8 @@ pub struct GrantRow {
 #[template(path = "grants.html")]
 struct GrantsPage {
     chrome: Chrome,
-    peer: PeerId,
+    /// The peer whose grants these are; `None`: every peer's.
+    peer: Option<PeerId>,
     rows: Vec<GrantRow>,
     error: Option<String>,
     /// A newly issued grant's bearer token, shown once.
@@ -1139,7 +1165,7 @@ struct GrantsPage {
 async fn grants_view(
     state: &AppState,
     who: &SignedIn,
-    peer: PeerId,
+    peer: Option<PeerId>,
     status: StatusCode,
     error: Option<String>,
     secret: Option<String>,
@@ -1149,7 +1175,7 @@ async fn grants_view(
         state,
         &who.operator,
         powernode_client::grants::ListQuery {
-            peer_id: Some(peer.uuid()),
+            peer_id: peer.map(PeerId::uuid),
             lifecycle: None,
         },
     )
@@ -1181,7 +1207,14 @@ async fn grants_page(
     who: SignedIn,
     peer: web::Path<PeerId>,
 ) -> Result<HttpResponse, UiError> {
-    grants_view(&state, &who, *peer, StatusCode::OK, None, None, None).await
+    grants_view(&state, &who, Some(*peer), StatusCode::OK, None, None, None).await
+}
+
+async fn all_grants_page(
+    state: web::Data<AppState>,
+    who: SignedIn,
+) -> Result<HttpResponse, UiError> {
+    grants_view(&state, &who, None, StatusCode::OK, None, None, None).await
 }
 
 fn list_field(raw: &Option<String>) -> Vec<String> {
@@ -1238,7 +1271,7 @@ async fn issue_grant(
                 return grants_view(
                     &state,
                     &who,
-                    peer,
+                    Some(peer),
                     status_of(&e),
                     Some(e.report_line()),
                     None,
@@ -1263,7 +1296,7 @@ async fn issue_grant(
             grants_view(
                 &state,
                 &who,
-                peer,
+                Some(peer),
                 StatusCode::CREATED,
                 None,
                 Some(issued.token),
@@ -1275,7 +1308,7 @@ async fn issue_grant(
             grants_view(
                 &state,
                 &who,
-                peer,
+                Some(peer),
                 status_of(&e),
                 Some(e.report_line()),
                 None,
@@ -1371,7 +1404,7 @@ async fn grant_action(
             grants_view(
                 &state,
                 &who,
-                peer,
+                Some(peer),
                 StatusCode::OK,
                 None,
                 None,
@@ -1384,7 +1417,7 @@ async fn grant_action(
             grants_view(
                 &state,
                 &who,
-                peer,
+                Some(peer),
                 status,
                 Some(e.report_line()),
                 None,
