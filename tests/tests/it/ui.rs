@@ -385,6 +385,38 @@ async fn a_wrong_csrf_token_is_403_and_changes_nothing_and_script_is_shown_as_te
         .unwrap()
         .to_owned();
     assert_eq!(status, "active", "nothing changed");
+    // No token at all: the same 403 page; a path that is not an id: a page, not JSON.
+    let answer = b
+        .client
+        .execute(
+            "const r = await fetch(arguments[0], {method: 'POST', body: 'reason=x',
+               headers: {'Content-Type': 'application/x-www-form-urlencoded'}});
+             return [r.status, await r.text()];",
+            vec![json!(format!("/peers/{peer}/suspend"))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer[0], 403);
+    assert!(
+        answer[1]
+            .as_str()
+            .unwrap()
+            .contains("Invalid or missing CSRF token")
+    );
+    let answer = b
+        .client
+        .execute(
+            "const r = await fetch('/peers/not-a-uuid');
+             return [r.status, r.headers.get('content-type')];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer[0], 404);
+    assert!(
+        answer[1].as_str().unwrap().starts_with("text/html"),
+        "{answer}"
+    );
     // A reason with markup is text, never markup.
     b.goto(&app.url(&format!("/peers/{peer}"))).await;
     b.fill("#reason-suspend", "<script>alert(1)</script>").await;

@@ -66,6 +66,19 @@ pub fn scope(
         )
         .build();
     pages::configure(web::scope(""))
+        // A form, path or query the pages cannot read is a page too, never the API's JSON.
+        .app_data(
+            web::FormConfig::default()
+                .error_handler(|e, _| unreadable(e.to_string(), StatusCode::BAD_REQUEST, e.into())),
+        )
+        .app_data(
+            web::PathConfig::default()
+                .error_handler(|e, _| unreadable(e.to_string(), StatusCode::NOT_FOUND, e.into())),
+        )
+        .app_data(
+            web::QueryConfig::default()
+                .error_handler(|e, _| unreadable(e.to_string(), StatusCode::BAD_REQUEST, e.into())),
+        )
         .wrap(sessions)
         .wrap(
             actix_web::middleware::DefaultHeaders::new()
@@ -74,6 +87,11 @@ pub fn scope(
                 .add(("X-Frame-Options", "DENY")),
         )
         .default_service(web::to(crate::routes::unmatched))
+}
+
+fn unreadable(message: String, status: StatusCode, cause: actix_web::Error) -> actix_web::Error {
+    let page = message_page(status, "The request could not be read", &message);
+    actix_web::error::InternalError::from_response(cause, page).into()
 }
 
 /// A signed-in operator (the session's, still enabled, epoch current) and the session.

@@ -207,6 +207,8 @@ async fn login_form(session: Session) -> HttpResponse {
 #[derive(Deserialize)]
 struct LoginForm {
     token: String,
+    /// Missing → the 403 of a wrong token (checked by `SignedIn::check_csrf`).
+    #[serde(default)]
     csrf_token: String,
 }
 
@@ -246,6 +248,8 @@ async fn login(
 
 #[derive(Deserialize)]
 struct CsrfForm {
+    /// Missing → the 403 of a wrong token (checked by `SignedIn::check_csrf`).
+    #[serde(default)]
     csrf_token: String,
 }
 
@@ -550,6 +554,8 @@ async fn peer_page(
 
 #[derive(Deserialize)]
 struct ActionForm {
+    /// Missing → the 403 of a wrong token (checked by `SignedIn::check_csrf`).
+    #[serde(default)]
     csrf_token: String,
     reason: Option<String>,
     idempotency_key: Option<String>,
@@ -683,6 +689,8 @@ async fn propose_form(state: web::Data<AppState>, who: SignedIn) -> Result<HttpR
 
 #[derive(Deserialize)]
 struct ProposeForm {
+    /// Missing → the 403 of a wrong token (checked by `SignedIn::check_csrf`).
+    #[serde(default)]
     csrf_token: String,
     idempotency_key: String,
     remote_instance_url: String,
@@ -796,6 +804,8 @@ async fn accept_form(state: web::Data<AppState>, who: SignedIn) -> Result<HttpRe
 
 #[derive(Deserialize)]
 struct AcceptForm {
+    /// Missing → the 403 of a wrong token (checked by `SignedIn::check_csrf`).
+    #[serde(default)]
     csrf_token: String,
     idempotency_key: String,
     acceptance_token: String,
@@ -919,6 +929,8 @@ async fn approvals_page(
 
 #[derive(Deserialize)]
 struct DecisionForm {
+    /// Missing → the 403 of a wrong token (checked by `SignedIn::check_csrf`).
+    #[serde(default)]
     csrf_token: String,
     comments: Option<String>,
 }
@@ -1229,6 +1241,8 @@ fn list_field(raw: &Option<String>) -> Vec<String> {
 
 #[derive(Deserialize)]
 struct IssueForm {
+    /// Missing → the 403 of a wrong token (checked by `SignedIn::check_csrf`).
+    #[serde(default)]
     csrf_token: String,
     resource_kind: String,
     resource_id: Option<String>,
@@ -1321,6 +1335,8 @@ async fn issue_grant(
 
 #[derive(Deserialize)]
 struct GrantForm {
+    /// Missing → the 403 of a wrong token (checked by `SignedIn::check_csrf`).
+    #[serde(default)]
     csrf_token: String,
     reason: Option<String>,
     ttl_days: Option<String>,
