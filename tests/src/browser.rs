@@ -146,6 +146,16 @@ impl Browser {
         }
     }
 
+    /// A form field's current value (e.g. a token shown once in a read-only field).
+    pub async fn value(&self, css: &str) -> String {
+        self.find(css)
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap_or_default()
+    }
+
     pub async fn exists(&self, css: &str) -> bool {
         self.client.find(Locator::Css(css)).await.is_ok()
     }

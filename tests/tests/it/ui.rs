@@ -159,15 +159,7 @@ async fn propose_shows_the_token_once_and_a_resubmitted_form_proposes_once() {
         .await
         .unwrap();
     b.click("form[action='/peers/new'] button").await;
-    let token = b
-        .client
-        .find(fantoccini::Locator::Css("#secret"))
-        .await
-        .unwrap()
-        .prop("value")
-        .await
-        .unwrap()
-        .unwrap();
+    let token = b.value("#secret").await;
     assert!(token.starts_with("pnfa1_"), "{token}");
     b.screenshot("token").await;
     // The same form again: its Idempotency-Key makes it the first answer, without the token.
@@ -234,15 +226,7 @@ async fn accept_peer_on_b_with_a_token_and_both_become_active_with_workers_runni
     br.goto(&a.app.url("/peers/new")).await;
     br.fill("#remote_instance_url", &b_side.public_url).await;
     br.click("form[action='/peers/new'] button").await;
-    let token = br
-        .client
-        .find(fantoccini::Locator::Css("#secret"))
-        .await
-        .unwrap()
-        .prop("value")
-        .await
-        .unwrap()
-        .unwrap();
+    let token = br.value("#secret").await;
     // B's operator, in the same browser (cookies ignore the port: signing in to B replaces A's
     // session cookie, so A's pages below sign in again).
     sign_in(&br, &b_side.app, &b_side.admin).await;
@@ -340,15 +324,7 @@ async fn a_gated_revoke_is_approved_by_a_second_operator_and_a_gated_propose_col
     // The requester collects the proposal's token, once.
     b.goto(&app.url("/ai/autonomy/approvals")).await;
     b.click("form[action$='/claim'] button").await;
-    let token = b
-        .client
-        .find(fantoccini::Locator::Css("#secret"))
-        .await
-        .unwrap()
-        .prop("value")
-        .await
-        .unwrap()
-        .unwrap();
+    let token = b.value("#secret").await;
     assert!(token.starts_with("pnfa1_"));
     b.screenshot("collected").await;
     b.goto(&app.url("/ai/autonomy/approvals")).await;
@@ -496,15 +472,7 @@ async fn grants_are_issued_explained_renewed_and_revoked_from_the_peer_page() {
     b.fill("#sdwan_network_ids", "overlay-1").await;
     b.fill("#source_cidrs", "10.0.0.0/8").await;
     b.click("form[action$='/grants'] button").await;
-    let token = b
-        .client
-        .find(fantoccini::Locator::Css("#secret"))
-        .await
-        .unwrap()
-        .prop("value")
-        .await
-        .unwrap()
-        .unwrap();
+    let token = b.value("#secret").await;
     assert!(token.starts_with("fg-"), "{token}");
     b.screenshot("issued").await;
     // Explain a call from the wrong network: the failing dimension, the API's own checks.

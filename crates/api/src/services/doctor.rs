@@ -464,37 +464,23 @@ fn listener_check(ctx: &Ctx, facts: &InstanceFacts, up: bool) -> CheckView {
 
 async fn redis_check(client: &redis::Client) -> CheckView {
     let started = Instant::now();
-    let ping = async {
-        let mut conn = client.get_multiplexed_async_connection().await?;
-        redis::cmd("PING").query_async::<String>(&mut conn).await
-    };
-    let next = Some(
-        "redis-cli -u \"$POWERNODE_REDIS_URL\" ping; systemctl status redis-server".to_owned(),
-    );
-    match tokio::time::timeout(Duration::from_secs(2), ping).await {
-        Ok(Ok(_)) => check(
+    match crate::services::health::ping_redis(client).await {
+        Ok(()) => check(
             "redis",
             CheckStatus::Ok,
             format!("PING answered in {} ms", started.elapsed().as_millis()),
             runbook::REDIS,
             None,
         ),
-        Ok(Err(e)) => check(
+        Err(e) => check(
             "redis",
             CheckStatus::Fail,
-            format!(
-                "Redis does not answer: {}; workers cannot schedule ticks",
-                crate::error::one_line(&e)
+            format!("Redis does not answer: {e}; workers cannot schedule ticks"),
+            runbook::REDIS,
+            Some(
+                "redis-cli -u \"$POWERNODE_REDIS_URL\" ping; systemctl status redis-server"
+                    .to_owned(),
             ),
-            runbook::REDIS,
-            next,
-        ),
-        Err(_) => check(
-            "redis",
-            CheckStatus::Fail,
-            "Redis did not answer PING within 2 s; workers cannot schedule ticks",
-            runbook::REDIS,
-            next,
         ),
     }
 }

@@ -77,15 +77,6 @@ fn counts_view(c: Counts) -> SeverityCounts {
     }
 }
 
-fn severity_rank(s: &str) -> u8 {
-    match s {
-        "critical" => 0,
-        "high" => 1,
-        "medium" => 2,
-        _ => 3,
-    }
-}
-
 /// A stored report as the wire has it; a row that does not read back is an internal error.
 fn report_view(r: Report) -> Result<ReportView, ApiError> {
     let findings: Vec<FindingView> = serde_json::from_value(r.findings)
@@ -132,18 +123,31 @@ async fn scan(
             .map(|f| (f.fingerprint.as_str(), f.first_seen_at))
             .collect();
         let mut seen = HashSet::new();
-        let judged: Vec<Finding> = store::observe(conn, &thresholds, own_prefix.as_deref())?
+        let mut judged: Vec<Finding> = store::observe(conn, &thresholds, own_prefix.as_deref())?
             .into_iter()
             .map(|o| governance::judge(o, &thresholds))
             .filter(|f| seen.insert(f.fingerprint.clone()))
             .collect();
+        // Worst first, then by kind and subject: a stable order for people and diffs.
+        judged.sort_by(|a, b| {
+            (
+                std::cmp::Reverse(a.severity),
+                a.kind.as_ref(),
+                &a.subject_id,
+            )
+                .cmp(&(
+                    std::cmp::Reverse(b.severity),
+                    b.kind.as_ref(),
+                    &b.subject_id,
+                ))
+        });
         let counts = Counts::of(&judged);
         let new: Vec<String> = judged
             .iter()
             .filter(|f| !first_seen.contains_key(f.fingerprint.as_str()))
             .map(|f| f.fingerprint.clone())
             .collect();
-        let mut findings: Vec<FindingView> = judged
+        let findings: Vec<FindingView> = judged
             .into_iter()
             .map(|f| {
                 let at = first_seen
@@ -153,13 +157,6 @@ async fn scan(
                 view_of(f, at)
             })
             .collect();
-        findings.sort_by(|a, b| {
-            (severity_rank(&a.severity), &a.kind, &a.subject_id).cmp(&(
-                severity_rank(&b.severity),
-                &b.kind,
-                &b.subject_id,
-            ))
-        });
         let resolved: Vec<&FindingView> = previous
             .iter()
             .filter(|f| !seen.contains(&f.fingerprint))

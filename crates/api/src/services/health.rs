@@ -99,19 +99,27 @@ async fn check_database(ctx: &Ctx) -> bool {
     }
 }
 
-async fn check_redis(redis: &redis::Client) -> bool {
+/// Redis answered PING within 2 s, or why not (one line). Readiness and the doctor share it.
+pub async fn ping_redis(redis: &redis::Client) -> Result<(), String> {
     let ping = async {
         let mut conn = redis.get_multiplexed_async_connection().await?;
         redis::cmd("PING").query_async::<String>(&mut conn).await
     };
     match tokio::time::timeout(CHECK_TIMEOUT, ping).await {
-        Ok(Ok(_)) => true,
-        Ok(Err(e)) => {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(crate::error::one_line(&e)),
+        Err(_) => Err(format!(
+            "no answer to PING within {} s",
+            CHECK_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+async fn check_redis(redis: &redis::Client) -> bool {
+    match ping_redis(redis).await {
+        Ok(()) => true,
+        Err(e) => {
             tracing::warn!(error = %e, "readiness: Redis check failed");
-            false
-        }
-        Err(_) => {
-            tracing::warn!("readiness: Redis check timed out");
             false
         }
     }

@@ -217,19 +217,7 @@ async fn login(
     session: Session,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, UiError> {
-    let expected = session
-        .get::<String>(super::CSRF_KEY)
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    if expected.is_empty()
-        || !bool::from(subtle::ConstantTimeEq::ct_eq(
-            expected.as_bytes(),
-            form.csrf_token.as_bytes(),
-        ))
-    {
-        return Err(UiError::Csrf);
-    }
+    super::check_csrf(&session, &form.csrf_token)?;
     let token = Some(form.token.trim().to_owned()).filter(|t| !t.is_empty());
     match crate::auth::authenticate_operator(&state, token).await {
         Ok(operator) => {
@@ -440,42 +428,29 @@ async fn peer_view_page(
             }
         }
     }
-    let now = OffsetDateTime::now_utc();
-    let grants = grants::list(
-        state,
-        &who.operator,
-        powernode_client::grants::ListQuery {
-            peer_id: Some(id.uuid()),
-            lifecycle: None,
-        },
-    )
-    .await
-    .unwrap_or_default()
-    .into_iter()
-    .map(|g| GrantRow {
-        expires: when(Some(g.expires_at)),
-        live: g.revoked_at.is_none() && g.expires_at > now,
-        grant: g,
-    })
-    .collect();
-    let events = events::list(
-        state,
-        &who.operator,
-        EventsQuery {
-            peer_id: Some(id.uuid()),
-            limit: Some(10),
-            ..EventsQuery::default()
-        },
-    )
-    .await
-    .unwrap_or_default()
-    .into_iter()
-    .map(|e| EventRow {
-        at: when(Some(e.emitted_at)),
-        payload: e.payload.to_string(),
-        event: e,
-    })
-    .collect();
+    let grants = grant_rows(
+        grants::list(
+            state,
+            &who.operator,
+            powernode_client::grants::ListQuery {
+                peer_id: Some(id.uuid()),
+                lifecycle: None,
+            },
+        )
+        .await?,
+    );
+    let events = event_rows(
+        events::list(
+            state,
+            &who.operator,
+            EventsQuery {
+                peer_id: Some(id.uuid()),
+                limit: Some(10),
+                ..EventsQuery::default()
+            },
+        )
+        .await?,
+    );
     let fields = vec![
         ("origin", peer.origin.clone()),
         ("remote instance URL", peer.remote_instance_url.clone()),
@@ -981,6 +956,17 @@ pub struct EventRow {
     pub payload: String,
 }
 
+fn event_rows(events: Vec<EventView>) -> Vec<EventRow> {
+    events
+        .into_iter()
+        .map(|e| EventRow {
+            at: when(Some(e.emitted_at)),
+            payload: e.payload.to_string(),
+            event: e,
+        })
+        .collect()
+}
+
 #[derive(Template)]
 #[template(path = "events.html")]
 struct EventsPage {
@@ -1060,14 +1046,7 @@ async fn events_page(
                 ))
             )
         });
-    let rows = rows
-        .into_iter()
-        .map(|e| EventRow {
-            at: when(Some(e.emitted_at)),
-            payload: e.payload.to_string(),
-            event: e,
-        })
-        .collect();
+    let rows = event_rows(rows);
     Ok(render(
         status,
         &EventsPage {
@@ -1160,6 +1139,18 @@ pub struct GrantRow {
     pub live: bool,
 }
 
+fn grant_rows(grants: Vec<powernode_client::grants::GrantView>) -> Vec<GrantRow> {
+    let now = OffsetDateTime::now_utc();
+    grants
+        .into_iter()
+        .map(|g| GrantRow {
+            expires: when(Some(g.expires_at)),
+            live: g.revoked_at.is_none() && g.expires_at > now,
+            grant: g,
+        })
+        .collect()
+}
+
 #[derive(Template)]
 #[template(path = "grants.html")]
 struct GrantsPage {
@@ -1192,15 +1183,7 @@ async fn grants_view(
         },
     )
     .await?;
-    let now = OffsetDateTime::now_utc();
-    let rows = list
-        .into_iter()
-        .map(|g| GrantRow {
-            expires: when(Some(g.expires_at)),
-            live: g.revoked_at.is_none() && g.expires_at > now,
-            grant: g,
-        })
-        .collect();
+    let rows = grant_rows(list);
     Ok(render(
         status,
         &GrantsPage {
