@@ -33,7 +33,7 @@ pub async fn instance_with(extra: &[(&'static str, String)]) -> Instance {
     let port = free_port();
     let public_url = format!("https://127.0.0.1:{port}");
     let master_key = crate::master_key_file();
-    let vars: Vec<(&str, String)> = [
+    let mut vars: Vec<(&str, String)> = [
         ("POWERNODE_MASTER_KEY_FILE", master_key.clone()),
         ("POWERNODE_DATABASE_URL", db.url.clone()),
         ("POWERNODE_REDIS_URL", crate::redis_url()),
@@ -44,8 +44,11 @@ pub async fn instance_with(extra: &[(&'static str, String)]) -> Instance {
         ("POWERNODE_ENVIRONMENT", "development".to_owned()),
     ]
     .into_iter()
-    .chain(extra.iter().cloned())
     .collect();
+    for (k, v) in extra {
+        vars.retain(|(name, _)| name != k);
+        vars.push((k, v.clone()));
+    }
     let app = spawn_app(settings_from(&vars)).await;
     Instance {
         db,

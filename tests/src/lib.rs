@@ -7,6 +7,8 @@
 
 pub mod browser;
 pub mod federation;
+pub mod peer_sim;
+pub mod rr_proxy;
 pub mod stall;
 
 use std::collections::hash_map::DefaultHasher;
@@ -250,6 +252,9 @@ pub fn settings_from(vars: &[(&str, String)]) -> Settings {
         ("POWERNODE_UI_SESSION_KEY_FILE", ui_session_key_file()),
         ("POWERNODE_FEDERATION_PUBLIC_URL", PUBLIC_URL.to_owned()),
         ("POWERNODE_FEDERATION_LISTEN", "127.0.0.1:0".to_owned()),
+        // Each API its own queue namespace: the contact jobs it offers (SPEC §4) must reach
+        // only a worker started for it.
+        ("POWERNODE_REDIS_PREFIX", redis_prefix()),
     ] {
         if !vars.iter().any(|(name, _)| *name == k) {
             vars.push((k, v));

@@ -144,6 +144,33 @@ impl FromRequest for Idempotency {
     }
 }
 
+/// The optional `X-Powernode-Tick` header of a scheduled worker call (`<schedule>:<tick>`); a
+/// malformed one is refused (422) before anything runs.
+pub struct Tick(pub Option<crate::services::ticks::TickKey>);
+
+impl Tick {
+    pub fn key(&self) -> Option<&crate::services::ticks::TickKey> {
+        self.0.as_ref()
+    }
+}
+
+impl FromRequest for Tick {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        use crate::services::ticks::{HEADER, TickKey};
+        std::future::ready(match req.headers().get(HEADER) {
+            None => Ok(Tick(None)),
+            Some(value) => value
+                .to_str()
+                .map_err(|_| ApiError::validation(HEADER, "must be <schedule>:<unix second>"))
+                .and_then(TickKey::parse)
+                .map(|k| Tick(Some(k))),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

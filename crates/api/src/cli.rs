@@ -63,6 +63,7 @@ pub enum CaCommand {
 }
 
 pub fn main(cli: Cli) -> ExitCode {
+    let _failpoints = crate::failpoint::setup();
     // `config` must work on an incomplete configuration: it is how operators find what is wrong.
     if let Some(Command::Config {
         reference,

@@ -85,6 +85,8 @@ powernode_domain::settings! {
         "comma list of proxy CIDRs whose X-Forwarded-For is believed for grant source_ip checks; empty = the TCP peer address only";
     federation_rate_per_minute: u32 = 600, Some("600"), false,
         "federation API calls per minute per peer certificate (429 with Retry-After beyond)";
+    federation_batch_queue: u32 = 2048, Some("2048"), false,
+        "heartbeats (and resource lookups) waiting for their batch statement, per API process: beyond it a call is refused at once with 503 `busy` and Retry-After (bounded memory while the database stalls)";
     federation_rate_burst: u32 = 60, Some("60"), false,
         "burst allowed above that rate";
     federation_max_connections_per_source: u32 = 64, Some("64"), false,
@@ -101,6 +103,12 @@ powernode_domain::settings! {
         "share of a certificate's lifetime after which it is renewed (client certificates by the PeerClient, the listener's at start; 1–99)";
     peer_timeout_secs: u64 = 10, Some("10"), false,
         "timeout of each call to a peer (1–300 s); handshake and renewal leases last three times this";
+    peer_connect_timeout_secs: u64 = 3, Some("3"), false,
+        "bound of connecting to a peer, TCP and TLS handshake (1 s up to the peer timeout): a peer that accepts and never answers costs a tick this long, not the whole peer timeout";
+    peer_concurrency_max: u32 = 256, Some("256"), false,
+        "most peers one PeerClient pass contacts at once (it uses half the peer count, at least 16, at most this)";
+    peer_client_cache: u32 = 256, Some("256"), false,
+        "peers whose mTLS client (and its one idle keep-alive connection) is kept between ticks, least recently used first out; bounds the API's memory with many peers";
     grant_ttl_days_default: u32 = powernode_domain::grant::DEFAULT_TTL_DAYS, Some("30"), false,
         "grant lifetime when `ttl_days` is not given, and of each auto-renewal";
     grant_ttl_days_max: u32 = powernode_domain::grant::MAX_TTL_DAYS, Some("365"), false,
@@ -173,6 +181,7 @@ pub struct Settings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Calls per minute (and burst) per peer certificate on the federation API.
     pub federation_rate_per_minute: u32,
+    pub federation_batch_queue: u32,
     pub federation_rate_burst: u32,
     /// Open connections per source address on the federation listener.
     pub federation_max_connections_per_source: u32,
@@ -189,6 +198,9 @@ pub struct Settings {
     pub cert_rotation_percent: u8,
     /// Timeout of each call to a peer.
     pub peer_timeout: Duration,
+    pub peer_connect_timeout: Duration,
+    pub peer_concurrency_max: usize,
+    pub peer_client_cache: usize,
     /// Grant lifetimes.
     pub grant_lifetimes: powernode_domain::grant::Lifetimes,
     /// Our own ULA prefix (`POWERNODE_FEDERATION_PREFIX`).
@@ -364,6 +376,11 @@ impl Settings {
                 STALE_AFTER_BOUNDS.end()
             )));
         }
+        if raw.federation_batch_queue == 0 {
+            return Err(SettingsError::Invalid(
+                "POWERNODE_FEDERATION_BATCH_QUEUE is 0: set it to at least 1".to_owned(),
+            ));
+        }
         if raw.database_pool_size == 0 {
             return Err(SettingsError::Invalid(
                 "POWERNODE_DATABASE_POOL_SIZE is 0: set it to at least 1".to_owned(),
@@ -400,6 +417,19 @@ impl Settings {
             1..=300,
             "POWERNODE_PEER_TIMEOUT_SECS",
         )?;
+        if raw.peer_connect_timeout_secs == 0
+            || raw.peer_connect_timeout_secs > raw.peer_timeout_secs.max(1)
+        {
+            return Err(SettingsError::Invalid(format!(
+                "POWERNODE_PEER_CONNECT_TIMEOUT_SECS is {}: set it between 1 and POWERNODE_PEER_TIMEOUT_SECS ({})",
+                raw.peer_connect_timeout_secs, raw.peer_timeout_secs
+            )));
+        }
+        if raw.peer_concurrency_max == 0 {
+            return Err(SettingsError::Invalid(
+                "POWERNODE_PEER_CONCURRENCY_MAX is 0: set it to at least 1".to_owned(),
+            ));
+        }
         in_range(
             raw.federation_max_connections_per_source.into(),
             1..=1_000_000,
@@ -533,6 +563,7 @@ impl Settings {
             federation_listen: raw.federation_listen,
             allow_plaintext_fallback: raw.allow_plaintext_fallback,
             federation_rate_per_minute: raw.federation_rate_per_minute,
+            federation_batch_queue: raw.federation_batch_queue,
             federation_rate_burst: raw.federation_rate_burst,
             accept_rate_per_minute: raw.accept_rate_per_minute,
             accept_rate_burst: raw.accept_rate_burst,
@@ -545,6 +576,9 @@ impl Settings {
             listener_cert_days: raw.listener_cert_days.into(),
             cert_rotation_percent: raw.cert_rotation_percent,
             peer_timeout: Duration::from_secs(raw.peer_timeout_secs),
+            peer_connect_timeout: Duration::from_secs(raw.peer_connect_timeout_secs),
+            peer_concurrency_max: raw.peer_concurrency_max as usize,
+            peer_client_cache: raw.peer_client_cache as usize,
             grant_lifetimes: powernode_domain::grant::Lifetimes {
                 default_days: raw.grant_ttl_days_default,
                 max_days: raw.grant_ttl_days_max,
@@ -774,6 +808,13 @@ mod tests {
                 ..raw()
             }),
             "POWERNODE_PEER_TIMEOUT_SECS is 0: set it between 1 and 300"
+        );
+        assert_eq!(
+            refused(RawSettings {
+                peer_timeout_secs: 2,
+                ..raw()
+            }),
+            "POWERNODE_PEER_CONNECT_TIMEOUT_SECS is 3: set it between 1 and POWERNODE_PEER_TIMEOUT_SECS (2)"
         );
         assert_eq!(
             refused(RawSettings {

@@ -96,10 +96,19 @@ impl Application {
         let limits = crate::ratelimit::Limits::new(&settings);
         limits.spawn_eviction();
         let db = crate::db::Database::new(pool, settings.database_timeout);
-        let heartbeats = crate::federation::batch::heartbeats(&db)?;
-        let lookups = crate::federation::batch::lookups(&db)?;
+        let capacity = settings.federation_batch_queue as usize;
+        let heartbeats = crate::federation::batch::heartbeats(&db, capacity)?;
+        let lookups = crate::federation::batch::lookups(&db, capacity)?;
         let state = web::Data::new(AppState {
-            ctx: Ctx { db, settings },
+            ctx: Ctx {
+                peer_clients: crate::peer_clients::PeerClients::new(settings.peer_client_cache),
+                queue: crate::queue::JobQueue::new(
+                    settings.redis_url.clone(),
+                    settings.redis_prefix.clone(),
+                ),
+                db,
+                settings,
+            },
             limits,
             metrics: crate::observability::install()?,
             redis,

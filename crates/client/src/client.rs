@@ -97,6 +97,8 @@ struct Http {
     /// `Idempotency-Key` prefix for POSTs (see `OperatorClient::with_idempotency_keys`); each
     /// POST gets `<prefix>-<n>`, so two different calls of one client never share a key.
     idempotency: Option<(String, std::sync::Arc<std::sync::atomic::AtomicU64>)>,
+    /// `X-Powernode-Tick` of a worker tick's calls (see `WorkerClient::for_tick`).
+    tick: Option<String>,
 }
 
 /// What came back: 2xx data (with its status: 202 means queued), or an error.
@@ -114,6 +116,7 @@ impl Http {
             base: base.trim_end_matches('/').to_owned(),
             auth,
             idempotency: None,
+            tick: None,
         }
     }
 
@@ -126,6 +129,9 @@ impl Http {
         {
             let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             req = req.header("Idempotency-Key", format!("{prefix}-{n}"));
+        }
+        if let Some(tick) = &self.tick {
+            req = req.header("X-Powernode-Tick", tick);
         }
         match &self.auth {
             Auth::None => req,
@@ -512,6 +518,14 @@ impl WorkerClient {
         }
     }
 
+    /// This client for the calls of one worker tick: each carries `X-Powernode-Tick: <key>`
+    /// (`<schedule>:<tick>`), so the API applies the tick once however often it is run.
+    pub fn for_tick(&self, key: &str) -> Self {
+        let mut http = self.http.clone();
+        http.tick = Some(key.to_owned());
+        WorkerClient { http }
+    }
+
     pub async fn heartbeat_sweep(&self) -> Result<SweepResponse, Error> {
         let path = format!("{WORKER_API}/federation/heartbeat_sweep");
         self.http.call(Method::POST, &path, NO_BODY).await
@@ -534,6 +548,15 @@ impl WorkerClient {
     }
     pub async fn event_retention(&self) -> Result<RetentionOutcome, Error> {
         let path = format!("{WORKER_API}/fleet_events/retention");
+        self.http.call(Method::POST, &path, NO_BODY).await
+    }
+    /// Fast establishment (SPEC §4): handshake (if ours to do) and a heartbeat to one peer now.
+    pub async fn contact_peer(
+        &self,
+        peer_id: uuid::Uuid,
+        reason: &str,
+    ) -> Result<crate::worker::ContactOutcome, Error> {
+        let path = format!("{WORKER_API}/federation/peers/{peer_id}/contact?reason={reason}");
         self.http.call(Method::POST, &path, NO_BODY).await
     }
     pub async fn report(&self, req: &JobReportRequest) -> Result<ScheduleStatusView, Error> {

@@ -110,6 +110,9 @@ pub struct RetentionOutcome {
     pub batches: usize,
     pub governance_reports_deleted: usize,
     pub idempotency_keys_deleted: usize,
+    /// Worker tick records (`X-Powernode-Tick`) older than 24 h.
+    #[serde(default)]
+    pub worker_ticks_deleted: usize,
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub ran_at: OffsetDateTime,

@@ -94,6 +94,10 @@ pub struct PeerCallFailure {
 pub struct PeerRun {
     pub sent: usize,
     pub failed: Vec<PeerCallFailure>,
+    /// Peers skipped this pass: still backing off after repeated failures (or their
+    /// `Retry-After`).
+    #[serde(default)]
+    pub backing_off: usize,
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub ran_at: OffsetDateTime,
@@ -109,4 +113,44 @@ pub struct GrantMaintenance {
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub ran_at: OffsetDateTime,
+}
+
+/// Fast establishment (SPEC §4): the job the API puts on the worker queue when an accept or a
+/// handshake commits, so the pair does not wait for the next `federation_peer_heartbeat` tick.
+/// The worker runs it by POSTing `…/worker_api/federation/peers/{peer_id}/contact`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactJob {
+    pub peer_id: Uuid,
+    /// Why it was enqueued: `accept` (B: handshake, then first heartbeat) or `handshake` (A:
+    /// first heartbeat to B).
+    pub reason: String,
+}
+
+impl ContactJob {
+    /// The job's name in logs (`[FederationPeerContactJob] peer <id>: <outcome>`).
+    pub const NAME: &'static str = "FederationPeerContactJob";
+    /// The schedule-like name of its Redis queue (`<prefix>:system:federation_peer_contact`).
+    pub const QUEUE_NAME: &'static str = "federation_peer_contact";
+
+    /// The Redis queue every worker consuming `system` polls for contact jobs.
+    pub fn redis_queue(prefix: &str) -> String {
+        format!("{prefix}:system:{}", Self::QUEUE_NAME)
+    }
+
+    /// The idempotency key: one contact per peer and reason while the key lives (1 h).
+    pub fn idempotency_key(&self) -> String {
+        format!("contact:{}:{}", self.peer_id, self.reason)
+    }
+}
+
+/// What one contact did: the peer's status on our side afterwards and one line for the log.
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct ContactOutcome {
+    pub peer_id: Uuid,
+    /// Our row's status after the contact.
+    pub status: String,
+    /// e.g. `handshake completed, heartbeat sent` or `nothing to do (suspended)`.
+    pub outcome: String,
 }

@@ -18,6 +18,30 @@ pub fn degraded_reason(stale_after_secs: u32) -> String {
     format!("heartbeat stale (>{span})")
 }
 
+/// Longest a failing peer is skipped by the PeerClient, unless it asked for longer.
+pub const MAX_OUTBOUND_BACKOFF_SECS: u32 = 300;
+
+/// Seconds the PeerClient skips a peer after `failures` consecutive failed calls: none after
+/// the first (one failure may be a blip), then 30 s doubling up to
+/// [`MAX_OUTBOUND_BACKOFF_SECS`]; a `Retry-After` the peer sent (429, 503 `busy`) wins when
+/// longer. Dead peers then cost a tick nothing most of the time, and a returning peer is
+/// retried within five minutes at worst (at once when it heartbeats us first).
+pub fn outbound_backoff_secs(failures: u32, retry_after: Option<u32>) -> u32 {
+    let grown = match failures {
+        0 | 1 => 0,
+        n => 30u32
+            .saturating_mul(1 << (n - 2).min(16))
+            .min(MAX_OUTBOUND_BACKOFF_SECS),
+    };
+    grown.max(retry_after.unwrap_or(0))
+}
+
+/// How many peers one PeerClient pass contacts at once: half of them, at least 16, at most
+/// `max` — so a tick's length is bounded by a few connect timeouts however many peers are dead.
+pub fn fan_out(targets: usize, max: usize) -> usize {
+    (targets / 2).clamp(16, max.max(16))
+}
+
 /// What our PeerClient does for a peer on each tick (SPEC §5), if anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboundCall {
@@ -156,5 +180,29 @@ mod tests {
         assert_eq!(degraded_reason(60), "heartbeat stale (>1 minute)");
         assert_eq!(degraded_reason(90), "heartbeat stale (>90 seconds)");
         assert_eq!(degraded_reason(3600), "heartbeat stale (>60 minutes)");
+    }
+}
+
+#[cfg(test)]
+mod backoff_tests {
+    use super::*;
+
+    #[test]
+    fn backoff_starts_after_the_second_failure_doubles_and_is_capped() {
+        let secs: Vec<u32> = (0..9).map(|n| outbound_backoff_secs(n, None)).collect();
+        assert_eq!(secs, [0, 0, 30, 60, 120, 240, 300, 300, 300]);
+        assert_eq!(outbound_backoff_secs(u32::MAX, None), 300);
+        assert_eq!(outbound_backoff_secs(1, Some(7)), 7);
+        assert_eq!(outbound_backoff_secs(3, Some(7)), 60);
+        assert_eq!(outbound_backoff_secs(3, Some(900)), 900);
+    }
+
+    #[test]
+    fn fan_out_scales_with_the_peer_count_within_its_bounds() {
+        assert_eq!(fan_out(0, 256), 16);
+        assert_eq!(fan_out(10, 256), 16);
+        assert_eq!(fan_out(100, 256), 50);
+        assert_eq!(fan_out(1000, 256), 256);
+        assert_eq!(fan_out(1000, 4), 16);
     }
 }

@@ -14,6 +14,7 @@ pub mod operators;
 pub mod peers;
 pub mod schema;
 pub mod worker_status;
+pub mod worker_ticks;
 
 use diesel::PgConnection;
 use diesel::r2d2::{ConnectionManager, Pool};

@@ -155,6 +155,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    peer_backoff (peer_id) {
+        peer_id -> Uuid,
+        failures -> Int4,
+        retry_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     peer_certificates (id) {
         id -> Uuid,
         peer_id -> Uuid,
@@ -249,9 +257,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    worker_ticks (key) {
+        key -> Text,
+        state -> Text,
+        response -> Nullable<Jsonb>,
+        started_at -> Timestamptz,
+        lease_until -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+        replays -> Int4,
+    }
+}
+
 diesel::joinable!(approval_requests -> intervention_policies (action));
 diesel::joinable!(grants -> peers (peer_id));
 diesel::joinable!(idempotency_keys -> operators (operator_id));
+diesel::joinable!(peer_backoff -> peers (peer_id));
 diesel::joinable!(peer_certificates -> peers (peer_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -266,9 +287,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     instance_identity,
     intervention_policies,
     operators,
+    peer_backoff,
     peer_certificates,
     peers,
     server_certificates,
     shared_resources,
     worker_schedule_status,
+    worker_ticks,
 );

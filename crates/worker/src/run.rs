@@ -93,6 +93,16 @@ async fn on_tick(tick: Tick, producer: Data<Producer>) -> Result<(), BoxDynError
     Ok(())
 }
 
+async fn on_contact(
+    job: powernode_client::worker::ContactJob,
+    api: Data<WorkerClient>,
+) -> Result<(), BoxDynError> {
+    jobs::federation_peer_contact::run(&job, &api)
+        .await
+        // Retried inside the job; the next tick does the same work, so never re-scheduled.
+        .map_err(|e| AbortError::new(e).into())
+}
+
 async fn on_job(
     job: TickJob,
     consumer: Data<Consumer>,
@@ -107,7 +117,13 @@ async fn on_job(
         );
         return Ok(());
     }
-    let result = jobs::run(kind, &job, &consumer.api).await;
+    // Every call of this tick carries its key: the API applies it once however often apalis
+    // runs the task (SPEC §11).
+    let api = consumer.api.for_tick(&tick_key(
+        &job.schedule,
+        i64::try_from(job.tick).unwrap_or(i64::MAX),
+    ));
+    let result = jobs::run(kind, &job, &api).await;
     crate::metrics::job(&job.schedule, kind.name(), result.is_ok());
     report(
         &consumer.api,
@@ -248,6 +264,30 @@ pub async fn run(settings: Settings, name: &str) -> anyhow::Result<()> {
             consumes,
             "schedule registered"
         );
+    }
+
+    // Fast establishment's contact jobs (SPEC §4) ride the `system` queue, pushed by the API.
+    if settings
+        .queues
+        .as_ref()
+        .is_none_or(|qs| qs.iter().any(|q| q == "system"))
+    {
+        use powernode_client::worker::ContactJob;
+        let queue = ContactJob::redis_queue(&settings.redis_prefix);
+        let storage = RedisStorage::<ContactJob>::new(conn.clone()).with_config(
+            RedisConfig::default()
+                .queue(&queue)
+                .idempotency_ttl(Some(IDEMPOTENCY_TTL)),
+        );
+        let worker_name = format!("{name}-{}-{pid}-{boot}", ContactJob::QUEUE_NAME);
+        let (poll, api) = (settings.poll_interval, api.clone());
+        monitor = monitor.register(move |_restarts| {
+            WorkerBuilder::new(worker_name.as_str())
+                .backend(storage.clone().poll_with_strategy(Rearming::new(poll)))
+                .data(api.clone())
+                .build(on_contact)
+        });
+        tracing::info!(job = ContactJob::NAME, queue = %queue, "contact jobs consumed");
     }
 
     let ctx = monitor.context();

@@ -250,7 +250,7 @@ async fn without_a_database_the_sweep_is_503_and_readyz_names_postgresql() {
     assert_eq!(json["error"], "not ready: postgresql, federation_listener");
     assert_eq!(
         json["details"],
-        json!({"postgresql": "down", "redis": "ok", "federation_listener": "down"})
+        json!({"postgresql": "down", "redis": "ok", "federation_listener": "down", "heartbeat_batcher": "ok", "lookup_batcher": "ok"})
     );
 }
 
@@ -271,7 +271,7 @@ async fn healthz_and_readyz_answer_when_both_dependencies_are_up() {
     .await;
     assert_eq!(
         json["data"]["checks"],
-        json!({"postgresql": "ok", "redis": "ok", "federation_listener": "ok"})
+        json!({"postgresql": "ok", "redis": "ok", "federation_listener": "ok", "heartbeat_batcher": "ok", "lookup_batcher": "ok"})
     );
 }
 
@@ -285,7 +285,7 @@ async fn with_migrations_pending_the_federation_listener_waits_and_starts_once_t
         (
             503,
             json!({"success": false, "error": "not ready: federation_listener", "code": "SERVICE_UNAVAILABLE",
-                   "details": {"postgresql": "ok", "redis": "ok", "federation_listener": "down"}})
+                   "details": {"postgresql": "ok", "redis": "ok", "federation_listener": "down", "heartbeat_batcher": "ok", "lookup_batcher": "ok"}})
         )
     );
     // Its socket is bound but refuses at once: a peer gets a closed connection, not a hang.
@@ -354,7 +354,7 @@ async fn readyz_is_503_and_names_the_dependency_that_is_down() {
         (
             503,
             json!({"success": false, "error": "not ready: redis", "code": "SERVICE_UNAVAILABLE",
-                   "details": {"postgresql": "ok", "redis": "down", "federation_listener": "ok"}})
+                   "details": {"postgresql": "ok", "redis": "down", "federation_listener": "ok", "heartbeat_batcher": "ok", "lookup_batcher": "ok"}})
         )
     );
 }

@@ -331,6 +331,10 @@ async fn every_route_is_in_the_openapi_document_and_every_documented_route_answe
             "/api/v1/system/worker_api/federation/governance_scan",
         ),
         ("post", "/api/v1/system/worker_api/fleet_events/retention"),
+        (
+            "post",
+            "/api/v1/system/worker_api/federation/peers/{id}/contact",
+        ),
     ];
     for (method, path) in expected {
         assert!(

@@ -1,5 +1,10 @@
 //! Batching for the federation listener's hot paths: concurrent calls become one statement.
 //!
+//! Each batcher's queue is bounded (`POWERNODE_FEDERATION_BATCH_QUEUE`): beyond it a call is
+//! refused at once with 503 `busy` and `Retry-After`, so a stalled database costs bounded
+//! memory. A supervisor thread restarts the batching thread if it dies (a panic), with
+//! backoff, and `/readyz` reports the batcher down meanwhile.
+//!
 //! One thread per batcher blocks for the first call, takes every other one that arrived
 //! meanwhile (no timer, so a lone call is never delayed), runs one statement for all of them,
 //! and answers each caller. A batcher's statements run one at a time, so heartbeat batches never
@@ -7,7 +12,8 @@
 //! it, so a revocation takes effect on the next call.
 
 use std::collections::HashSet;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use diesel::PgConnection;
@@ -20,9 +26,6 @@ use crate::error::ApiError;
 
 /// Largest batch; the rest waits for the next statement.
 const MAX_BATCH: usize = 512;
-/// Calls waiting for a batcher beyond this are refused at once (503 `busy`) instead of
-/// queueing without bound while the database stalls.
-const QUEUE_CAPACITY: usize = 4 * MAX_BATCH;
 
 /// A call's answer, or why it failed as one line (`Database::classify` reads it on the caller's
 /// side: errors are not `Clone`, and one failure may answer a whole batch).
@@ -32,30 +35,93 @@ pub struct Batcher<Q, A> {
     name: &'static str,
     tx: mpsc::SyncSender<(Q, Reply<A>)>,
     db: Database,
+    /// False while the batching thread is being restarted after it died (`/readyz` says so).
+    up: Arc<AtomicBool>,
 }
 
+/// The first restart waits this long; each consecutive one twice as long, up to `MAX_RESTART_DELAY`.
+const RESTART_DELAY: Duration = Duration::from_millis(500);
+const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
+
 impl<Q: Send + 'static, A: Send + 'static> Batcher<Q, A> {
-    /// Starts the batching thread; it ends when the batcher is dropped. `apply` answers a
-    /// batch in request order.
-    pub fn start<F>(name: &'static str, db: &Database, apply: F) -> std::io::Result<Self>
+    /// Starts the batching thread under a supervisor that restarts it if it dies (a panic in
+    /// `apply`); both end when the batcher is dropped. `apply` answers a batch in request order.
+    /// At most `capacity` calls wait; more are refused at once as busy.
+    pub fn start<F>(
+        name: &'static str,
+        db: &Database,
+        capacity: usize,
+        apply: F,
+    ) -> std::io::Result<Self>
     where
-        F: Fn(&mut PgConnection, &[Q]) -> Result<Vec<A>, StoreError> + Send + 'static,
+        F: Fn(&mut PgConnection, &[Q]) -> Result<Vec<A>, StoreError> + Send + Sync + 'static,
     {
-        let (tx, rx) = mpsc::sync_channel::<(Q, Reply<A>)>(QUEUE_CAPACITY);
-        let pool = db.pool().clone();
-        let checkout = db.timeout();
+        let (tx, rx) = mpsc::sync_channel::<(Q, Reply<A>)>(capacity.max(1));
+        let rx = Arc::new(Mutex::new(rx));
+        let (pool, checkout) = (db.pool().clone(), db.timeout());
+        let apply = Arc::new(apply);
+        let up = Arc::new(AtomicBool::new(true));
+        let spawn = {
+            let (rx, pool, apply) = (rx.clone(), pool.clone(), apply.clone());
+            move || {
+                let (rx, pool, apply) = (rx.clone(), pool.clone(), apply.clone());
+                std::thread::Builder::new()
+                    .name(name.to_owned())
+                    .spawn(move || {
+                        // A thread that died holding the lock poisons it; the queue is intact.
+                        let rx = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        run(name, &pool, checkout, &rx, &*apply);
+                    })
+            }
+        };
+        let mut worker = spawn()?;
+        let watched = up.clone();
         std::thread::Builder::new()
-            .name(name.to_owned())
-            .spawn(move || run(&pool, checkout, &rx, &apply))?;
+            .name(format!("{name}-supervisor"))
+            .spawn(move || {
+                let mut delay = RESTART_DELAY;
+                loop {
+                    if worker.join().is_ok() {
+                        // The queue closed: the batcher was dropped.
+                        return;
+                    }
+                    watched.store(false, Ordering::SeqCst);
+                    tracing::error!(
+                        batcher = name,
+                        "batcher thread died; restarting it in {} ms (readiness reports it down meanwhile)",
+                        delay.as_millis()
+                    );
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(MAX_RESTART_DELAY);
+                    match spawn() {
+                        Ok(next) => {
+                            worker = next;
+                            watched.store(true, Ordering::SeqCst);
+                            tracing::info!(batcher = name, "batcher thread restarted");
+                        }
+                        Err(e) => {
+                            tracing::error!(batcher = name, "cannot restart the batcher thread: {e}");
+                            return;
+                        }
+                    }
+                }
+            })?;
         Ok(Batcher {
             name,
             tx,
             db: db.clone(),
+            up,
         })
     }
 
+    /// Whether the batching thread is running (false while it is being restarted).
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::SeqCst)
+    }
+
     /// Answers one call within the bound of one database call: a full queue is 503 `busy`, a
-    /// batch that does not finish in time (a stalled database) 503 `database unavailable`.
+    /// batch that does not finish in time (a stalled database) or a thread that died with the
+    /// call 503 `database unavailable`.
     pub async fn call(&self, request: Q) -> Result<A, ApiError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.tx.try_send((request, reply)).map_err(|e| match e {
@@ -64,16 +130,20 @@ impl<Q: Send + 'static, A: Send + 'static> Batcher<Q, A> {
                 self.db.unavailable(Stall::Busy)
             }
             mpsc::TrySendError::Disconnected(_) => {
-                crate::error::internal(self.name, "batcher stopped")
+                tracing::error!(batcher = self.name, "batcher stopped; call refused");
+                self.db.unavailable(Stall::Unavailable)
             }
         })?;
         match tokio::time::timeout(self.db.timeout(), answer).await {
             Ok(Ok(Ok(answer))) => Ok(answer),
             Ok(Ok(Err(e))) => Err(self.db.classify(crate::error::internal(self.name, e))),
-            Ok(Err(_)) => Err(crate::error::internal(
-                self.name,
-                "batcher dropped the call",
-            )),
+            Ok(Err(_)) => {
+                tracing::warn!(
+                    batcher = self.name,
+                    "batcher thread died with this call; answered 503 (the supervisor restarts it)"
+                );
+                Err(self.db.unavailable(Stall::Unavailable))
+            }
             Err(_) => {
                 tracing::warn!(
                     batcher = self.name,
@@ -85,8 +155,13 @@ impl<Q: Send + 'static, A: Send + 'static> Batcher<Q, A> {
     }
 }
 
-fn run<Q, A, F>(pool: &PgPool, checkout: Duration, rx: &mpsc::Receiver<(Q, Reply<A>)>, apply: &F)
-where
+fn run<Q, A, F>(
+    name: &'static str,
+    pool: &PgPool,
+    checkout: Duration,
+    rx: &mpsc::Receiver<(Q, Reply<A>)>,
+    apply: &F,
+) where
     F: Fn(&mut PgConnection, &[Q]) -> Result<Vec<A>, StoreError>,
 {
     while let Ok(first) = rx.recv() {
@@ -101,6 +176,8 @@ where
         if batch.is_empty() {
             continue;
         }
+        // Tests and `scripts/dev chaos` make the thread die (`panic`) or stall (`pause`) here.
+        fail::fail_point!(name);
         let (requests, replies): (Vec<Q>, Vec<Reply<A>>) = batch.into_iter().unzip();
         let mut conn = match pool.get_timeout(checkout) {
             Ok(conn) => conn,
@@ -153,24 +230,30 @@ where
 /// when the full chain must run.
 pub type HeartbeatBatcher = Batcher<String, Option<OffsetDateTime>>;
 
-pub fn heartbeats(db: &Database) -> std::io::Result<HeartbeatBatcher> {
-    Batcher::start("heartbeat-batcher", db, |conn, fingerprints: &[String]| {
-        let (at, applied) = powernode_store::peers::heartbeat_active_batch(conn, fingerprints)?;
-        let applied: HashSet<&String> = applied.iter().collect();
-        Ok(fingerprints
-            .iter()
-            .map(|f| applied.contains(f).then_some(at))
-            .collect())
-    })
+pub fn heartbeats(db: &Database, capacity: usize) -> std::io::Result<HeartbeatBatcher> {
+    Batcher::start(
+        "heartbeat-batcher",
+        db,
+        capacity,
+        |conn, fingerprints: &[String]| {
+            let (at, applied) = powernode_store::peers::heartbeat_active_batch(conn, fingerprints)?;
+            let applied: HashSet<&String> = applied.iter().collect();
+            Ok(fingerprints
+                .iter()
+                .map(|f| applied.contains(f).then_some(at))
+                .collect())
+        },
+    )
 }
 
 /// Resource calls' lookups (certificate, grant, clock, resource).
 pub type LookupBatcher = Batcher<LookupRequest, ResourceLookup>;
 
-pub fn lookups(db: &Database) -> std::io::Result<LookupBatcher> {
+pub fn lookups(db: &Database, capacity: usize) -> std::io::Result<LookupBatcher> {
     Batcher::start(
         "lookup-batcher",
         db,
+        capacity,
         powernode_store::grants::resource_lookup_batch,
     )
 }

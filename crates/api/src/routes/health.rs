@@ -17,13 +17,17 @@ pub async fn healthz() -> HttpResponse {
 
 /// Ready when PostgreSQL and Redis both answer and the federation listener serves; 503 names
 /// what is not.
-#[utoipa::path(tag = "health", responses((status = 200, description = "Ready"), (status = 503, description = "`not ready: <postgresql|redis|federation_listener, …>`; `details` has each check as `ok` or `down`")))]
+#[utoipa::path(tag = "health", responses((status = 200, description = "Ready"), (status = 503, description = "`not ready: <postgresql|redis|federation_listener|heartbeat_batcher|lookup_batcher, …>`; `details` has each check as `ok` or `down`")))]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(ok(service::readiness(
         &state,
         &state.redis,
         state.federation_listener_up(),
+        crate::services::health::Batchers {
+            heartbeats: state.heartbeats.is_up(),
+            lookups: state.lookups.is_up(),
+        },
     )
     .await?))
 }

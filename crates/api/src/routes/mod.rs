@@ -29,6 +29,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             scope("/api/v1/system/worker_api")
                 .service(worker_api::heartbeat_sweep)
                 .service(worker_api::peer_heartbeats)
+                .service(worker_api::contact_peer)
                 .service(worker_api::grant_maintenance)
                 .service(worker_api::sdwan_manager_tick)
                 .service(worker_api::governance_scan)

@@ -313,6 +313,8 @@ pub async fn accept_remote(
     .await
     .context("accept failed")?;
     tracing::info!(peer_id = %peer.id, remote = %peer.remote_instance_url, operator_id = %actor, "accepted a peer's acceptance token");
+    // Fast establishment (SPEC §4): the handshake need not wait for the next tick.
+    ctx.queue.contact(peer.id, CONTACT_AFTER_ACCEPT);
     Ok(peer)
 }
 
@@ -372,7 +374,12 @@ async fn outbound_pair(
     Ok((pair, now))
 }
 
-/// An mTLS client for a peer: its pinned CA only, our client identity.
+/// How long an idle keep-alive connection to a peer is kept: beyond one 60-s tick, so the next
+/// tick's heartbeat reuses it.
+const PEER_IDLE_SECS: u64 = 90;
+
+/// An mTLS client for a peer: its pinned CA only, our client identity; connecting (TCP and TLS)
+/// bounded apart from the whole call; kept between ticks with one idle connection.
 fn mtls_client(
     ctx: &Ctx,
     peer: &Peer,
@@ -380,14 +387,23 @@ fn mtls_client(
     key: &secrecy::SecretBox<Vec<u8>>,
 ) -> Result<FederationClient, String> {
     let ca = peer.remote_ca_pem.as_deref().ok_or("no pinned CA")?;
-    let identity = reqwest::Identity::from_pkcs8_pem(cert.as_bytes(), key.expose_secret())
-        .map_err(|e| e.to_string())?;
-    let client = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).map_err(|e| e.to_string())?])
-        .identity(identity)
-        .timeout(ctx.settings.peer_timeout)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let built_from =
+        token::sha256_hex(format!("{cert}\n{ca}\n{}", peer.remote_instance_url).as_bytes());
+    let client = ctx.peer_clients.get_or_build(peer.id, &built_from, || {
+        let identity = reqwest::Identity::from_pkcs8_pem(cert.as_bytes(), key.expose_secret())
+            .map_err(|e| e.to_string())?;
+        reqwest::Client::builder()
+            .tls_certs_only([
+                reqwest::Certificate::from_pem(ca.as_bytes()).map_err(|e| e.to_string())?
+            ])
+            .identity(identity)
+            .connect_timeout(ctx.settings.peer_connect_timeout)
+            .timeout(ctx.settings.peer_timeout)
+            .pool_max_idle_per_host(1)
+            .pool_idle_timeout(std::time::Duration::from_secs(PEER_IDLE_SECS))
+            .build()
+            .map_err(|e| e.to_string())
+    })?;
     Ok(FederationClient::new(client, &peer.remote_instance_url))
 }
 
@@ -409,6 +425,7 @@ async fn client_for(ctx: &Ctx, peer: &Peer) -> Result<(FederationClient, bool), 
                     .tls_certs_only([
                         reqwest::Certificate::from_pem(ca.as_bytes()).map_err(|e| e.to_string())?
                     ])
+                    .connect_timeout(ctx.settings.peer_connect_timeout)
                     .timeout(ctx.settings.peer_timeout)
                     .build()
                     .map_err(|e| e.to_string())?;
@@ -546,16 +563,6 @@ enum RenewError {
     Local(ApiError),
 }
 
-impl RenewError {
-    /// One line for `last_outbound_error` and the run's failures.
-    fn text(&self) -> String {
-        match self {
-            RenewError::Remote(e) => refusal_text(e),
-            RenewError::Local(e) => e.report(),
-        }
-    }
-}
-
 /// Rotation at 75 % of the lifetime (and the operator's forced re-mint): a new key and CSR,
 /// sent over the current mTLS channel; the new certificate and its sealed key are stored
 /// together. The old one stays valid. `None` when another caller holds the peer's lease.
@@ -665,55 +672,71 @@ fn peer_status_of(e: &powernode_client::Error) -> Option<PeerStatus> {
 }
 
 /// One PeerClient pass: pending handshakes (our accepted_here rows in accepted), then
-/// heartbeats to every enrolled/active/degraded peer, concurrently (bounded), 10 s timeouts.
+/// heartbeats to every enrolled/active/degraded peer — except peers still backing off after
+/// repeated failures — at a concurrency that grows with the peer count, each call bounded by
+/// the connect and peer timeouts. Dead peers therefore cannot stretch a tick past a few
+/// connect timeouts.
 pub async fn run_peer_heartbeats(
     ctx: &Ctx,
     _worker: &crate::services::Worker,
 ) -> Result<PeerRun, ApiError> {
     use futures::StreamExt;
-    let (targets, ran_at) = db::run(&ctx.db, |conn| -> Result<_, powernode_store::StoreError> {
-        let mut targets = Vec::new();
-        for status in CONTACTED_STATUSES {
-            targets.extend(
-                peers::list(conn, Some(status))?
-                    .into_iter()
-                    .filter_map(|p| {
-                        outbound_call(p.status, p.origin, p.peer_kind).map(|call| (p, call))
-                    }),
-            );
-        }
-        Ok((targets, powernode_store::database_now(conn)?))
-    })
-    .await
-    .context("peer heartbeat targets")?;
-    let results: Vec<(Uuid, Result<(), String>)> = futures::stream::iter(targets)
+    let (targets, backing_off, ran_at) =
+        db::run(&ctx.db, |conn| -> Result<_, powernode_store::StoreError> {
+            let skipped: std::collections::HashSet<Uuid> =
+                peers::backing_off(conn)?.into_iter().collect();
+            let mut targets = Vec::new();
+            let mut backing_off = 0;
+            for status in CONTACTED_STATUSES {
+                for p in peers::list(conn, Some(status))? {
+                    let Some(call) = outbound_call(p.status, p.origin, p.peer_kind) else {
+                        continue;
+                    };
+                    if skipped.contains(&p.id) {
+                        backing_off += 1;
+                    } else {
+                        targets.push((p, call));
+                    }
+                }
+            }
+            Ok((targets, backing_off, powernode_store::database_now(conn)?))
+        })
+        .await
+        .context("peer heartbeat targets")?;
+    let concurrency =
+        powernode_domain::liveness::fan_out(targets.len(), ctx.settings.peer_concurrency_max);
+    let results: Vec<(Uuid, Result<(), Failure>)> = futures::stream::iter(targets)
         .map(|(peer, call)| async move {
             let id = peer.id;
-            (id, contact(ctx, peer, call).await)
+            let result = contact(ctx, peer, call).await;
+            let (error, retry_after) = match &result {
+                Ok(()) => (None, None),
+                Err(f) => (Some(f.text.clone()), f.retry_after),
+            };
+            // Recording what we saw must not stop the run; a failure is logged.
+            if let Err(e) = db::run(&ctx.db, move |conn| {
+                peers::record_outbound(conn, id, error.as_deref(), retry_after)
+            })
+            .await
+            .context("recording the outbound call failed")
+            {
+                e.report();
+            }
+            (id, result)
         })
-        .buffer_unordered(8)
+        .buffer_unordered(concurrency)
         .collect()
         .await;
     let mut sent = 0;
     let mut failed = Vec::new();
     for (id, r) in results {
-        let error = r.as_ref().err().cloned();
-        // Recording what we saw must not stop the run; a failure is logged.
-        if let Err(e) = db::run(&ctx.db, move |conn| {
-            peers::record_outbound(conn, id, error.as_deref())
-        })
-        .await
-        .context("recording the outbound call failed")
-        {
-            e.report();
-        }
         match r {
             Ok(()) => sent += 1,
-            Err(e) => {
-                tracing::warn!(peer_id = %id, "[PeerClient] call failed: {e}");
+            Err(f) => {
+                tracing::warn!(peer_id = %id, "[PeerClient] call failed: {}", f.text);
                 failed.push(PeerCallFailure {
                     peer_id: id,
-                    error: e,
+                    error: f.text,
                 });
             }
         }
@@ -721,29 +744,137 @@ pub async fn run_peer_heartbeats(
     Ok(PeerRun {
         sent,
         failed,
+        backing_off,
         ran_at,
     })
 }
 
-async fn contact(ctx: &Ctx, peer: Peer, call: OutboundCall) -> Result<(), String> {
+/// A failed peer call: one line for `last_outbound_error`, and how long the peer asked us to
+/// wait (its 429 or 503 `busy` `Retry-After`), which the backoff honours.
+struct Failure {
+    text: String,
+    retry_after: Option<u32>,
+}
+
+impl From<String> for Failure {
+    fn from(text: String) -> Self {
+        Failure {
+            text,
+            retry_after: None,
+        }
+    }
+}
+
+impl From<&powernode_client::Error> for Failure {
+    fn from(e: &powernode_client::Error) -> Self {
+        let retry_after = e
+            .body()
+            .and_then(|b| b.details.get("retry_after_seconds"))
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|s| u32::try_from(s).ok());
+        Failure {
+            text: refusal_text(e),
+            retry_after,
+        }
+    }
+}
+
+async fn contact(ctx: &Ctx, peer: Peer, call: OutboundCall) -> Result<(), Failure> {
     let (client, due) = client_for(ctx, &peer).await?;
     if call == OutboundCall::Handshake {
         return handshake(ctx, &client, &peer).await;
     }
     if due {
-        renew(ctx, &client, &peer).await.map_err(|e| e.text())?;
+        renew(ctx, &client, &peer).await.map_err(|e| match e {
+            RenewError::Remote(e) => Failure::from(&e),
+            RenewError::Local(e) => Failure::from(e.report()),
+        })?;
     }
-    let result = client.heartbeat(&HeartbeatRequest::default()).await;
-    // The other side was resumed (back to accepted): repeat the handshake, no status change here.
-    if let Err(e) = &result
-        && peer_status_of(e) == Some(PeerStatus::Accepted)
-    {
-        return handshake(ctx, &client, &peer).await;
-    }
-    result.map(|_| ()).map_err(|e| refusal_text(&e))
+    heartbeat(ctx, &client, &peer).await
 }
 
-async fn handshake(ctx: &Ctx, client: &FederationClient, peer: &Peer) -> Result<(), String> {
+async fn heartbeat(ctx: &Ctx, client: &FederationClient, peer: &Peer) -> Result<(), Failure> {
+    let result = client.heartbeat(&HeartbeatRequest::default()).await;
+    // The other side was resumed (back to accepted): the side that accepted repeats the
+    // handshake, no status change here. The proposer never handshakes: its heartbeat simply
+    // arrived before the accepting side recorded its own handshake.
+    if let Err(e) = &result
+        && peer_status_of(e) == Some(PeerStatus::Accepted)
+        && peer.origin == PeerOrigin::AcceptedHere
+    {
+        return handshake(ctx, client, peer).await;
+    }
+    result.map(|_| ()).map_err(|e| Failure::from(&e))
+}
+
+/// Why a contact job was enqueued: B's accept committed (handshake, then B's first heartbeat).
+pub const CONTACT_AFTER_ACCEPT: &str = "accept";
+/// A accepted B's handshake (A's first heartbeat to B).
+pub const CONTACT_AFTER_HANDSHAKE: &str = "handshake";
+
+/// Fast establishment (SPEC §4), the worker's `FederationPeerContactJob`: what the next tick
+/// would do for this one peer, now — the handshake when it is ours to do, then a heartbeat.
+/// A peer call that fails is 502 `PEER_UNREACHABLE` (the job retries); a peer with nothing to
+/// do (suspended, revoked, an sdwan_only peer, already handshaken elsewhere) is a 200 saying so.
+pub async fn contact_now(
+    ctx: &Ctx,
+    _worker: &crate::services::Worker,
+    peer_id: Uuid,
+    reason: &str,
+) -> Result<powernode_client::worker::ContactOutcome, ApiError> {
+    if ![CONTACT_AFTER_ACCEPT, CONTACT_AFTER_HANDSHAKE].contains(&reason) {
+        return Err(ApiError::validation(
+            "reason",
+            format!("must be {CONTACT_AFTER_ACCEPT} or {CONTACT_AFTER_HANDSHAKE}"),
+        ));
+    }
+    let load = move || async move {
+        db::run(&ctx.db, move |conn| peers::find(conn, peer_id))
+            .await
+            .context("peer lookup failed")?
+            .ok_or_else(|| ApiError::NotFound(format!("peer {peer_id} not found")))
+    };
+    let peer = load().await?;
+    let Some(call) = outbound_call(peer.status, peer.origin, peer.peer_kind) else {
+        return Ok(powernode_client::worker::ContactOutcome {
+            peer_id,
+            outcome: format!("nothing to do ({})", peer.status),
+            status: peer.status.to_string(),
+        });
+    };
+    let result = async {
+        let (client, _) = client_for(ctx, &peer).await?;
+        let mut done = Vec::new();
+        if call == OutboundCall::Handshake {
+            handshake(ctx, &client, &peer).await?;
+            done.push("handshake completed");
+        }
+        heartbeat(ctx, &client, &peer).await?;
+        done.push("heartbeat sent");
+        Ok::<_, Failure>(done.join(", "))
+    }
+    .await;
+    let (error, retry_after) = match &result {
+        Ok(_) => (None, None),
+        Err(f) => (Some(f.text.clone()), f.retry_after),
+    };
+    db::run(&ctx.db, move |conn| {
+        peers::record_outbound(conn, peer_id, error.as_deref(), retry_after)
+    })
+    .await
+    .context("recording the outbound call failed")?;
+    let outcome = result.map_err(|f| {
+        ApiError::PeerUnreachable(format!("contact with peer {peer_id} failed: {}", f.text))
+    })?;
+    let peer = load().await?;
+    Ok(powernode_client::worker::ContactOutcome {
+        peer_id,
+        status: peer.status.to_string(),
+        outcome,
+    })
+}
+
+async fn handshake(ctx: &Ctx, client: &FederationClient, peer: &Peer) -> Result<(), Failure> {
     let id = peer.id;
     // The certificate the peer was last seen using (or the one issued at accept), never a
     // renewal whose answer it may not have received (SPEC §4).
@@ -751,7 +882,7 @@ async fn handshake(ctx: &Ctx, client: &FederationClient, peer: &Peer) -> Result<
         .await
         .map_err(|e| e.report())?
         .and_then(|c| c.cert_pem)
-        .ok_or("no certificate issued to this peer")?;
+        .ok_or_else(|| "no certificate issued to this peer".to_owned())?;
     let identity = ca::ensure_identity(&ctx.db, &ctx.settings.master_key)
         .await
         .map_err(|e| e.into_api("instance identity unavailable").report())?;
@@ -768,7 +899,7 @@ async fn handshake(ctx: &Ctx, client: &FederationClient, peer: &Peer) -> Result<
     };
     if let Err(e) = client.handshake(&body).await {
         lease.release(ctx).await;
-        return Err(refusal_text(&e));
+        return Err(Failure::from(&e));
     }
     lease
         .finish(ctx, move |conn| {
@@ -781,7 +912,7 @@ async fn handshake(ctx: &Ctx, client: &FederationClient, peer: &Peer) -> Result<
             Ok(())
         })
         .await
-        .map_err(|e| e.report())
+        .map_err(|e| Failure::from(e.report()))
 }
 
 #[cfg(test)]

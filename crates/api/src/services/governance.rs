@@ -290,7 +290,7 @@ pub async fn retention(ctx: &Ctx, _worker: &Worker) -> Result<RetentionOutcome, 
             break;
         }
     }
-    let (reports, keys, ran_at) = db::run(
+    let (reports, keys, ticks, ran_at) = db::run(
         &ctx.db,
         move |conn| -> Result<_, powernode_store::StoreError> {
             let reports = store::delete_older_than(conn, r.report_days)?;
@@ -306,7 +306,19 @@ pub async fn retention(ctx: &Ctx, _worker: &Worker) -> Result<RetentionOutcome, 
                     break;
                 }
             }
-            Ok((reports, keys, powernode_store::database_now(conn)?))
+            let mut ticks = 0;
+            loop {
+                let n = powernode_store::worker_ticks::delete_older_than(
+                    conn,
+                    powernode_store::idempotency::TTL_HOURS,
+                    RETENTION_BATCH,
+                )?;
+                ticks += n;
+                if n < RETENTION_BATCH as usize {
+                    break;
+                }
+            }
+            Ok((reports, keys, ticks, powernode_store::database_now(conn)?))
         },
     )
     .await
@@ -316,6 +328,7 @@ pub async fn retention(ctx: &Ctx, _worker: &Worker) -> Result<RetentionOutcome, 
         batches,
         governance_reports_deleted = reports,
         idempotency_keys_deleted = keys,
+        worker_ticks_deleted = ticks,
         "fleet event retention complete"
     );
     Ok(RetentionOutcome {
@@ -323,6 +336,7 @@ pub async fn retention(ctx: &Ctx, _worker: &Worker) -> Result<RetentionOutcome, 
         batches,
         governance_reports_deleted: reports,
         idempotency_keys_deleted: keys,
+        worker_ticks_deleted: ticks,
         ran_at,
     })
 }

@@ -11,30 +11,39 @@ use crate::services::Ctx;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Whether each batching thread of the federation listener runs (false while restarting).
+#[derive(Debug, Clone, Copy)]
+pub struct Batchers {
+    pub heartbeats: bool,
+    pub lookups: bool,
+}
+
 /// Ready when PostgreSQL and Redis both answer (2 s each) and the federation listener serves;
 /// 503 names what is not.
 pub async fn readiness(
     ctx: &Ctx,
     redis: &redis::Client,
     federation_listener: bool,
+    batchers: Batchers,
 ) -> Result<Value, ApiError> {
     let (database, redis) = tokio::join!(check_database(ctx), check_redis(redis));
-    let mut down = Vec::new();
-    if !database {
-        down.push("postgresql");
-    }
-    if !redis {
-        down.push("redis");
-    }
-    if !federation_listener {
-        down.push("federation_listener");
-    }
-    let status = |up: bool| if up { "ok" } else { "down" };
-    let details = json!({
-        "postgresql": status(database),
-        "redis": status(redis),
-        "federation_listener": status(federation_listener),
-    });
+    let checks = [
+        ("postgresql", database),
+        ("redis", redis),
+        ("federation_listener", federation_listener),
+        ("heartbeat_batcher", batchers.heartbeats),
+        ("lookup_batcher", batchers.lookups),
+    ];
+    let down: Vec<&'static str> = checks
+        .iter()
+        .filter(|(_, up)| !up)
+        .map(|(name, _)| *name)
+        .collect();
+    let details: serde_json::Map<String, Value> = checks
+        .iter()
+        .map(|(name, up)| ((*name).to_owned(), json!(if *up { "ok" } else { "down" })))
+        .collect();
+    let details = Value::Object(details);
     if down.is_empty() {
         Ok(json!({ "status": "ready", "checks": details }))
     } else {

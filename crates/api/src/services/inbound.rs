@@ -377,6 +377,11 @@ pub async fn handshake(
     if moved.from != moved.status {
         observability::transition(moved.from, moved.status, 1);
         tracing::info!(peer_id = %peer_id, "handshake completed; peer enrolled");
+        // Fast establishment (SPEC §4): our first heartbeat to the peer, without waiting.
+        ctx.queue.contact(
+            peer_id,
+            crate::services::federation::CONTACT_AFTER_HANDSHAKE,
+        );
     }
     Ok(HandshakeAnswer {
         peer_id,

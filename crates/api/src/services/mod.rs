@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod inbound;
 pub mod operators;
 pub mod peers;
+pub mod ticks;
 pub mod worker;
 
 use powernode_domain::Permission;
@@ -22,11 +23,15 @@ use powernode_store::operators::Operator;
 use crate::error::ApiError;
 use crate::settings::Settings;
 
-/// What a service may use: the database and the settings (with the master key). Not the HTTP
-/// layer's metrics handle, Redis client or batcher threads; time comes from the database.
+/// What a service may use: the database, the settings (with the master key) and the worker
+/// queue it offers fast-establishment jobs on. Not the HTTP layer's metrics handle, Redis
+/// client or batcher threads; time comes from the database.
 pub struct Ctx {
     pub db: crate::db::Database,
     pub settings: Settings,
+    pub queue: std::sync::Arc<crate::queue::JobQueue>,
+    /// The PeerClient's mTLS clients, kept between ticks (keep-alive connections reused).
+    pub peer_clients: crate::peer_clients::PeerClients,
 }
 
 /// The worker acting through the worker API: made only by the worker-token extractor, so a

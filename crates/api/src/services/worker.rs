@@ -20,7 +20,13 @@ pub async fn heartbeat_sweep(ctx: &Ctx, _worker: &Worker) -> Result<SweepRespons
     let reason = liveness::degraded_reason(stale_after);
     let started = std::time::Instant::now();
     let outcome = db::run(&ctx.db, move |conn| {
-        powernode_store::peers::sweep_stale(conn, stale_after, &reason)
+        use powernode_store::Connection as _;
+        conn.transaction(|conn| {
+            let outcome = powernode_store::peers::sweep_stale(conn, stale_after, &reason)?;
+            // The chaos harness kills a replica here: the sweep's writes must roll back whole.
+            crate::failpoint::point("heartbeat-sweep-before-commit");
+            Ok::<_, powernode_store::StoreError>(outcome)
+        })
     })
     .await
     .map_err(|e| {

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::StoreError;
-use crate::schema::peers;
+use crate::schema::{peer_backoff, peers};
 
 /// Result of one heartbeat sweep.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,7 +114,12 @@ pub fn record_heartbeat(
             ))
             .execute(conn)?;
         let peer = lock(conn, peer.id)?;
-        apply(conn, &peer, PeerEvent::Heartbeat, None, None, Value::Null)
+        let moved = apply(conn, &peer, PeerEvent::Heartbeat, None, None, Value::Null)?;
+        if moved.from != moved.status {
+            // It came back: our PeerClient stops backing off and calls it on the next pass.
+            diesel::delete(peer_backoff::table.find(id)).execute(conn)?;
+        }
+        Ok(moved)
     })
 }
 
@@ -145,12 +150,15 @@ pub fn heartbeat_active_batch(
     Ok((at, applied))
 }
 
-/// Records the outcome of one of our outbound calls (never changes a status): when, the error
-/// (`None` = success) and since when calls fail (kept across failures, cleared by a success).
+/// Records one outbound call's result: its time, the error (or none), since when calls fail,
+/// and the backoff (SPEC §5 liveness rules in `powernode_domain::liveness`): consecutive
+/// failures and until when the PeerClient skips the peer. `retry_after`: what the peer asked for
+/// (429, 503 `busy`).
 pub fn record_outbound(
     conn: &mut PgConnection,
     id: Uuid,
     error: Option<&str>,
+    retry_after: Option<u32>,
 ) -> Result<(), StoreError> {
     let failing_since = diesel::dsl::sql::<
         diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
@@ -159,14 +167,48 @@ pub fn record_outbound(
     } else {
         "NULL"
     });
-    diesel::update(peers::table.find(id))
-        .set((
-            peers::last_outbound_heartbeat_at.eq(crate::now_nullable()),
-            peers::last_outbound_error.eq(error),
-            peers::outbound_failing_since.eq(failing_since),
-        ))
-        .execute(conn)?;
-    Ok(())
+    conn.transaction(|conn| {
+        diesel::update(peers::table.find(id))
+            .set((
+                peers::last_outbound_heartbeat_at.eq(crate::now_nullable()),
+                peers::last_outbound_error.eq(error),
+                peers::outbound_failing_since.eq(failing_since),
+            ))
+            .execute(conn)?;
+        if error.is_none() {
+            diesel::delete(peer_backoff::table.find(id)).execute(conn)?;
+            return Ok(());
+        }
+        let failures: i32 = diesel::insert_into(peer_backoff::table)
+            .values((peer_backoff::peer_id.eq(id), peer_backoff::failures.eq(1)))
+            .on_conflict(peer_backoff::peer_id)
+            .do_update()
+            .set(peer_backoff::failures.eq(peer_backoff::failures + 1))
+            .returning(peer_backoff::failures)
+            .get_result(conn)?;
+        let secs = powernode_domain::liveness::outbound_backoff_secs(
+            u32::try_from(failures).unwrap_or(0),
+            retry_after,
+        );
+        if secs > 0 {
+            diesel::update(peer_backoff::table.find(id))
+                .set(peer_backoff::retry_at.eq(crate::now_plus_secs(secs)))
+                .execute(conn)?;
+        } else {
+            diesel::update(peer_backoff::table.find(id))
+                .set(peer_backoff::retry_at.eq(None::<OffsetDateTime>))
+                .execute(conn)?;
+        }
+        Ok(())
+    })
+}
+
+/// Peers the PeerClient skips this pass (their backoff has not run out), by the database clock.
+pub fn backing_off(conn: &mut PgConnection) -> Result<Vec<Uuid>, StoreError> {
+    Ok(peer_backoff::table
+        .filter(peer_backoff::retry_at.gt(crate::now_nullable()))
+        .select(peer_backoff::peer_id)
+        .load(conn)?)
 }
 
 #[derive(QueryableByName)]

@@ -35,8 +35,8 @@ pub async fn run(job: &TickJob, api: &WorkerClient) -> Result<(), JobFailed> {
         .await;
     match result {
         Ok(data) => {
-            let (sent, failed) = (data.sent, data.failed);
-            for f in &failed {
+            let (sent, failed) = (data.sent, &data.failed);
+            for f in failed {
                 tracing::warn!(
                     tick,
                     "[FederationPeerHeartbeatJob] peer {} failed: {}",
@@ -49,6 +49,13 @@ pub async fn run(job: &TickJob, api: &WorkerClient) -> Result<(), JobFailed> {
                 "[FederationPeerHeartbeatJob] complete: sent={sent} failed={}",
                 failed.len()
             );
+            if data.backing_off > 0 {
+                tracing::info!(
+                    tick,
+                    "[FederationPeerHeartbeatJob] skipped {} peer(s) still backing off after repeated failures",
+                    data.backing_off
+                );
+            }
             Ok(())
         }
         Err(e) => {

@@ -3,6 +3,7 @@
 pub mod federation_governance;
 pub mod federation_grant_maintenance;
 pub mod federation_heartbeat;
+pub mod federation_peer_contact;
 pub mod federation_peer_heartbeat;
 pub mod fleet_event_retention;
 pub mod sdwan_manager_tick;

@@ -1,0 +1,1 @@
+DROP TABLE peer_backoff;

@@ -1,0 +1,1055 @@
+//! `scripts/dev chaos [--quick]` (issue 17): real processes under injected faults, one table of
+//! outcomes. Instance A runs two API replicas and two workers on one PostgreSQL and one Redis,
+//! behind round-robin proxies (operator/worker API and federation listener); B runs one of each.
+//! Every process is started and stopped here by pid; PostgreSQL and Redis are the chaos
+//! cluster `scripts/dev chaos` started (never the tests' or the bench's). Outcomes are asserted
+//! (a failed scenario fails the command); timings are only reported.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a harness fails loudly"
+)]
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use diesel::RunQueryDsl;
+use powernode_tests::rr_proxy::RoundRobin;
+use powernode_tests::{
+    Process, TestDb, WORKER_TOKEN, admin_token, eventually_async, free_port, master_key_file,
+};
+use serde_json::{Value, json};
+
+const PEERS: &str = "/api/v1/system/federation/peers";
+const DEADLINE: Duration = Duration::from_secs(90);
+/// Short schedules: a tick every 5 s (intervals must divide 60).
+const TICK_SECS: u64 = 5;
+/// Far above the tick, so only a real fault degrades a peer.
+const STALE_AFTER_SECS: u64 = 30;
+/// `POWERNODE_DATABASE_TIMEOUT_SECS` of every API: the bound a stalled database is answered in.
+const DB_TIMEOUT_SECS: u64 = 2;
+
+struct Cluster {
+    pgdata: String,
+    pg_bin: String,
+    redis_dir: String,
+    redis_port: u16,
+}
+
+impl Cluster {
+    fn from_env() -> Self {
+        let var = |k: &str| {
+            std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run `scripts/dev chaos`"))
+        };
+        Cluster {
+            pgdata: var("CHAOS_PGDATA"),
+            pg_bin: var("CHAOS_PG_BIN"),
+            redis_dir: var("CHAOS_REDIS_DIR"),
+            redis_port: var("CHAOS_REDIS_PORT").parse().unwrap(),
+        }
+    }
+
+    fn redis_url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.redis_port)
+    }
+
+    /// The postmaster and every backend (what a stalled host freezes).
+    fn pg_pids(&self) -> Vec<String> {
+        let pidfile = std::fs::read_to_string(format!("{}/postmaster.pid", self.pgdata)).unwrap();
+        let postmaster = pidfile.lines().next().unwrap().trim().to_owned();
+        let children = std::process::Command::new("pgrep")
+            .args(["-P", &postmaster])
+            .output()
+            .unwrap();
+        let mut pids = vec![postmaster];
+        pids.extend(
+            String::from_utf8_lossy(&children.stdout)
+                .lines()
+                .map(str::to_owned),
+        );
+        pids
+    }
+
+    fn signal_pg(&self, signal: &str) {
+        for pid in self.pg_pids() {
+            let _ = std::process::Command::new("kill")
+                .args([&format!("-{signal}"), &pid])
+                .status();
+        }
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let mut cmd = if nix_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"])
+                .arg(format!("{}/pg_ctl", self.pg_bin));
+            c
+        } else {
+            std::process::Command::new(format!("{}/pg_ctl", self.pg_bin))
+        };
+        cmd.current_dir("/").args(["-D", &self.pgdata]).args(args);
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn stop_redis(&self) {
+        let pid = std::fs::read_to_string(format!("{}/redis.pid", self.redis_dir)).unwrap();
+        let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+    }
+
+    async fn start_redis(&self) {
+        let status = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &self.redis_port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                &self.redis_dir,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "yes",
+                "--pidfile",
+                &format!("{}/redis.pid", self.redis_dir),
+                "--logfile",
+                &format!("{}/redis.log", self.redis_dir),
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let url = self.redis_url();
+        eventually_async(DEADLINE, "Redis answers", || {
+            let url = url.clone();
+            async move {
+                let client = redis::Client::open(url).ok()?;
+                let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+                redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .ok()
+            }
+        })
+        .await;
+    }
+}
+
+fn nix_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// One API process of an instance.
+struct Api {
+    name: String,
+    env: Vec<(&'static str, String)>,
+    http: u16,
+    proc: Option<Process>,
+    /// Lines of earlier incarnations (killed or restarted).
+    past: Vec<String>,
+}
+
+impl Api {
+    fn start(&mut self, failpoints: Option<&str>) {
+        let mut env = self.env.clone();
+        if let Some(f) = failpoints {
+            env.push(("FAILPOINTS", f.to_owned()));
+        }
+        self.proc = Some(Process::spawn("powernode-api", &["serve"], &env));
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.proc.as_ref().and_then(|p| p.child.id())
+    }
+
+    async fn ready(&self) {
+        let url = format!("http://127.0.0.1:{}/readyz", self.http);
+        eventually_async(DEADLINE, &format!("{} ready", self.name), || {
+            let url = url.clone();
+            async move { reqwest::get(url).await.ok().filter(|r| r.status() == 200) }
+        })
+        .await;
+    }
+
+    async fn kill9(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.signal("KILL");
+            let _ = p.child.wait().await;
+            self.past.extend(p.lines());
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        let mut all = self.past.clone();
+        if let Some(p) = &self.proc {
+            all.extend(p.lines());
+        }
+        all
+    }
+}
+
+/// A worker process; the harness restarts it 2 s after it exits, as systemd's
+/// `Restart=on-failure` would.
+struct Worker {
+    name: String,
+    env: Vec<(&'static str, String)>,
+    proc: Option<Process>,
+    past: Vec<String>,
+    restarts: usize,
+    exited_at: Option<Instant>,
+}
+
+impl Worker {
+    fn start(&mut self) {
+        self.proc = Some(Process::spawn(
+            "powernode-worker",
+            &["--name", &self.name],
+            &self.env,
+        ));
+    }
+
+    /// The supervisor's one step: notices an exit, restarts 2 s later.
+    fn supervise(&mut self) {
+        if let Some(p) = &mut self.proc
+            && let Ok(Some(_)) = p.child.try_wait()
+        {
+            self.past.extend(p.lines());
+            self.proc = None;
+            self.exited_at = Some(Instant::now());
+        }
+        if self.proc.is_none()
+            && self
+                .exited_at
+                .is_some_and(|t| t.elapsed() >= Duration::from_secs(2))
+        {
+            self.restarts += 1;
+            self.exited_at = None;
+            self.start();
+        }
+    }
+
+    async fn kill9(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.signal("KILL");
+            let _ = p.child.wait().await;
+            self.past.extend(p.lines());
+            self.exited_at = Some(Instant::now());
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        let mut all = self.past.clone();
+        if let Some(p) = &self.proc {
+            all.extend(p.lines());
+        }
+        all
+    }
+}
+
+struct Outcome {
+    scenario: &'static str,
+    injected: String,
+    expected: &'static str,
+    seen: String,
+    pass: bool,
+}
+
+struct World {
+    cluster: Cluster,
+    a_db: TestDb,
+    b_db: TestDb,
+    a_admin: String,
+    b_admin: String,
+    a: Vec<Api>,
+    b: Api,
+    workers: Vec<Worker>,
+    a_op: RoundRobin,
+    _a_fed: RoundRobin,
+    client: reqwest::Client,
+}
+
+fn api_env(
+    db: &str,
+    redis: &str,
+    prefix: &str,
+    key: &str,
+    http: u16,
+    fed: u16,
+    public: &str,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("POWERNODE_DATABASE_URL", db.to_owned()),
+        ("POWERNODE_REDIS_URL", redis.to_owned()),
+        ("POWERNODE_REDIS_PREFIX", prefix.to_owned()),
+        ("POWERNODE_WORKER_TOKEN", WORKER_TOKEN.to_owned()),
+        ("POWERNODE_MASTER_KEY_FILE", key.to_owned()),
+        ("POWERNODE_FEDERATION_PUBLIC_URL", public.to_owned()),
+        ("POWERNODE_FEDERATION_LISTEN", format!("127.0.0.1:{fed}")),
+        ("POWERNODE_HTTP_LISTEN", format!("127.0.0.1:{http}")),
+        ("POWERNODE_STALE_AFTER_SECS", STALE_AFTER_SECS.to_string()),
+        (
+            "POWERNODE_DATABASE_TIMEOUT_SECS",
+            DB_TIMEOUT_SECS.to_string(),
+        ),
+        ("POWERNODE_ENVIRONMENT", "development".to_owned()),
+        ("RUST_LOG", "info".to_owned()),
+    ]
+}
+
+fn worker_env(api: &str, redis: &str, prefix: &str) -> Vec<(&'static str, String)> {
+    let tick = TICK_SECS.to_string();
+    vec![
+        ("POWERNODE_API_URL", api.to_owned()),
+        ("POWERNODE_WORKER_TOKEN", WORKER_TOKEN.to_owned()),
+        ("POWERNODE_REDIS_URL", redis.to_owned()),
+        ("POWERNODE_REDIS_PREFIX", prefix.to_owned()),
+        ("POWERNODE_WORKER_POLL_INTERVAL_MS", "200".to_owned()),
+        ("POWERNODE_WORKER_METRICS_LISTEN", String::new()),
+        (
+            "POWERNODE_SCHEDULES__FEDERATION_HEARTBEAT__INTERVAL_SECS",
+            tick.clone(),
+        ),
+        (
+            "POWERNODE_SCHEDULES__FEDERATION_PEER_HEARTBEAT__INTERVAL_SECS",
+            tick.clone(),
+        ),
+        (
+            "POWERNODE_SCHEDULES__SDWAN_MANAGER_TICK__INTERVAL_SECS",
+            tick,
+        ),
+        ("RUST_LOG", "info".to_owned()),
+    ]
+}
+
+impl World {
+    async fn start() -> World {
+        let cluster = Cluster::from_env();
+        let redis = cluster.redis_url();
+        let (a_db, b_db) = (TestDb::new(), TestDb::new());
+        let (a_admin, b_admin) = (admin_token(&mut a_db.conn()), admin_token(&mut b_db.conn()));
+        let (a_key, b_key) = (master_key_file(), master_key_file());
+        let (a_prefix, b_prefix) = ("chaos-a".to_owned(), "chaos-b".to_owned());
+
+        // A: two replicas behind one operator port and one federation port.
+        let (a_http, a_fed) = ([free_port(), free_port()], [free_port(), free_port()]);
+        let a_op =
+            RoundRobin::start(0, a_http.iter().map(|p| format!("127.0.0.1:{p}")).collect()).await;
+        let a_fed_proxy =
+            RoundRobin::start(0, a_fed.iter().map(|p| format!("127.0.0.1:{p}")).collect()).await;
+        let a_public = format!("https://127.0.0.1:{}", a_fed_proxy.port);
+        let mut a = Vec::new();
+        for i in 0..2 {
+            a.push(Api {
+                name: format!("A{}", i + 1),
+                env: api_env(
+                    &a_db.url, &redis, &a_prefix, &a_key, a_http[i], a_fed[i], &a_public,
+                ),
+                http: a_http[i],
+                proc: None,
+                past: Vec::new(),
+            });
+        }
+        let (b_http, b_fed) = (free_port(), free_port());
+        let b_public = format!("https://127.0.0.1:{b_fed}");
+        let mut b = Api {
+            name: "B".to_owned(),
+            env: api_env(
+                &b_db.url, &redis, &b_prefix, &b_key, b_http, b_fed, &b_public,
+            ),
+            http: b_http,
+            proc: None,
+            past: Vec::new(),
+        };
+        // The first replica creates A's CA; the second reads it from PostgreSQL.
+        a[0].start(None);
+        a[0].ready().await;
+        a[1].start(None);
+        a[1].ready().await;
+        b.start(None);
+        b.ready().await;
+        let a_api = format!("http://127.0.0.1:{}", a_op.port);
+        let b_api = format!("http://127.0.0.1:{b_http}");
+        let mut workers = Vec::new();
+        for (name, api, prefix) in [
+            ("wa1", &a_api, &a_prefix),
+            ("wa2", &a_api, &a_prefix),
+            ("wb", &b_api, &b_prefix),
+        ] {
+            let mut w = Worker {
+                name: name.to_owned(),
+                env: worker_env(api, &redis, prefix),
+                proc: None,
+                past: Vec::new(),
+                restarts: 0,
+                exited_at: None,
+            };
+            w.start();
+            workers.push(w);
+        }
+        let world = World {
+            cluster,
+            a_db,
+            b_db,
+            a_admin,
+            b_admin,
+            a,
+            b,
+            workers,
+            a_op,
+            _a_fed: a_fed_proxy,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        };
+        world.federate(&b_public).await;
+        world
+    }
+
+    fn a_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.a_op.port)
+    }
+
+    fn b_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.b.http)
+    }
+
+    async fn call(&self, url: String, token: &str, body: Option<Value>) -> (u16, Value) {
+        let req = match body {
+            Some(b) => self.client.post(url).json(&b),
+            None => self.client.get(url),
+        };
+        match req.bearer_auth(token).send().await {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                (status, r.json().await.unwrap_or(Value::Null))
+            }
+            Err(e) => (0, json!(e.to_string())),
+        }
+    }
+
+    /// A proposes B, B accepts; fast establishment makes both active.
+    async fn federate(&self, b_public: &str) {
+        let (status, proposed) = self
+            .call(
+                self.a_url(PEERS),
+                &self.a_admin,
+                Some(json!({"remote_instance_url": b_public, "spawn_role": "parent", "spawn_mode": "autonomous_peer"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{proposed}");
+        let token = proposed["data"]["acceptance_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (status, accepted) = self
+            .call(
+                self.b_url(&format!("{PEERS}/accept")),
+                &self.b_admin,
+                Some(json!({"acceptance_token": token})),
+            )
+            .await;
+        assert_eq!(status, 201, "{accepted}");
+        self.both_active("federation").await;
+    }
+
+    async fn statuses(&self) -> (String, String) {
+        let status = |v: Value| v["data"][0]["status"].as_str().unwrap_or("none").to_owned();
+        let (_, a) = self.call(self.a_url(PEERS), &self.a_admin, None).await;
+        let (_, b) = self.call(self.b_url(PEERS), &self.b_admin, None).await;
+        (status(a), status(b))
+    }
+
+    async fn both_active(&self, what: &str) {
+        eventually_async(DEADLINE, &format!("{what}: both active"), || async {
+            (self.statuses().await == ("active".to_owned(), "active".to_owned())).then_some(())
+        })
+        .await;
+    }
+
+    /// Runs the worker supervisor for `d`, polling every 200 ms.
+    async fn run_for(&mut self, d: Duration) {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            for w in &mut self.workers {
+                w.supervise();
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// `worker tick applied` lines per tick key across A's replicas (incarnations included).
+    fn applied_on_a(&self) -> HashMap<String, usize> {
+        let mut applied = HashMap::new();
+        for api in &self.a {
+            for line in api.lines() {
+                if line.contains("worker tick applied")
+                    && let Some(key) = tick_of(&line)
+                {
+                    *applied.entry(key).or_insert(0) += 1;
+                }
+            }
+        }
+        applied
+    }
+
+    fn count(&self, db: &TestDb, sql: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        diesel::sql_query(sql)
+            .get_result::<N>(&mut db.conn())
+            .unwrap()
+            .n
+    }
+
+    fn stale_events(&self) -> (i64, i64) {
+        let sql =
+            "SELECT count(*) AS n FROM fleet_events WHERE kind = 'federation.peer.heartbeat_stale'";
+        (self.count(&self.a_db, sql), self.count(&self.b_db, sql))
+    }
+
+    async fn stop(&mut self) {
+        for w in &mut self.workers {
+            if let Some(p) = w.proc.take() {
+                let mut p = p;
+                p.signal("TERM");
+                let _ = tokio::time::timeout(Duration::from_secs(10), p.child.wait()).await;
+                w.past.extend(p.lines());
+            }
+        }
+        for api in self.a.iter_mut().chain(std::iter::once(&mut self.b)) {
+            if let Some(p) = api.proc.take() {
+                let mut p = p;
+                p.signal("TERM");
+                let _ = tokio::time::timeout(Duration::from_secs(10), p.child.wait()).await;
+                api.past.extend(p.lines());
+            }
+        }
+    }
+
+    fn write_logs(&self, dir: &std::path::Path) {
+        std::fs::create_dir_all(dir).unwrap();
+        for api in self.a.iter().chain(std::iter::once(&self.b)) {
+            std::fs::write(
+                dir.join(format!("{}.log", api.name)),
+                api.lines().join("\n"),
+            )
+            .unwrap();
+        }
+        for w in &self.workers {
+            std::fs::write(dir.join(format!("{}.log", w.name)), w.lines().join("\n")).unwrap();
+        }
+    }
+}
+
+/// `tick=<schedule>:<n>` (the structured field tracing prints).
+fn tick_of(line: &str) -> Option<String> {
+    let at = line.find("tick=")? + 5;
+    let rest = &line[at..];
+    let end = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
+    Some(rest[..end].trim_matches('"').to_owned())
+}
+
+fn sweep_keys(applied: &HashMap<String, usize>) -> Vec<u64> {
+    let mut ticks: Vec<u64> = applied
+        .keys()
+        .filter_map(|k| k.strip_prefix("federation_heartbeat:"))
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    ticks.sort_unstable();
+    ticks
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Steady state: every tick applied once, both replicas serving, no false degradation.
+async fn steady(w: &mut World, secs: u64) -> Outcome {
+    let (from, served_before) = (now_unix(), w.a_op.served());
+    w.run_for(Duration::from_secs(secs)).await;
+    let to = now_unix();
+    let applied = w.applied_on_a();
+    let in_window: Vec<u64> = sweep_keys(&applied)
+        .into_iter()
+        .filter(|t| *t >= from && *t < to)
+        .collect();
+    let expected = (to - from) / TICK_SECS;
+    let twice: Vec<_> = applied.iter().filter(|(_, n)| **n > 1).collect();
+    let manager = applied
+        .keys()
+        .filter(|k| k.starts_with("sdwan_manager_tick:"))
+        .filter(|k| k[19..].parse::<u64>().is_ok_and(|t| t >= from && t < to))
+        .count();
+    let served: Vec<usize> = w
+        .a_op
+        .served()
+        .iter()
+        .zip(served_before)
+        .map(|(n, b)| n - b)
+        .collect();
+    let stale = w.stale_events();
+    let statuses = w.statuses().await;
+    let pass = in_window.len() as u64 + 1 >= expected
+        && in_window.len() as u64 <= expected + 1
+        && twice.is_empty()
+        && stale == (0, 0)
+        && statuses == ("active".to_owned(), "active".to_owned())
+        && served.iter().all(|n| *n > 0);
+    Outcome {
+        scenario: "steady state, two replicas",
+        injected: format!("nothing for {secs} s (ticks every {TICK_SECS} s)"),
+        expected: "each sweep and manager tick applied once; both replicas serve; no degradation",
+        seen: format!(
+            "{} sweeps / {} manager ticks for {expected} ticks; {} key(s) applied twice; replicas served {:?} connections; stale events A/B {:?}; A/B {:?}",
+            in_window.len(),
+            manager,
+            twice.len(),
+            served,
+            stale,
+            statuses
+        ),
+        pass,
+    }
+}
+
+/// kill -9 of the replica applying a sweep, inside its transaction.
+async fn kill_mid_sweep(w: &mut World) -> Outcome {
+    // A peer that must be degraded exactly once (no process answers at its URL).
+    let victim = uuid::Uuid::new_v4();
+    diesel::sql_query(
+        "INSERT INTO peers (id, origin, remote_instance_url, peer_kind, spawn_role, spawn_mode, status, last_heartbeat_at)
+         VALUES ($1, 'proposed_here', 'https://127.0.0.1:9', 'platform', 'symmetric', 'autonomous_peer', 'active', now() - interval '1 hour')",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(victim)
+    .execute(&mut w.a_db.conn())
+    .unwrap();
+    // A1 again, with the sweep's fail point armed; the harness sends it the next tick's sweep
+    // (as the worker would) and kills it at the point, before its transaction commits.
+    w.a[0].kill9().await;
+    w.a[0].start(Some("heartbeat-sweep-before-commit=pause"));
+    w.a[0].ready().await;
+    let tick = (now_unix() / TICK_SECS + 1) * TICK_SECS;
+    let key = format!("federation_heartbeat:{tick}");
+    let url = format!(
+        "http://127.0.0.1:{}/api/v1/system/worker_api/federation/heartbeat_sweep",
+        w.a[0].http
+    );
+    let sweep = {
+        let (client, key) = (w.client.clone(), key.clone());
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .header("X-Worker-Token", WORKER_TOKEN)
+                .header("X-Powernode-Tick", key)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    w.a[0]
+        .proc
+        .as_ref()
+        .unwrap()
+        .wait_for(DEADLINE, |l| {
+            l.contains("failpoint heartbeat-sweep-before-commit reached")
+        })
+        .await;
+    w.a[0].kill9().await;
+    let killed_answer = sweep.await.unwrap();
+    let degraded_before = w.count(
+        &w.a_db,
+        &format!("SELECT count(*) AS n FROM fleet_events WHERE kind = 'federation.peer.heartbeat_stale' AND peer_id = '{victim}'"),
+    );
+    // The other replica serves; a later tick degrades the peer, once.
+    let started = Instant::now();
+    let victim_sql =
+        format!("SELECT count(*) AS n FROM peers WHERE id = '{victim}' AND status = 'degraded'");
+    let mut degraded = false;
+    while started.elapsed() < DEADLINE {
+        w.run_for(Duration::from_millis(500)).await;
+        if w.count(&w.a_db, &victim_sql) == 1 {
+            degraded = true;
+            break;
+        }
+    }
+    let recovered_in = started.elapsed();
+    w.run_for(Duration::from_secs(TICK_SECS * 2)).await;
+    let events = w.count(
+        &w.a_db,
+        &format!("SELECT count(*) AS n FROM fleet_events WHERE kind = 'federation.peer.heartbeat_stale' AND peer_id = '{victim}'"),
+    );
+    let claim: i64 = w.count(
+        &w.a_db,
+        &format!(
+            "SELECT count(*) AS n FROM worker_ticks WHERE key = '{key}' AND state = 'running'"
+        ),
+    );
+    let twice = w.applied_on_a().into_iter().filter(|(_, n)| *n > 1).count();
+    // The victim leaves: later scenarios start from the pair alone.
+    diesel::sql_query(format!("DELETE FROM peers WHERE id = '{victim}'"))
+        .execute(&mut w.a_db.conn())
+        .unwrap();
+    w.a[0].start(None);
+    w.a[0].ready().await;
+    let statuses = w.statuses().await;
+    let pass = killed_answer.is_err()
+        && degraded_before == 0
+        && degraded
+        && events == 1
+        && twice == 0
+        && statuses == ("active".to_owned(), "active".to_owned());
+    Outcome {
+        scenario: "kill -9 of a replica mid-sweep",
+        injected: format!("A1 paused inside the sweep transaction of {key}, then SIGKILL"),
+        expected: "nothing of the killed sweep committed; a later tick on A2 degrades the stale peer once",
+        seen: format!(
+            "killed call: {}; events before recovery {degraded_before}; degraded by A2 after {:.1} s; stale events for the peer {events}; killed tick's claim left running {claim} (lapses in 5 min); keys applied twice {twice}; A/B {statuses:?}",
+            match killed_answer {
+                Ok(s) => format!("answered {s}"),
+                Err(_) => "connection dropped".to_owned(),
+            },
+            recovered_in.as_secs_f64()
+        ),
+        pass,
+    }
+}
+
+/// PostgreSQL frozen (SIGSTOP of the postmaster and every backend).
+async fn stalled_postgres(w: &mut World, secs: u64) -> Outcome {
+    let pids_before: Vec<Option<u32>> =
+        w.a.iter()
+            .chain(std::iter::once(&w.b))
+            .map(Api::pid)
+            .collect();
+    w.cluster.signal_pg("STOP");
+    let stalled_at = Instant::now();
+    // /readyz on every API: 503 soon.
+    let mut ready_503 = Vec::new();
+    for api in w.a.iter().chain(std::iter::once(&w.b)) {
+        let url = format!("http://127.0.0.1:{}/readyz", api.http);
+        let t = Instant::now();
+        let mut seen = None;
+        while t.elapsed() < Duration::from_secs(30) {
+            if let Ok(r) = w.client.get(&url).send().await
+                && r.status() == 503
+            {
+                seen = Some(stalled_at.elapsed());
+                break;
+            }
+        }
+        ready_503.push(seen);
+    }
+    // Operator and worker calls during the stall: each answered, 503, within the bound.
+    let mut answers = Vec::new();
+    while stalled_at.elapsed() < Duration::from_secs(secs) {
+        let t = Instant::now();
+        let (status, _) = w.call(w.a_url(PEERS), &w.a_admin, None).await;
+        answers.push((status, t.elapsed()));
+        for wk in &mut w.workers {
+            wk.supervise();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    w.cluster.signal_pg("CONT");
+    let thawed = Instant::now();
+    let mut recovered = true;
+    for api in w.a.iter().chain(std::iter::once(&w.b)) {
+        let url = format!("http://127.0.0.1:{}/readyz", api.http);
+        let ok = eventually_ok(&w.client, &url).await;
+        recovered &= ok;
+    }
+    let recovery = thawed.elapsed();
+    w.run_for(Duration::from_secs(TICK_SECS * 2)).await;
+    let pids_after: Vec<Option<u32>> =
+        w.a.iter()
+            .chain(std::iter::once(&w.b))
+            .map(Api::pid)
+            .collect();
+    let twice = w.applied_on_a().into_iter().filter(|(_, n)| *n > 1).count();
+    let statuses = w.statuses().await;
+    let worst = answers.iter().map(|(_, d)| *d).max().unwrap_or_default();
+    let all_503 = answers.iter().all(|(s, _)| *s == 503);
+    let pass = ready_503.iter().all(Option::is_some)
+        && all_503
+        && !answers.is_empty()
+        && recovered
+        && pids_before == pids_after
+        && twice == 0
+        && statuses == ("active".to_owned(), "active".to_owned());
+    Outcome {
+        scenario: "PostgreSQL stalled",
+        injected: format!("SIGSTOP of the postmaster and all backends for {secs} s"),
+        expected: "/readyz 503 at once; every call 503 within the bound; recovery without restarts; no tick twice",
+        seen: format!(
+            "/readyz 503 after {}; {} operator calls: statuses {:?}, slowest {:.2} s (bound {DB_TIMEOUT_SECS} s); ready again {:.1} s after SIGCONT; API pids unchanged: {}; keys applied twice {twice}; A/B {statuses:?}",
+            ready_503
+                .iter()
+                .map(|d| d.map_or("never".to_owned(), |d| format!("{:.2} s", d.as_secs_f64())))
+                .collect::<Vec<_>>()
+                .join(" / "),
+            answers.len(),
+            answers
+                .iter()
+                .map(|(s, _)| *s)
+                .collect::<std::collections::BTreeSet<_>>(),
+            worst.as_secs_f64(),
+            recovery.as_secs_f64(),
+            pids_before == pids_after
+        ),
+        pass,
+    }
+}
+
+async fn eventually_ok(client: &reqwest::Client, url: &str) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < DEADLINE {
+        if let Ok(r) = client.get(url).send().await
+            && r.status() == 200
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
+/// Redis stopped, then started again empty.
+async fn redis_stopped(w: &mut World, secs: u64) -> Outcome {
+    let restarts_before: usize = w.workers.iter().map(|x| x.restarts).sum();
+    w.cluster.stop_redis();
+    let stopped = Instant::now();
+    let mut operator = Vec::new();
+    let mut listener = Vec::new();
+    let ca = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let ca_url = format!(
+        "https://127.0.0.1:{}/api/v1/system/federation_api/ca",
+        w._a_fed.port
+    );
+    while stopped.elapsed() < Duration::from_secs(secs) {
+        operator.push(w.call(w.a_url(PEERS), &w.a_admin, None).await.0);
+        listener.push(
+            ca.get(&ca_url)
+                .send()
+                .await
+                .map_or(0, |r| r.status().as_u16()),
+        );
+        w.run_for(Duration::from_millis(500)).await;
+    }
+    w.cluster.start_redis().await;
+    let back = now_unix();
+    // Workers reconnect (or are restarted); sweeps resume without a burst.
+    let resumed = {
+        let t = Instant::now();
+        let mut ok = false;
+        while t.elapsed() < DEADLINE {
+            w.run_for(Duration::from_secs(1)).await;
+            if sweep_keys(&w.applied_on_a()).iter().any(|k| *k >= back) {
+                ok = true;
+                break;
+            }
+        }
+        ok
+    };
+    w.run_for(Duration::from_secs(TICK_SECS * 4)).await;
+    let window = now_unix() - back;
+    let after: Vec<u64> = sweep_keys(&w.applied_on_a())
+        .into_iter()
+        .filter(|k| *k >= back - TICK_SECS * 4)
+        .collect();
+    let applied_since = after.iter().filter(|k| **k + TICK_SECS >= back).count() as u64;
+    let restarts: usize = w.workers.iter().map(|x| x.restarts).sum::<usize>() - restarts_before;
+    let statuses = w.statuses().await;
+    w.both_active("after Redis").await;
+    let twice = w.applied_on_a().into_iter().filter(|(_, n)| *n > 1).count();
+    let pass = operator.iter().all(|s| *s == 200)
+        && listener.iter().all(|s| *s == 200)
+        && resumed
+        && applied_since <= window / TICK_SECS + 2
+        && twice == 0;
+    Outcome {
+        scenario: "Redis stopped",
+        injected: format!("redis-server stopped for {secs} s, restarted empty"),
+        expected: "operator API and federation listener keep answering; workers reconnect; at most one catch-up sweep",
+        seen: format!(
+            "operator calls {:?}; listener calls {:?}; worker restarts {restarts}; sweeps resumed: {resumed}; {applied_since} sweeps in the {window} s after (≤ {} allowed); keys applied twice {twice}; A/B {statuses:?}",
+            operator.iter().collect::<std::collections::BTreeSet<_>>(),
+            listener.iter().collect::<std::collections::BTreeSet<_>>(),
+            window / TICK_SECS + 2
+        ),
+        pass,
+    }
+}
+
+/// PostgreSQL restarted (fast shutdown + start): the pools reconnect by themselves.
+async fn restarted_postgres(w: &mut World) -> Outcome {
+    let pids_before: Vec<Option<u32>> =
+        w.a.iter()
+            .chain(std::iter::once(&w.b))
+            .map(Api::pid)
+            .collect();
+    let t = Instant::now();
+    w.cluster
+        .pg_ctl(&["-m", "fast", "-w", "-t", "60", "restart"]);
+    let restarted = t.elapsed();
+    let mut recovered = true;
+    for api in w.a.iter().chain(std::iter::once(&w.b)) {
+        recovered &=
+            eventually_ok(&w.client, &format!("http://127.0.0.1:{}/readyz", api.http)).await;
+    }
+    let ready = t.elapsed();
+    w.run_for(Duration::from_secs(TICK_SECS * 2)).await;
+    let (status, _) = w.call(w.a_url(PEERS), &w.a_admin, None).await;
+    let pids_after: Vec<Option<u32>> =
+        w.a.iter()
+            .chain(std::iter::once(&w.b))
+            .map(Api::pid)
+            .collect();
+    let statuses = w.statuses().await;
+    let pass = recovered
+        && status == 200
+        && pids_before == pids_after
+        && statuses == ("active".to_owned(), "active".to_owned());
+    Outcome {
+        scenario: "PostgreSQL restarted",
+        injected: "pg_ctl restart -m fast".to_owned(),
+        expected: "pools reconnect; no process restarts",
+        seen: format!(
+            "restart took {:.1} s; every API ready {:.1} s after it began; operator call {status}; API pids unchanged: {}; A/B {statuses:?}",
+            restarted.as_secs_f64(),
+            ready.as_secs_f64(),
+            pids_before == pids_after
+        ),
+        pass,
+    }
+}
+
+/// kill -9 of a worker as it starts a job: the other worker or the next tick applies it once.
+async fn kill_worker_mid_job(w: &mut World) -> Outcome {
+    let restarts_before = w.workers[0].restarts;
+    let seen_before = w.workers[0].lines().len();
+    let t = Instant::now();
+    loop {
+        w.run_for(Duration::from_millis(50)).await;
+        let started = w.workers[0].lines().iter().skip(seen_before).any(|l| {
+            l.contains("[FederationHeartbeatJob] Starting heartbeat sweep")
+                || l.contains("[FederationPeerHeartbeatJob] Starting peer heartbeats")
+        });
+        if started || t.elapsed() > DEADLINE {
+            break;
+        }
+    }
+    let from = now_unix();
+    w.workers[0].kill9().await;
+    w.run_for(Duration::from_secs(TICK_SECS * 4)).await;
+    let applied = w.applied_on_a();
+    let after = sweep_keys(&applied)
+        .into_iter()
+        .filter(|k| *k >= from)
+        .count();
+    let twice = applied.iter().filter(|(_, n)| **n > 1).count();
+    let restarted = w.workers[0].restarts > restarts_before;
+    let statuses = w.statuses().await;
+    let pass = after >= 2
+        && twice == 0
+        && restarted
+        && statuses == ("active".to_owned(), "active".to_owned());
+    Outcome {
+        scenario: "kill -9 of a worker mid-job",
+        injected: "SIGKILL of worker wa1 as it logged a job's start line".to_owned(),
+        expected: "ticks keep being applied (by wa2, then wa1 restarted), none twice",
+        seen: format!(
+            "{after} sweeps applied in the {} s after; keys applied twice {twice}; wa1 restarted by the supervisor: {restarted}; A/B {statuses:?}",
+            TICK_SECS * 4
+        ),
+        pass,
+    }
+}
+
+fn table(outcomes: &[Outcome]) -> String {
+    let mut t =
+        String::from("| scenario | injected | expected | seen | result |\n|---|---|---|---|---|\n");
+    for o in outcomes {
+        t.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            o.scenario,
+            o.injected,
+            o.expected,
+            o.seen.replace('|', "/"),
+            if o.pass { "pass" } else { "**FAIL**" }
+        ));
+    }
+    t
+}
+
+#[tokio::main]
+async fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let started = Instant::now();
+    let mut w = World::start().await;
+    println!(
+        "chaos: A (2 replicas, 2 workers) and B federated in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let mut outcomes = Vec::new();
+    outcomes.push(steady(&mut w, if quick { 60 } else { 600 }).await);
+    println!("chaos: {}", outcomes.last().unwrap().seen);
+    outcomes.push(kill_mid_sweep(&mut w).await);
+    println!("chaos: {}", outcomes.last().unwrap().seen);
+    outcomes.push(stalled_postgres(&mut w, if quick { 10 } else { 30 }).await);
+    println!("chaos: {}", outcomes.last().unwrap().seen);
+    outcomes.push(redis_stopped(&mut w, if quick { 10 } else { 60 }).await);
+    println!("chaos: {}", outcomes.last().unwrap().seen);
+    if !quick {
+        outcomes.push(restarted_postgres(&mut w).await);
+        println!("chaos: {}", outcomes.last().unwrap().seen);
+        outcomes.push(kill_worker_mid_job(&mut w).await);
+        println!("chaos: {}", outcomes.last().unwrap().seen);
+    }
+    w.stop().await;
+    let logs = std::path::PathBuf::from(
+        std::env::var("CHAOS_LOG_DIR").unwrap_or_else(|_| "/tmp/powernode-chaos".to_owned()),
+    );
+    w.write_logs(&logs);
+    let t = table(&outcomes);
+    println!("\n{t}");
+    println!("process logs: {}", logs.display());
+    if !quick && let Ok(path) = std::env::var("CHAOS_REPORT") {
+        let date = time::OffsetDateTime::now_utc().date();
+        std::fs::write(
+            &path,
+            format!(
+                "# Reliability under faults (`scripts/dev chaos`)\n\nRun {date} on the reference machine (2 cores, 24 GiB), debug build, in {:.0} s. \
+                 A: two API replicas and two workers behind round-robin proxies; B: one of each; ticks every {TICK_SECS} s, \
+                 `stale_after` {STALE_AFTER_SECS} s, database bound {DB_TIMEOUT_SECS} s.\n\n{t}",
+                started.elapsed().as_secs_f64()
+            ),
+        )
+        .unwrap();
+        println!("wrote {path}");
+    }
+    let failed = outcomes.iter().filter(|o| !o.pass).count();
+    if failed > 0 {
+        eprintln!("chaos: {failed} scenario(s) failed");
+        std::process::exit(1);
+    }
+}
