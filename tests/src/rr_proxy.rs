@@ -15,6 +15,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 pub struct RoundRobin {
     pub port: u16,
+    /// `usize::MAX`, or the one upstream new connections go to (a scenario aiming at a replica).
+    pinned: Arc<AtomicUsize>,
     /// Connections relayed to each upstream, in `upstreams` order.
     served: Arc<Vec<AtomicUsize>>,
     task: tokio::task::JoinHandle<()>,
@@ -28,14 +30,21 @@ impl RoundRobin {
         let served: Arc<Vec<AtomicUsize>> =
             Arc::new(upstreams.iter().map(|_| AtomicUsize::new(0)).collect());
         let next = Arc::new(AtomicUsize::new(0));
+        let pinned = Arc::new(AtomicUsize::new(usize::MAX));
         let upstreams = Arc::new(upstreams);
         let counts = served.clone();
+        let pin = pinned.clone();
         let task = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 let (upstreams, next, counts) = (upstreams.clone(), next.clone(), counts.clone());
+                let pinned = pin.load(Ordering::Relaxed);
                 tokio::spawn(async move {
                     let n = upstreams.len();
-                    let first = next.fetch_add(1, Ordering::Relaxed);
+                    let first = if pinned < n {
+                        pinned
+                    } else {
+                        next.fetch_add(1, Ordering::Relaxed)
+                    };
                     for k in 0..n {
                         let i = (first + k) % n;
                         if let Ok(mut server) = TcpStream::connect(&upstreams[i]).await {
@@ -48,7 +57,19 @@ impl RoundRobin {
                 });
             }
         });
-        RoundRobin { port, served, task }
+        RoundRobin {
+            port,
+            pinned,
+            served,
+            task,
+        }
+    }
+
+    /// New connections go to upstream `i` first (`None`: round robin again). A pinned upstream
+    /// that refuses is still skipped.
+    pub fn pin(&self, i: Option<usize>) {
+        self.pinned
+            .store(i.unwrap_or(usize::MAX), Ordering::Relaxed);
     }
 
     /// Connections relayed to each upstream so far.

@@ -206,6 +206,8 @@ struct Worker {
     past: Vec<String>,
     restarts: usize,
     exited_at: Option<Instant>,
+    /// Stopped on purpose: not restarted until released.
+    held: bool,
 }
 
 impl Worker {
@@ -227,6 +229,7 @@ impl Worker {
             self.exited_at = Some(Instant::now());
         }
         if self.proc.is_none()
+            && !self.held
             && self
                 .exited_at
                 .is_some_and(|t| t.elapsed() >= Duration::from_secs(2))
@@ -275,6 +278,9 @@ struct World {
     a_op: RoundRobin,
     _a_fed: RoundRobin,
     client: reqwest::Client,
+    /// A third instance (full run): the accept and handshake kills, and "every other peer"
+    /// while B is blackholed.
+    c: Option<(TestDb, String, Api)>,
 }
 
 fn api_env(
@@ -391,6 +397,7 @@ impl World {
                 past: Vec::new(),
                 restarts: 0,
                 exited_at: None,
+                held: false,
             };
             w.start();
             workers.push(w);
@@ -410,6 +417,7 @@ impl World {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),
+            c: None,
         };
         world.federate(&b_public).await;
         world
@@ -462,11 +470,11 @@ impl World {
         self.both_active("federation").await;
     }
 
+    /// A's row for B and B's row for A.
     async fn statuses(&self) -> (String, String) {
-        let status = |v: Value| v["data"][0]["status"].as_str().unwrap_or("none").to_owned();
-        let (_, a) = self.call(self.a_url(PEERS), &self.a_admin, None).await;
         let (_, b) = self.call(self.b_url(PEERS), &self.b_admin, None).await;
-        (status(a), status(b))
+        let b = b["data"][0]["status"].as_str().unwrap_or("none").to_owned();
+        (self.statuses_a_only().await, b)
     }
 
     async fn both_active(&self, what: &str) {
@@ -529,7 +537,13 @@ impl World {
                 w.past.extend(p.lines());
             }
         }
-        for api in self.a.iter_mut().chain(std::iter::once(&mut self.b)) {
+        let c = self.c.as_mut().map(|c| &mut c.2);
+        for api in self
+            .a
+            .iter_mut()
+            .chain(std::iter::once(&mut self.b))
+            .chain(c)
+        {
             if let Some(p) = api.proc.take() {
                 let mut p = p;
                 p.signal("TERM");
@@ -628,8 +642,26 @@ async fn steady(w: &mut World, secs: u64) -> Outcome {
     }
 }
 
-/// kill -9 of the replica applying a sweep, inside its transaction.
-async fn kill_mid_sweep(w: &mut World) -> Outcome {
+/// Where a sweep call can be killed, in order; `true` when its writes have committed by then.
+const SWEEP_POINTS: [(&str, bool); 5] = [
+    ("tick-before-claim", false),
+    ("tick-after-claim", false),
+    ("heartbeat-sweep-before-commit", false),
+    ("tick-before-record", true),
+    ("tick-after-record", true),
+];
+
+/// kill -9 of the replica applying a sweep, at fail point `point`.
+async fn kill_mid_sweep(w: &mut World, point: &'static str, committed: bool) -> Outcome {
+    // A1 again, with the fail point armed; the harness sends it the next tick's sweep (as the
+    // worker would) and kills it at the point.
+    w.a[0].kill9().await;
+    w.a[0].start(Some(&format!("{point}=pause")));
+    w.a[0].ready().await;
+    // Just after a tick boundary, so the regular sweep (on A2) is done with this one.
+    while now_unix() % TICK_SECS != 1 {
+        w.run_for(Duration::from_millis(100)).await;
+    }
     // A peer that must be degraded exactly once (no process answers at its URL).
     let victim = uuid::Uuid::new_v4();
     diesel::sql_query(
@@ -639,11 +671,6 @@ async fn kill_mid_sweep(w: &mut World) -> Outcome {
     .bind::<diesel::sql_types::Uuid, _>(victim)
     .execute(&mut w.a_db.conn())
     .unwrap();
-    // A1 again, with the sweep's fail point armed; the harness sends it the next tick's sweep
-    // (as the worker would) and kills it at the point, before its transaction commits.
-    w.a[0].kill9().await;
-    w.a[0].start(Some("heartbeat-sweep-before-commit=pause"));
-    w.a[0].ready().await;
     let tick = (now_unix() / TICK_SECS + 1) * TICK_SECS;
     let key = format!("federation_heartbeat:{tick}");
     let url = format!(
@@ -667,7 +694,7 @@ async fn kill_mid_sweep(w: &mut World) -> Outcome {
         .as_ref()
         .unwrap()
         .wait_for(DEADLINE, |l| {
-            l.contains("failpoint heartbeat-sweep-before-commit reached")
+            l.contains(&format!("failpoint {point} reached"))
         })
         .await;
     w.a[0].kill9().await;
@@ -709,15 +736,19 @@ async fn kill_mid_sweep(w: &mut World) -> Outcome {
     w.a[0].ready().await;
     let statuses = w.statuses().await;
     let pass = killed_answer.is_err()
-        && degraded_before == 0
+        && degraded_before == i64::from(committed)
         && degraded
         && events == 1
         && twice == 0
         && statuses == ("active".to_owned(), "active".to_owned());
     Outcome {
         scenario: "kill -9 of a replica mid-sweep",
-        injected: format!("A1 paused inside the sweep transaction of {key}, then SIGKILL"),
-        expected: "nothing of the killed sweep committed; a later tick on A2 degrades the stale peer once",
+        injected: format!("A1 paused at fail point `{point}` of {key}, then SIGKILL"),
+        expected: if committed {
+            "the killed sweep's commit stands; no tick re-applies it (the stale peer has one event)"
+        } else {
+            "nothing of the killed sweep committed; a later tick on A2 degrades the stale peer once"
+        },
         seen: format!(
             "killed call: {}; events before recovery {degraded_before}; degraded by A2 after {:.1} s; stale events for the peer {events}; killed tick's claim left running {claim} (lapses in 5 min); keys applied twice {twice}; A/B {statuses:?}",
             match killed_answer {
@@ -739,32 +770,44 @@ async fn stalled_postgres(w: &mut World, secs: u64) -> Outcome {
             .collect();
     w.cluster.signal_pg("STOP");
     let stalled_at = Instant::now();
-    // /readyz on every API: 503 soon.
-    let mut ready_503 = Vec::new();
-    for api in w.a.iter().chain(std::iter::once(&w.b)) {
-        let url = format!("http://127.0.0.1:{}/readyz", api.http);
-        let t = Instant::now();
-        let mut seen = None;
-        while t.elapsed() < Duration::from_secs(30) {
-            if let Ok(r) = w.client.get(&url).send().await
-                && r.status() == 503
-            {
-                seen = Some(stalled_at.elapsed());
-                break;
-            }
+    // /readyz on every API at once: each answers 503, and how long that one request took.
+    let probes = w.a.iter().chain(std::iter::once(&w.b)).map(|api| {
+        let (client, url) = (
+            w.client.clone(),
+            format!("http://127.0.0.1:{}/readyz", api.http),
+        );
+        async move {
+            let t = Instant::now();
+            let status = client
+                .get(&url)
+                .send()
+                .await
+                .map_or(0, |r| r.status().as_u16());
+            (status, t.elapsed())
         }
-        ready_503.push(seen);
-    }
-    // Operator and worker calls during the stall: each answered, 503, within the bound.
+    });
+    let ready_503: Vec<(u16, Duration)> = futures::future::join_all(probes).await;
+    // Operator and worker calls during the stall: each answered 503 within the bound.
     let mut answers = Vec::new();
+    let mut worker_calls = Vec::new();
+    let sweep_url = w.a_url("/api/v1/system/worker_api/federation/heartbeat_sweep");
     while stalled_at.elapsed() < Duration::from_secs(secs) {
         let t = Instant::now();
         let (status, _) = w.call(w.a_url(PEERS), &w.a_admin, None).await;
         answers.push((status, t.elapsed()));
+        let t = Instant::now();
+        let status = w
+            .client
+            .post(&sweep_url)
+            .header("X-Worker-Token", WORKER_TOKEN)
+            .send()
+            .await
+            .map_or(0, |r| r.status().as_u16());
+        worker_calls.push((status, t.elapsed()));
         for wk in &mut w.workers {
             wk.supervise();
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     w.cluster.signal_pg("CONT");
     let thawed = Instant::now();
@@ -783,9 +826,19 @@ async fn stalled_postgres(w: &mut World, secs: u64) -> Outcome {
             .collect();
     let twice = w.applied_on_a().into_iter().filter(|(_, n)| *n > 1).count();
     let statuses = w.statuses().await;
-    let worst = answers.iter().map(|(_, d)| *d).max().unwrap_or_default();
-    let all_503 = answers.iter().all(|(s, _)| *s == 503);
-    let pass = ready_503.iter().all(Option::is_some)
+    let worst = answers
+        .iter()
+        .chain(&worker_calls)
+        .map(|(_, d)| *d)
+        .max()
+        .unwrap_or_default();
+    let all_503 = answers.iter().chain(&worker_calls).all(|(s, _)| *s == 503);
+    let retried = w.workers.iter().any(|wk| {
+        wk.lines()
+            .iter()
+            .any(|l| l.contains("503") && l.contains("Job]"))
+    });
+    let pass = ready_503.iter().all(|(s, _)| *s == 503)
         && all_503
         && !answers.is_empty()
         && recovered
@@ -797,15 +850,17 @@ async fn stalled_postgres(w: &mut World, secs: u64) -> Outcome {
         injected: format!("SIGSTOP of the postmaster and all backends for {secs} s"),
         expected: "/readyz 503 at once; every call 503 within the bound; recovery without restarts; no tick twice",
         seen: format!(
-            "/readyz 503 after {}; {} operator calls: statuses {:?}, slowest {:.2} s (bound {DB_TIMEOUT_SECS} s); ready again {:.1} s after SIGCONT; API pids unchanged: {}; keys applied twice {twice}; A/B {statuses:?}",
+            "/readyz answered 503 in {} (A1 / A2 / B); {} operator and {} worker-API calls: statuses {:?}, slowest {:.2} s (bound {DB_TIMEOUT_SECS} s); workers logged the 503 and retried: {retried}; ready again {:.1} s after SIGCONT; API pids unchanged: {}; keys applied twice {twice}; A/B {statuses:?}",
             ready_503
                 .iter()
-                .map(|d| d.map_or("never".to_owned(), |d| format!("{:.2} s", d.as_secs_f64())))
+                .map(|(s, d)| format!("{s}:{:.2} s", d.as_secs_f64()))
                 .collect::<Vec<_>>()
                 .join(" / "),
             answers.len(),
+            worker_calls.len(),
             answers
                 .iter()
+                .chain(&worker_calls)
                 .map(|(s, _)| *s)
                 .collect::<std::collections::BTreeSet<_>>(),
             worst.as_secs_f64(),
@@ -897,6 +952,308 @@ async fn redis_stopped(w: &mut World, secs: u64) -> Outcome {
             window / TICK_SECS + 2
         ),
         pass,
+    }
+}
+
+impl World {
+    /// Starts instance C (API + worker) unfederated.
+    async fn start_c(&mut self) -> String {
+        let redis = self.cluster.redis_url();
+        let db = TestDb::new();
+        let admin = admin_token(&mut db.conn());
+        let (http, fed) = (free_port(), free_port());
+        let public = format!("https://127.0.0.1:{fed}");
+        let mut api = Api {
+            name: "C".to_owned(),
+            env: api_env(
+                &db.url,
+                &redis,
+                "chaos-c",
+                &master_key_file(),
+                http,
+                fed,
+                &public,
+            ),
+            http,
+            proc: None,
+            past: Vec::new(),
+        };
+        api.start(None);
+        api.ready().await;
+        let mut worker = Worker {
+            name: "wc".to_owned(),
+            env: worker_env(&format!("http://127.0.0.1:{http}"), &redis, "chaos-c"),
+            proc: None,
+            past: Vec::new(),
+            restarts: 0,
+            exited_at: None,
+            held: false,
+        };
+        worker.start();
+        self.workers.push(worker);
+        self.c = Some((db, admin, api));
+        public
+    }
+
+    fn c_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.c.as_ref().unwrap().2.http)
+    }
+
+    /// A's and C's rows for each other (A's row for C found by its URL).
+    async fn a_c_statuses(&self, c_public: &str) -> (String, String) {
+        let (_, a) = self.call(self.a_url(PEERS), &self.a_admin, None).await;
+        let a_status = a["data"]
+            .as_array()
+            .and_then(|l| l.iter().find(|p| p["remote_instance_url"] == c_public))
+            .and_then(|p| p["status"].as_str())
+            .unwrap_or("none")
+            .to_owned();
+        let c_admin = self.c.as_ref().unwrap().1.clone();
+        let (_, c) = self.call(self.c_url(PEERS), &c_admin, None).await;
+        let c_status = c["data"][0]["status"].as_str().unwrap_or("none").to_owned();
+        (a_status, c_status)
+    }
+}
+
+/// kill -9 of the replica serving C's accept, then of the one serving C's handshake.
+async fn kill_mid_accept_and_handshake(w: &mut World) -> Vec<Outcome> {
+    let c_public = w.start_c().await;
+    let c_admin = w.c.as_ref().unwrap().1.clone();
+    let (status, proposed) = w
+        .call(
+            w.a_url(PEERS),
+            &w.a_admin,
+            Some(json!({"remote_instance_url": c_public, "spawn_role": "parent", "spawn_mode": "autonomous_peer"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{proposed}");
+    let a_peer = proposed["data"]["peer"]["id"].as_str().unwrap().to_owned();
+    let token = proposed["data"]["acceptance_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let accept = |w: &World| {
+        let (client, url, token, admin) = (
+            w.client.clone(),
+            w.c_url(&format!("{PEERS}/accept")),
+            token.clone(),
+            c_admin.clone(),
+        );
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(admin)
+                .json(&json!({"acceptance_token": token}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        })
+    };
+
+    // 1. Mid-accept: A1 dies inside A's accept transaction.
+    w.a[0].kill9().await;
+    w.a[0].start(Some("accept-before-commit=pause"));
+    w.a[0].ready().await;
+    w._a_fed.pin(Some(0));
+    let call = accept(w);
+    w.a[0]
+        .proc
+        .as_ref()
+        .unwrap()
+        .wait_for(DEADLINE, |l| {
+            l.contains("failpoint accept-before-commit reached")
+        })
+        .await;
+    w.a[0].kill9().await;
+    w._a_fed.pin(None);
+    let first = call.await.unwrap();
+    let (a_after_kill, c_after_kill) = w.a_c_statuses(&c_public).await;
+    let c_rows = w.count(&w.c.as_ref().unwrap().0, "SELECT count(*) AS n FROM peers");
+    let a_certs_after_kill = w.count(
+        &w.a_db,
+        &format!("SELECT count(*) AS n FROM peer_certificates WHERE peer_id = '{a_peer}'"),
+    );
+
+    // 2. Mid-handshake: the accept is run again (on A1, restarted with the handshake's point
+    //    armed); C's contact job handshakes through A1, which dies inside the handshake.
+    w.a[0].start(Some("handshake-before-commit=pause"));
+    w.a[0].ready().await;
+    w._a_fed.pin(Some(0));
+    let second = accept(w).await.unwrap();
+    w.a[0]
+        .proc
+        .as_ref()
+        .unwrap()
+        .wait_for(DEADLINE, |l| {
+            l.contains("failpoint handshake-before-commit reached")
+        })
+        .await;
+    w.a[0].kill9().await;
+    w._a_fed.pin(None);
+    let t = Instant::now();
+    let mut active = false;
+    while t.elapsed() < DEADLINE {
+        w.run_for(Duration::from_millis(500)).await;
+        if w.a_c_statuses(&c_public).await == ("active".to_owned(), "active".to_owned()) {
+            active = true;
+            break;
+        }
+    }
+    let took = t.elapsed();
+    w.a[0].start(None);
+    w.a[0].ready().await;
+    let a_outbound = w.count(
+        &w.a_db,
+        &format!("SELECT count(*) AS n FROM peer_certificates WHERE peer_id = '{a_peer}' AND direction = 'outbound'"),
+    );
+    let a_inbound = w.count(
+        &w.a_db,
+        &format!("SELECT count(*) AS n FROM peer_certificates WHERE peer_id = '{a_peer}' AND direction = 'inbound'"),
+    );
+    let accepted_events = w.count(
+        &w.a_db,
+        &format!("SELECT count(*) AS n FROM fleet_events WHERE peer_id = '{a_peer}' AND kind = 'federation.peer.accepted'"),
+    );
+    let enrolled_events = w.count(
+        &w.a_db,
+        &format!("SELECT count(*) AS n FROM fleet_events WHERE peer_id = '{a_peer}' AND kind = 'federation.peer.enrolled'"),
+    );
+    vec![
+        Outcome {
+            scenario: "kill -9 of a replica mid-accept",
+            injected: "A1 paused inside A's accept transaction for C's token, then SIGKILL"
+                .to_owned(),
+            expected: "C's accept fails and stores nothing; A's row stays proposed; the accept run again succeeds",
+            seen: format!(
+                "C's accept answered {first}; A's row {a_after_kill}, C's rows {c_rows} ({c_after_kill}); certificates on A for C {a_certs_after_kill}; the accept run again answered {second}"
+            ),
+            pass: first == 502
+                && a_after_kill == "proposed"
+                && c_rows == 0
+                && a_certs_after_kill == 0
+                && second == 201,
+        },
+        Outcome {
+            scenario: "kill -9 of a replica mid-handshake",
+            injected: "A1 paused inside the handshake transaction of C's contact job, then SIGKILL"
+                .to_owned(),
+            expected: "C's job retries on A2; both active; one certificate each way, one accepted and one enrolled event",
+            seen: format!(
+                "both active: {active} ({:.1} s after the kill); A's certificates for C: inbound {a_inbound}, outbound {a_outbound}; events accepted {accepted_events}, enrolled {enrolled_events}",
+                took.as_secs_f64()
+            ),
+            pass: active
+                && a_inbound == 1
+                && a_outbound == 1
+                && accepted_events == 1
+                && enrolled_events == 1,
+        },
+    ]
+}
+
+/// B vanishes without a goodbye: its worker stopped, its federation port first accepting and
+/// never answering, then closed; then it returns.
+async fn blackholed_b(w: &mut World, c_public: &str) -> Outcome {
+    let b_fed: u16 =
+        w.b.env
+            .iter()
+            .find(|(k, _)| *k == "POWERNODE_FEDERATION_LISTEN")
+            .and_then(|(_, v)| v.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap();
+    let wb = w.workers.iter().position(|x| x.name == "wb").unwrap();
+    w.workers[wb].held = true;
+    w.workers[wb].kill9().await;
+    w.b.kill9().await;
+    let silent = tokio::net::TcpListener::bind(("127.0.0.1", b_fed))
+        .await
+        .unwrap();
+    let held = tokio::spawn(async move {
+        let mut sockets = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            sockets.push(s);
+        }
+    });
+    let gone = Instant::now();
+    // C's view of A: A keeps heartbeating C on schedule (the slowest gap seen).
+    let c_db_url = w.c.as_ref().unwrap().0.url.clone();
+    let worst_gap = |w: &World| {
+        let _ = &c_db_url;
+        w.count(
+            &w.c.as_ref().unwrap().0,
+            "SELECT COALESCE(max(extract(epoch FROM now() - last_heartbeat_at))::bigint, 9999) AS n FROM peers",
+        )
+    };
+    let mut gap = 0;
+    let mut degraded_after = None;
+    while gone.elapsed() < Duration::from_secs(STALE_AFTER_SECS + 30) {
+        w.run_for(Duration::from_millis(500)).await;
+        gap = gap.max(worst_gap(w));
+        if degraded_after.is_none() && w.statuses_a_only().await == "degraded" {
+            degraded_after = Some(gone.elapsed());
+        }
+        if degraded_after.is_some() && gone.elapsed() > Duration::from_secs(STALE_AFTER_SECS + 10) {
+            break;
+        }
+    }
+    // Then closed: connections refused for a while.
+    held.abort();
+    w.run_for(Duration::from_secs(TICK_SECS * 2)).await;
+    gap = gap.max(worst_gap(w));
+    // B returns.
+    w.b.start(None);
+    w.b.ready().await;
+    w.workers[wb].held = false;
+    w.workers[wb].start();
+    let back = Instant::now();
+    let mut active_after = None;
+    while back.elapsed() < DEADLINE {
+        w.run_for(Duration::from_millis(250)).await;
+        if w.statuses().await == ("active".to_owned(), "active".to_owned()) {
+            active_after = Some(back.elapsed());
+            break;
+        }
+    }
+    let c_status = w.a_c_statuses(c_public).await;
+    let pass = degraded_after.is_some_and(|d| d.as_secs() + 1 >= STALE_AFTER_SECS)
+        && gap <= i64::try_from(TICK_SECS * 3).unwrap()
+        && active_after.is_some()
+        && c_status == ("active".to_owned(), "active".to_owned());
+    Outcome {
+        scenario: "B blackholed, then back",
+        injected: format!(
+            "B's worker stopped; B's federation port accepting and never answering for {} s, then closed for {} s; then B restarted",
+            degraded_after.map_or(0, |d| d.as_secs()) + 10,
+            TICK_SECS * 2
+        ),
+        expected: "A degrades B after stale_after, not before; A's heartbeats to C keep their schedule; B active again within a tick or two",
+        seen: format!(
+            "A degraded B {} after it went silent (stale_after {STALE_AFTER_SECS} s); C's longest wait for A's heartbeat {gap} s (ticks every {TICK_SECS} s); both sides active {} after B's restart; A/C {c_status:?}",
+            degraded_after.map_or("never".to_owned(), |d| format!("{:.0} s", d.as_secs_f64())),
+            active_after.map_or("never".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()))
+        ),
+        pass,
+    }
+}
+
+impl World {
+    /// A's row for B (found by B's URL).
+    async fn statuses_a_only(&self) -> String {
+        let b_url = self
+            .b
+            .env
+            .iter()
+            .find(|(k, _)| *k == "POWERNODE_FEDERATION_PUBLIC_URL")
+            .map(|(_, v)| v.clone())
+            .unwrap();
+        let (_, a) = self.call(self.a_url(PEERS), &self.a_admin, None).await;
+        a["data"]
+            .as_array()
+            .and_then(|l| l.iter().find(|p| p["remote_instance_url"] == b_url))
+            .and_then(|p| p["status"].as_str())
+            .unwrap_or("none")
+            .to_owned()
     }
 }
 
@@ -1011,15 +1368,44 @@ async fn main() {
         started.elapsed().as_secs_f64()
     );
     let mut outcomes = Vec::new();
-    outcomes.push(steady(&mut w, if quick { 60 } else { 600 }).await);
+    // CHAOS_STEADY_SECS shortens the steady phase while working on the harness itself.
+    let steady_secs = std::env::var("CHAOS_STEADY_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if quick { 60 } else { 600 });
+    outcomes.push(steady(&mut w, steady_secs).await);
     println!("chaos: {}", outcomes.last().unwrap().seen);
-    outcomes.push(kill_mid_sweep(&mut w).await);
-    println!("chaos: {}", outcomes.last().unwrap().seen);
+    let points: &[(&str, bool)] = if quick {
+        &SWEEP_POINTS[2..3]
+    } else {
+        &SWEEP_POINTS
+    };
+    for (point, committed) in points {
+        outcomes.push(kill_mid_sweep(&mut w, point, *committed).await);
+        println!("chaos: {}", outcomes.last().unwrap().seen);
+    }
     outcomes.push(stalled_postgres(&mut w, if quick { 10 } else { 30 }).await);
     println!("chaos: {}", outcomes.last().unwrap().seen);
     outcomes.push(redis_stopped(&mut w, if quick { 10 } else { 60 }).await);
     println!("chaos: {}", outcomes.last().unwrap().seen);
     if !quick {
+        let c_public = {
+            let kills = kill_mid_accept_and_handshake(&mut w).await;
+            for o in &kills {
+                println!("chaos: {}", o.seen);
+            }
+            outcomes.extend(kills);
+            w.c.as_ref()
+                .unwrap()
+                .2
+                .env
+                .iter()
+                .find(|(k, _)| *k == "POWERNODE_FEDERATION_PUBLIC_URL")
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        outcomes.push(blackholed_b(&mut w, &c_public).await);
+        println!("chaos: {}", outcomes.last().unwrap().seen);
         outcomes.push(restarted_postgres(&mut w).await);
         println!("chaos: {}", outcomes.last().unwrap().seen);
         outcomes.push(kill_worker_mid_job(&mut w).await);

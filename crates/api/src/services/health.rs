@@ -9,7 +9,9 @@ use crate::error::ApiError;
 use crate::observability;
 use crate::services::Ctx;
 
-const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// Each dependency check's bound: a hung PostgreSQL or Redis makes `/readyz` answer 503 within
+/// about a second (both checks run at once), well inside a load balancer's probe timeout.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Whether each batching thread of the federation listener runs (false while restarting).
 #[derive(Debug, Clone, Copy)]
@@ -18,7 +20,7 @@ pub struct Batchers {
     pub lookups: bool,
 }
 
-/// Ready when PostgreSQL and Redis both answer (2 s each) and the federation listener serves;
+/// Ready when PostgreSQL and Redis both answer (1 s each) and the federation listener serves;
 /// 503 names what is not.
 pub async fn readiness(
     ctx: &Ctx,
@@ -108,7 +110,7 @@ async fn check_database(ctx: &Ctx) -> bool {
     }
 }
 
-/// Redis answered PING within 2 s, or why not (one line). Readiness and the doctor share it.
+/// Redis answered PING within 1 s, or why not (one line). Readiness and the doctor share it.
 pub async fn ping_redis(redis: &redis::Client) -> Result<(), String> {
     let ping = async {
         let mut conn = redis.get_multiplexed_async_connection().await?;

@@ -215,14 +215,17 @@ async fn attempt_accept(ctx: &Ctx, req: AcceptRequest) -> Result<AcceptAnswer, A
             "remote_instance_id": remote,
             "client_cert_pem": issued.pem,
         });
-        Ok(peers::apply(
+        let moved = peers::apply(
             conn,
             &peer,
             powernode_domain::PeerEvent::Accept,
             None,
             None,
             payload,
-        )?)
+        )?;
+        // The chaos harness kills a replica here: nothing of the accept may survive it.
+        crate::failpoint::point("accept-before-commit");
+        Ok(moved)
     })
     .await;
     let outcome = match &result {
@@ -370,7 +373,10 @@ pub async fn handshake(
         )
         .map_err(|e| internal("peer update", e))?;
         let peer = peers::lock_for_update(conn, peer_id)?;
-        Ok(peers::handshake_locked(conn, &peer)?)
+        let moved = peers::handshake_locked(conn, &peer)?;
+        // The chaos harness kills a replica here: the certificate must not outlive the crash.
+        crate::failpoint::point("handshake-before-commit");
+        Ok(moved)
     })
     .await
     .context("handshake failed")?;

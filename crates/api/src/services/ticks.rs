@@ -63,6 +63,7 @@ where
     let Some(key) = tick else {
         return action().await;
     };
+    crate::failpoint::point("tick-before-claim");
     let k = key.0.clone();
     let claim = db::run(&ctx.db, move |conn| {
         worker_ticks::claim(conn, &k, LEASE_SECS)
