@@ -17,7 +17,7 @@ pub fn setup() -> Option<()> {
 
 /// A named point: logs `failpoint <name> reached` when it is configured (the chaos harness waits
 /// for that line before it kills the process), then applies its action.
-pub fn point(name: &'static str) {
+pub fn point(name: &str) {
     #[cfg(feature = "failpoints")]
     {
         if fail::list().iter().any(|(n, _)| n == name) {

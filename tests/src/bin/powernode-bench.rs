@@ -256,13 +256,23 @@ fn api_env(db: &TestDb, http: u16, fed: u16, master_key: &str) -> Vec<(&'static 
 
 /// Starts the API and returns it with its start-to-ready time (`/readyz` answering 200).
 async fn start_api(db: &TestDb, master_key: &str) -> (Api, Duration) {
+    start_api_with(db, master_key, &[]).await
+}
+
+/// As `start_api`, with extra (or overriding) variables.
+async fn start_api_with(
+    db: &TestDb,
+    master_key: &str,
+    extra: &[(&'static str, String)],
+) -> (Api, Duration) {
     let (http, fed) = (free_port(), free_port());
     let started = Instant::now();
-    let process = Process::spawn(
-        "powernode-api",
-        &["serve"],
-        &api_env(db, http, fed, master_key),
-    );
+    let mut env = api_env(db, http, fed, master_key);
+    for (k, v) in extra {
+        env.retain(|(name, _)| name != k);
+        env.push((k, v.clone()));
+    }
+    let process = Process::spawn("powernode-api", &["serve"], &env);
     let http_url = format!("http://127.0.0.1:{http}");
     let client = reqwest::Client::new();
     loop {
@@ -779,6 +789,14 @@ async fn main() {
     // do not count.
     rows.push(governance_scan(&plan, &master_key).await);
 
+    // 6. The PeerClient's fan-out with dead peers, against simulated peers on loopback ports.
+    let (fan_rows, fan_notes) = fan_out(&plan).await;
+    rows.extend(fan_rows);
+    notes.extend(fan_notes);
+
+    // 7. Fast establishment: B's accept → both sides active, with workers running.
+    rows.push(establishment().await);
+
     println!();
     println!(
         "powernode-bench{} — {} concurrent peers, {} s per phase, {} peers for the sweep",
@@ -822,6 +840,204 @@ async fn main() {
     for line in plan_text.lines() {
         println!("  {line}");
     }
+}
+
+/// 1,000 simulated peers (`--quick`: 50), 10 % accepting connections and never answering:
+/// three PeerClient passes through the worker endpoint the schedule calls. Every live peer must
+/// be heartbeated on every pass; the pass time is the figure.
+async fn fan_out(plan: &Plan) -> (Vec<Row>, Vec<String>) {
+    let (live, dead) = if plan.quick { (45, 5) } else { (900, 100) };
+    let db = TestDb::new();
+    let master_key = powernode_tests::master_key_file();
+    let (api, _) = start_api(&db, &master_key).await;
+    let sim = powernode_tests::peer_sim::PeerSim::start(live, dead).await;
+    sim.seed(&mut db.conn(), &master_key);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .build()
+        .unwrap();
+    let mut passes = Vec::new();
+    let mut every_live = true;
+    for pass in 1..=3u64 {
+        let t = Instant::now();
+        let run: Value = client
+            .post(format!(
+                "{}/api/v1/system/worker_api/federation/peer_heartbeats",
+                api.http
+            ))
+            .header("X-Worker-Token", WORKER_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let took = t.elapsed();
+        every_live &= (0..live).all(|i| sim.heartbeats(i) == pass);
+        passes.push((took, run["data"].clone()));
+    }
+    let connections: u64 = (0..live).map(|i| sim.connections(i)).sum();
+    let rss = vm_hwm_kib(api.process.child.id().unwrap_or(0));
+    api.process.signal("TERM");
+    let mut process = api.process;
+    let _ = tokio::time::timeout(Duration::from_secs(30), process.child.wait()).await;
+    let figures = passes
+        .iter()
+        .map(|(d, _)| format!("{:.1}", d.as_secs_f64()))
+        .collect::<Vec<_>>()
+        .join(" / ");
+    let rows = vec![
+        row(
+            &format!(
+                "peer fan-out: {} peers, {} % never answering (pass 1 / 2 / 3)",
+                live + dead,
+                dead * 100 / (live + dead)
+            ),
+            format!("{figures} s"),
+            "-".to_owned(),
+            "-".to_owned(),
+            "≤ 10 s, every live peer each pass",
+        ),
+        row(
+            "  every live peer heartbeated on every pass",
+            if every_live { "yes" } else { "NO" }.to_owned(),
+            "-".to_owned(),
+            "-".to_owned(),
+            "yes",
+        ),
+        row(
+            "  API RSS peak during the fan-out",
+            mib(rss),
+            "-".to_owned(),
+            "-".to_owned(),
+            "≤ 64 MiB",
+        ),
+    ];
+    let notes = passes
+        .iter()
+        .enumerate()
+        .map(|(i, (_, run))| {
+            format!(
+                "fan-out pass {}: sent {}, failed {}, backing off {}",
+                i + 1,
+                run["sent"],
+                run["failed"].as_array().map_or(0, Vec::len),
+                run["backing_off"]
+            )
+        })
+        .chain(std::iter::once(format!(
+            "fan-out: {connections} TLS connections served {} heartbeats to {live} live peers (keep-alive between passes)",
+            3 * live
+        )))
+        .collect();
+    (rows, notes)
+}
+
+/// Two instances with a worker each (their peer-heartbeat tick parked at the top of the hour):
+/// the time from B's accept answering 201 until both rows are `active`.
+async fn establishment() -> Row {
+    let mut sides = Vec::new();
+    for _ in 0..2 {
+        let db = TestDb::new();
+        let key = powernode_tests::master_key_file();
+        let prefix = redis_prefix();
+        let (api, _) =
+            start_api_with(&db, &key, &[("POWERNODE_REDIS_PREFIX", prefix.clone())]).await;
+        let worker = Process::spawn(
+            "powernode-worker",
+            &["--name", "bench"],
+            &[
+                ("POWERNODE_API_URL", api.http.clone()),
+                ("POWERNODE_WORKER_TOKEN", WORKER_TOKEN.to_owned()),
+                ("POWERNODE_REDIS_URL", redis_url()),
+                ("POWERNODE_REDIS_PREFIX", prefix),
+                ("POWERNODE_WORKER_POLL_INTERVAL_MS", "100".to_owned()),
+                ("POWERNODE_WORKER_METRICS_LISTEN", String::new()),
+                (
+                    "POWERNODE_SCHEDULES__FEDERATION_PEER_HEARTBEAT__INTERVAL_SECS",
+                    "3600".to_owned(),
+                ),
+                ("RUST_LOG", "info".to_owned()),
+            ],
+        );
+        worker
+            .wait_for(Duration::from_secs(60), |l| {
+                l.contains("contact jobs consumed")
+            })
+            .await;
+        let admin = powernode_tests::admin_token(&mut db.conn());
+        sides.push((db, api, worker, admin));
+    }
+    let client = reqwest::Client::new();
+    let peers = "/api/v1/system/federation/peers";
+    let (a, b) = (&sides[0], &sides[1]);
+    let proposed: Value = client
+        .post(format!("{}{peers}", a.1.http))
+        .bearer_auth(&a.3)
+        .json(&json!({"remote_instance_url": b.1.federation, "spawn_role": "parent"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = proposed["data"]["acceptance_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let accepted = client
+        .post(format!("{}{peers}/accept", b.1.http))
+        .bearer_auth(&b.3)
+        .json(&json!({"acceptance_token": token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 201);
+    let t = Instant::now();
+    let status = |side: &(TestDb, Api, Process, String)| {
+        let (client, url, token) = (
+            client.clone(),
+            format!("{}{peers}", side.1.http),
+            side.3.clone(),
+        );
+        async move {
+            let v: Value = client
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            v["data"][0]["status"].as_str().map(str::to_owned)
+        }
+    };
+    let took = loop {
+        if status(a).await.as_deref() == Some("active")
+            && status(b).await.as_deref() == Some("active")
+        {
+            break Some(t.elapsed());
+        }
+        if t.elapsed() > Duration::from_secs(120) {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    for (_, api, worker, _) in sides {
+        for p in [worker, api.process] {
+            let mut p = p;
+            p.signal("TERM");
+            let _ = tokio::time::timeout(Duration::from_secs(30), p.child.wait()).await;
+        }
+    }
+    row(
+        "accept → both sides active (workers running)",
+        took.map_or("never".to_owned(), |d| format!("{:.2} s", d.as_secs_f64())),
+        "-".to_owned(),
+        "-".to_owned(),
+        "≤ 3 s",
+    )
 }
 
 /// SPEC §9.1 at scale: `n` peers (varied statuses, prefixes, slugs), two certificates each,

@@ -63,7 +63,11 @@ where
     let Some(key) = tick else {
         return action().await;
     };
-    crate::failpoint::point("tick-before-claim");
+    // Fail points per schedule (`tick-before-claim.federation_heartbeat`, …): the chaos harness
+    // aims at one schedule's calls.
+    let schedule = key.0.split(':').next().unwrap_or_default();
+    let point = |at: &str| crate::failpoint::point(&format!("{at}.{schedule}"));
+    point("tick-before-claim");
     let k = key.0.clone();
     let claim = db::run(&ctx.db, move |conn| {
         worker_ticks::claim(conn, &k, LEASE_SECS)
@@ -81,9 +85,9 @@ where
             key.0
         ))),
         Claim::Run => {
-            crate::failpoint::point("tick-after-claim");
+            point("tick-after-claim");
             let outcome = action().await;
-            crate::failpoint::point("tick-before-record");
+            point("tick-before-record");
             let k = key.0.clone();
             let answer = outcome
                 .as_ref()
@@ -102,7 +106,7 @@ where
             if outcome.is_ok() {
                 tracing::info!(tick = %key.0, "worker tick applied");
             }
-            crate::failpoint::point("tick-after-record");
+            point("tick-after-record");
             outcome
         }
     }
