@@ -665,3 +665,47 @@ pub async fn wait_for_lock_waiter(db: &TestDb, deadline: Duration) {
     })
     .await;
 }
+
+/// Active platform peers in the database at `db_url`, each with a real client certificate
+/// issued by that instance's CA (its master key at `master_key`) and the key to use it: what a
+/// fleet of peers needs to heartbeat the instance (the bench, the chaos harness's load).
+/// `ids`: (peer id, remote instance id) pairs; `url(i)`: the i-th peer's URL.
+pub async fn seed_active_peers(
+    db_url: &str,
+    master_key: &str,
+    ids: &[(Uuid, Uuid)],
+    url: impl Fn(usize) -> String,
+) -> Vec<reqwest::Identity> {
+    let master = powernode_api::crypto::MasterKey::load(Path::new(master_key)).expect("master key");
+    let pool = powernode_store::pool(db_url, 4, Duration::from_secs(10));
+    let pool = powernode_api::db::Database::new(pool, Duration::from_secs(10));
+    let identity = powernode_api::ca::ensure_identity(&pool, &master)
+        .await
+        .expect("instance identity");
+    let ca = powernode_api::ca::OpenCa::open(&identity, &master).expect("open CA");
+    let mut conn = PgConnection::establish(db_url).expect("connect");
+    let now = powernode_store::database_now(&mut conn).expect("clock");
+    let mut identities = Vec::with_capacity(ids.len());
+    for (i, (id, instance)) in ids.iter().enumerate() {
+        diesel::sql_query(
+            "INSERT INTO peers (id, origin, remote_instance_url, remote_instance_id, peer_kind, \
+             spawn_role, spawn_mode, status, last_heartbeat_at) VALUES ($1, 'proposed_here', $2, $3, \
+             'platform', 'symmetric', 'autonomous_peer', 'active', now())",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .bind::<Text, _>(url(i))
+        .bind::<diesel::sql_types::Uuid, _>(instance)
+        .execute(&mut conn)
+        .expect("insert peer");
+        let (key, csr) = powernode_api::ca::key_and_csr().expect("key");
+        let issued = ca
+            .sign_client_csr(&csr, *id, *instance, now, 90)
+            .expect("sign");
+        powernode_api::ca::record_issued(&mut conn, *id, &issued).expect("record");
+        let key_pem = key.private_key_to_pem_pkcs8().expect("key pem");
+        identities.push(
+            reqwest::Identity::from_pkcs8_pem(issued.pem.as_bytes(), &key_pem).expect("identity"),
+        );
+    }
+    identities
+}

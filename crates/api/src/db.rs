@@ -5,7 +5,7 @@
 //! still acknowledges TCP, so a blocking call can wait for as long as the stall lasts. The
 //! caller therefore stops waiting at the bound and answers 503 `database unavailable`; the
 //! blocking thread itself cannot be interrupted, so every call first takes one of as many
-//! permits as the pool has connections and keeps it until the thread really returns: however
+//! permits as the pool has connections (less the batchers' two) and keeps it until the thread really returns: however
 //! long the stall, at most that many blocking threads wait on the database, and new requests
 //! are refused at the bound instead of piling up threads. When PostgreSQL answers again the
 //! stuck calls finish, their permits return, and service resumes without a restart.
@@ -20,6 +20,9 @@ use tokio::time::Instant;
 
 use crate::error::ApiError;
 
+/// Connections kept for the federation batchers (`federation::batch`, one thread each).
+pub const BATCHER_CONNECTIONS: usize = 2;
+
 /// The pool with its bound: what services reach the database through.
 #[derive(Clone)]
 pub struct Database {
@@ -31,7 +34,14 @@ pub struct Database {
 impl Database {
     /// `pool` was built with the same `timeout` ([`powernode_store::pool`]).
     pub fn new(pool: PgPool, timeout: Duration) -> Self {
-        let permits = Arc::new(Semaphore::new(pool.max_size() as usize));
+        // Two connections stay out of reach of these calls: the federation listener's two
+        // batcher threads (one connection each) must not wait behind a burst of other work —
+        // a PeerClient pass over many peers once starved heartbeat ingest into 503s.
+        let permits = Arc::new(Semaphore::new(
+            (pool.max_size() as usize)
+                .saturating_sub(BATCHER_CONNECTIONS)
+                .max(1),
+        ));
         Database {
             pool,
             permits,

@@ -77,13 +77,17 @@ impl Application {
         let port = listener.local_addr()?.port();
         // Bound now so a taken port fails at start; served once the CA and the listener
         // certificate are available (PostgreSQL may still be coming up).
-        let federation_listener = TcpListener::bind(&settings.federation_listen).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot listen on {}: {e} (POWERNODE_FEDERATION_LISTEN)",
-                settings.federation_listen
-            )
-        })?;
-        let federation_port = federation_listener.local_addr()?.port();
+        let federation_listener =
+            crate::federation::bind(&settings.federation_listen).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot listen on {}: {e} (POWERNODE_FEDERATION_LISTEN)",
+                    settings.federation_listen
+                )
+            })?;
+        let federation_port = federation_listener
+            .local_addr()?
+            .as_socket()
+            .map_or(0, |a| a.port());
         let (federation_tx, federation) = tokio::sync::watch::channel(None);
         let pool = powernode_store::pool(
             settings.database_url.expose_secret(),

@@ -300,39 +300,13 @@ async fn start_api_with(
     )
 }
 
-/// Active peers with real client certificates from the instance CA.
+/// Active peers with real client certificates from the instance CA (ids pgbench can compute).
 async fn seed_peers(db: &TestDb, api: &Api, n: usize) -> Vec<reqwest::Identity> {
-    let master = powernode_api::crypto::MasterKey::load(Path::new(&api.master_key)).unwrap();
-    let pool = powernode_store::pool(&db.url, 4, Duration::from_secs(10));
-    let pool = powernode_api::db::Database::new(pool, Duration::from_secs(10));
-    let identity = powernode_api::ca::ensure_identity(&pool, &master)
-        .await
-        .unwrap();
-    let ca = powernode_api::ca::OpenCa::open(&identity, &master).unwrap();
-    let mut conn = db.conn();
-    let now = powernode_store::database_now(&mut conn).unwrap();
-    let mut identities = Vec::with_capacity(n);
-    for i in 1..=n {
-        let id = peer_id(i);
-        diesel::sql_query(format!(
-            "INSERT INTO peers (id, origin, remote_instance_url, remote_instance_id, peer_kind, \
-             spawn_role, spawn_mode, status, last_heartbeat_at) VALUES ('{id}', 'proposed_here', \
-             'https://bench-{i}.example.com', '{}', 'platform', 'symmetric', 'autonomous_peer', \
-             'active', now())",
-            instance_id(i)
-        ))
-        .execute(&mut conn)
-        .unwrap();
-        let (key, csr) = powernode_api::ca::key_and_csr().unwrap();
-        let issued = ca
-            .sign_client_csr(&csr, id, instance_id(i), now, 90)
-            .unwrap();
-        powernode_api::ca::record_issued(&mut conn, id, &issued).unwrap();
-        let key_pem = key.private_key_to_pem_pkcs8().unwrap();
-        identities
-            .push(reqwest::Identity::from_pkcs8_pem(issued.pem.as_bytes(), &key_pem).unwrap());
-    }
-    identities
+    let ids: Vec<(Uuid, Uuid)> = (1..=n).map(|i| (peer_id(i), instance_id(i))).collect();
+    powernode_tests::seed_active_peers(&db.url, &api.master_key, &ids, |i| {
+        format!("https://bench-{}.example.com", i + 1)
+    })
+    .await
 }
 
 fn mtls_client(identity: reqwest::Identity, ca_pem: &str) -> reqwest::Client {

@@ -694,6 +694,55 @@ async fn an_approved_propose_hands_its_token_to_the_requester_exactly_once() {
 }
 
 #[tokio::test]
+async fn a_propose_rerun_after_a_crash_past_its_action_creates_no_second_peer() {
+    let g = gated().await;
+    let (status, body) = g
+        .app
+        .post(
+            PEERS,
+            &g.requester,
+            json!({"remote_instance_url": "https://b.example.com", "spawn_role": "child"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let request = &body["data"]["approval_request"];
+    let id = request["id"].as_str().unwrap().to_owned();
+    // The peer's id is fixed when the proposal is queued.
+    let peer_id = request["params"]["peer_id"].as_str().unwrap().to_owned();
+    g.decide(&g.approver, &id, "approve", "").await;
+    assert_eq!(tick(&g.app).await["executed"], 1);
+    // The replica that ran it died after the peer was created and before the outcome was
+    // recorded: the attempt stays started, the request unexecuted (what a crash leaves).
+    diesel::sql_query(format!(
+        "UPDATE approval_requests SET execution_status = 'pending', executed_at = NULL,
+                result = NULL, result_sealed = NULL WHERE id = '{id}'"
+    ))
+    .execute(&mut g.db.conn())
+    .unwrap();
+    let t = tick(&g.app).await;
+    assert_eq!(
+        (t["executed"].as_u64(), t["failed"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert_eq!(count(&g.db, "SELECT count(*) AS n FROM peers"), 1);
+    assert_eq!(
+        count(
+            &g.db,
+            &format!("SELECT count(*) AS n FROM peers WHERE id = '{peer_id}'")
+        ),
+        1
+    );
+    let (_, shown) = g.app.get(&format!("{APPROVALS}/{id}"), &g.reader).await;
+    assert_eq!(shown["data"]["execution_status"], "failed");
+    assert_eq!(
+        shown["data"]["execution_error"],
+        format!(
+            "409 CONFLICT: peer {peer_id} already exists: this proposal already ran before its execution was interrupted; its token was not recorded, mint a new one with `powernodectl peer token regenerate {peer_id}`"
+        )
+    );
+}
+
+#[tokio::test]
 async fn an_interrupted_execution_is_rerun_once_then_given_up() {
     let g = gated().await;
     let peer = insert_peer(&mut g.db.conn(), "active", "platform", Some(5));

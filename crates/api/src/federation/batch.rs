@@ -177,7 +177,7 @@ fn run<Q, A, F>(
             continue;
         }
         // Tests and `scripts/dev chaos` make the thread die (`panic`) or stall (`pause`) here.
-        fail::fail_point!(name);
+        crate::failpoint::point(name);
         let (requests, replies): (Vec<Q>, Vec<Reply<A>>) = batch.into_iter().unzip();
         let mut conn = match pool.get_timeout(checkout) {
             Ok(conn) => conn,

@@ -138,22 +138,16 @@ fn acceptor(
 
 /// Starts the federation listener once its prerequisites exist (PostgreSQL reachable, no
 /// pending migrations, the instance identity and CA, the listener certificate), retrying every
-/// few seconds until they do, then serves until the process stops. Until then the bound socket
-/// refuses connections at once (peers fail fast instead of hanging in the backlog) and
+/// few seconds until they do, then serves until the process stops. Until then the socket is
+/// bound but not listening, so connections are refused at once (peers fail fast instead of
+/// hanging in the backlog, or being accepted and dropped) and
 /// `/readyz` answers 503 `not ready: federation_listener`. The handle lets
 /// `run_until_stopped` drain it, and readiness see that it runs.
 pub async fn supervise(
     state: web::Data<AppState>,
-    listener: TcpListener,
+    socket: socket2::Socket,
     handle_tx: tokio::sync::watch::Sender<Option<ServerHandle>>,
 ) {
-    let refusing = match refuse_until_ready(listener) {
-        Ok(refusing) => refusing,
-        Err(e) => {
-            tracing::error!("federation listener cannot start: {e}");
-            return;
-        }
-    };
     let mut delay = RETRY_MIN;
     let mut last_reason = String::new();
     let acceptor = loop {
@@ -180,8 +174,8 @@ pub async fn supervise(
             }
         }
     };
-    let listener = match refusing.stop().await {
-        Ok(listener) => listener,
+    let listener = match socket.listen(LISTEN_BACKLOG) {
+        Ok(()) => TcpListener::from(socket),
         Err(e) => {
             tracing::error!("federation listener cannot start: {e}");
             return;
@@ -197,37 +191,26 @@ pub async fn supervise(
 
 const RETRY_MIN: std::time::Duration = std::time::Duration::from_millis(500);
 const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+/// The federation listener's accept backlog (actix's own default).
+const LISTEN_BACKLOG: i32 = 2048;
 
-/// The bound socket while the listener cannot serve: every connection is closed at once.
-struct Refusing {
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<std::io::Result<TcpListener>>,
-}
-
-fn refuse_until_ready(listener: TcpListener) -> std::io::Result<Refusing> {
-    listener.set_nonblocking(true)?;
-    let listener = tokio::net::TcpListener::from_std(listener)?;
-    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = &mut stopped => break,
-                accepted = listener.accept() => {
-                    // Dropped unanswered: a peer sees a closed connection, not a hang.
-                    drop(accepted);
-                }
-            }
-        }
-        listener.into_std()
-    });
-    Ok(Refusing { stop, task })
-}
-
-impl Refusing {
-    async fn stop(self) -> std::io::Result<TcpListener> {
-        let _ = self.stop.send(());
-        self.task.await.map_err(std::io::Error::other)?
-    }
+/// Binds the federation address without listening yet: a taken port fails the start at once,
+/// and until the listener can serve the kernel refuses connections (a peer, or a load
+/// balancer in front of several replicas, fails over at once — nothing is accepted and then
+/// dropped). [`supervise`] starts listening when the prerequisites are there.
+pub fn bind(address: &str) -> std::io::Result<socket2::Socket> {
+    let address: std::net::SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(address)?
+        .next()
+        .ok_or_else(|| std::io::Error::other("no address"))?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(address),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    // As std's bind does on Unix: a restart does not wait for TIME_WAIT connections.
+    socket.set_reuse_address(true)?;
+    socket.bind(&address.into())?;
+    Ok(socket)
 }
 
 /// What the listener needs before it can serve: a migrated schema, the identity and CA, and

@@ -222,7 +222,12 @@ async fn execute_next(ctx: &Ctx) -> Result<Option<bool>, ApiError> {
             if plan == ExecutionPlan::Rerun {
                 tracing::warn!(approval_request_id = %id, action = %request.action, "re-running an execution that was interrupted");
             }
-            run(ctx, &request).await
+            // The chaos harness kills a replica before the action, and after it but before
+            // the outcome is recorded.
+            crate::failpoint::point("approval-after-start");
+            let outcome = run(ctx, &request).await;
+            crate::failpoint::point("approval-before-record");
+            outcome
         }
     };
     let succeeded = matches!(outcome, Outcome::Succeeded { .. });

@@ -41,6 +41,11 @@ pub struct ProposeCommand {
     pub capabilities: Vec<String>,
     pub ttl_seconds: u32,
     pub drill: bool,
+    /// The id the peer will have, fixed when the proposal is validated: an approved proposal
+    /// whose execution was interrupted and is re-run (SPEC §7) cannot create a second peer.
+    /// Absent in requests queued before it existed (a fresh id then).
+    #[serde(default)]
+    pub peer_id: Option<Uuid>,
 }
 
 fn parse_field<T>(
@@ -124,6 +129,7 @@ impl ProposeCommand {
             capabilities: string_list("capabilities", req.capabilities)?,
             ttl_seconds: token_ttl(settings, req.ttl_seconds)?,
             drill,
+            peer_id: Some(Uuid::new_v4()),
         })
     }
 }
@@ -152,7 +158,7 @@ pub async fn propose(
     let identity = ca::ensure_identity(&ctx.db, &ctx.settings.master_key)
         .await
         .map_err(|e| e.into_api("instance identity unavailable"))?;
-    let id = Uuid::new_v4();
+    let id = command.peer_id.unwrap_or_else(Uuid::new_v4);
     let minted = if command.drill {
         None
     } else {
@@ -183,6 +189,16 @@ pub async fn propose(
             digest.as_ref().map(|_| command.ttl_seconds),
             Some(actor),
         )
+        .map_err(|e| {
+            // Only a re-run of this very proposal can collide with its own id.
+            if powernode_store::is_unique_violation(&e) {
+                ApiError::Conflict(format!(
+                    "peer {id} already exists: this proposal already ran before its execution was interrupted; its token was not recorded, mint a new one with `powernodectl peer token regenerate {id}`"
+                ))
+            } else {
+                ApiError::from(e)
+            }
+        })
     })
     .await
     .context("propose failed")?;
