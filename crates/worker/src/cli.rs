@@ -135,6 +135,17 @@ fn print_schedules(settings: &Settings) -> ExitCode {
                     s.redis_queue(&settings.redis_prefix)
                 );
             }
+            // Not a schedule: the API queues it when an accept or a handshake commits.
+            let contact = powernode_client::worker::ContactJob::NAME;
+            println!(
+                "{:<24} {:<26} {:<8} {:>9}  {:<16} {}",
+                "(on accept/handshake)",
+                contact,
+                "system",
+                "-",
+                "-",
+                powernode_client::worker::ContactJob::redis_queue(&settings.redis_prefix)
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

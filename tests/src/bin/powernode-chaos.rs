@@ -1724,6 +1724,14 @@ fn report(table: &str, took: Duration, steady_secs: u64) -> String {
            incarnation of every replica) and from `worker_ticks`; degradations from \
            `fleet_events`.\n\n\
          ## Results\n\n{table}\n\
+         ## Known limits of this run\n\n\
+         - Kill points: five for the sweep; one for an accept, one for a handshake, two for an \
+           approved action's execution, one for a worker job (the goal is five per operation, \
+           spread over its duration).\n\
+         - The proxies are plain TCP round robin without health checks. The load scenario's \
+           failures are connections the stopping replica closed or left in its listen backlog \
+           during its SIGTERM drain (TLS `unexpected EOF`); a load balancer that drains a replica \
+           by its `/readyz` before stopping it would not send them there.\n\n\
          Process logs of the run: `.dev/logs/chaos/`.\n",
         took.as_secs_f64()
     )

@@ -247,6 +247,12 @@ fn schedules_prints_each_schedule_with_job_queue_and_interval() {
             "pn-a:system:federation_heartbeat"
         ]
     );
+    // The fast-establishment job is listed too, with the queue the API pushes it to.
+    let contact = text
+        .lines()
+        .find(|l| l.contains("FederationPeerContactJob"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(contact.ends_with("pn-a:system:federation_peer_contact"), "{contact}");
 }
 
 /// Unix seconds now.
