@@ -345,6 +345,17 @@ async fn main() {
     let mut notes = Vec::new();
     let db = TestDb::new();
     let master_key = powernode_tests::master_key_file();
+    if std::env::var("BENCH_PHASE").as_deref() == Ok("fanout") {
+        // One phase alone, for profiling it.
+        let (rows, notes) = fan_out(&plan).await;
+        for r in rows {
+            println!("{}  {}  {}", r.what, r.ours, r.target);
+        }
+        for n in notes {
+            println!("note: {n}");
+        }
+        return;
+    }
     if std::env::var("BENCH_PHASE").as_deref() == Ok("governance") {
         // One phase alone, for profiling it.
         let r = governance_scan(&plan, &master_key).await;
@@ -903,6 +914,21 @@ async fn fan_out(plan: &Plan) -> (Vec<Row>, Vec<String>) {
             "fan-out: {connections} TLS connections served {} heartbeats to {live} live peers (keep-alive between passes)",
             3 * live
         )))
+        .chain(
+            passes[0].1["failed"]
+                .as_array()
+                .map(|f| {
+                    f.iter()
+                        .filter_map(|e| e["error"].as_str())
+                        .map(|e| e.rsplit("): ").next().unwrap_or(e).to_owned())
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .take(3)
+                        .map(|e| format!("fan-out pass 1 failure: {e}"))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default(),
+        )
         .collect();
     (rows, notes)
 }
