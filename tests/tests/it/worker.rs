@@ -252,7 +252,10 @@ fn schedules_prints_each_schedule_with_job_queue_and_interval() {
         .lines()
         .find(|l| l.contains("FederationPeerContactJob"))
         .unwrap_or_else(|| panic!("{text}"));
-    assert!(contact.ends_with("pn-a:system:federation_peer_contact"), "{contact}");
+    assert!(
+        contact.ends_with("pn-a:system:federation_peer_contact"),
+        "{contact}"
+    );
 }
 
 /// Unix seconds now.
