@@ -834,7 +834,11 @@ async fn fan_out(plan: &Plan) -> (Vec<Row>, Vec<String>) {
     let (live, dead) = if plan.quick { (45, 5) } else { (900, 100) };
     let db = TestDb::new();
     let master_key = powernode_tests::master_key_file();
-    let (api, _) = start_api(&db, &master_key).await;
+    // BENCH_CLIENT_CACHE=N: the API's POWERNODE_PEER_CLIENT_CACHE, for experiments.
+    let extra: Vec<(&'static str, String)> = std::env::var("BENCH_CLIENT_CACHE")
+        .map(|n| vec![("POWERNODE_PEER_CLIENT_CACHE", n)])
+        .unwrap_or_default();
+    let (api, _) = start_api_with(&db, &master_key, &extra).await;
     let sim = powernode_tests::peer_sim::PeerSim::start(live, dead).await;
     sim.seed(&mut db.conn(), &master_key);
     let client = reqwest::Client::builder()
