@@ -294,30 +294,29 @@ pub async fn retention(ctx: &Ctx, _worker: &Worker) -> Result<RetentionOutcome, 
         &ctx.db,
         move |conn| -> Result<_, powernode_store::StoreError> {
             let reports = store::delete_older_than(conn, r.report_days)?;
-            let mut keys = 0;
-            loop {
-                let n = powernode_store::idempotency::delete_older_than(
-                    conn,
-                    powernode_store::idempotency::TTL_HOURS,
-                    RETENTION_BATCH,
-                )?;
-                keys += n;
-                if n < RETENTION_BATCH as usize {
-                    break;
+            // Both tables go in batches of at most RETENTION_BATCH rows per statement.
+            let mut drain = |delete: fn(
+                &mut diesel::PgConnection,
+                u32,
+                u32,
+            )
+                -> Result<usize, powernode_store::StoreError>|
+             -> Result<usize, powernode_store::StoreError> {
+                let mut total = 0;
+                loop {
+                    let n = delete(
+                        conn,
+                        powernode_store::idempotency::TTL_HOURS,
+                        RETENTION_BATCH,
+                    )?;
+                    total += n;
+                    if n < RETENTION_BATCH as usize {
+                        return Ok(total);
+                    }
                 }
-            }
-            let mut ticks = 0;
-            loop {
-                let n = powernode_store::worker_ticks::delete_older_than(
-                    conn,
-                    powernode_store::idempotency::TTL_HOURS,
-                    RETENTION_BATCH,
-                )?;
-                ticks += n;
-                if n < RETENTION_BATCH as usize {
-                    break;
-                }
-            }
+            };
+            let keys = drain(powernode_store::idempotency::delete_older_than)?;
+            let ticks = drain(powernode_store::worker_ticks::delete_older_than)?;
             Ok((reports, keys, ticks, powernode_store::database_now(conn)?))
         },
     )
