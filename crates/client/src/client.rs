@@ -88,10 +88,74 @@ enum Auth {
     Worker(SecretString),
 }
 
+/// What sends a built request and hands back the response. reqwest's client for the operator
+/// and worker clients (and the CLI); the API's PeerClient brings its own (one OpenSSL context
+/// per peer, built without reading the system CA bundle — see `powernode-api`'s
+/// `peer_clients`). Errors are one line: what happened, with its causes.
+pub trait Transport: Send + Sync {
+    fn execute(&self, req: reqwest::Request) -> Sending<'_>;
+}
+
+/// A transport's answer in flight.
+pub type Sending<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<reqwest::Response, String>> + Send + 'a>,
+>;
+
+impl Transport for reqwest::Client {
+    fn execute(&self, req: reqwest::Request) -> Sending<'_> {
+        Box::pin(async move {
+            reqwest::Client::execute(self, req)
+                .await
+                .map_err(|e| describe(&e))
+        })
+    }
+}
+
+/// One request being built: a plain `reqwest::Request` (no client attached, so whichever
+/// transport the client was made with sends it). A header or body that cannot be built fails
+/// the call when it is sent.
+struct Call {
+    req: Result<reqwest::Request, String>,
+}
+
+impl Call {
+    fn header(self, name: &str, value: &str) -> Self {
+        self.insert(name, value, false)
+    }
+
+    fn bearer_auth(self, token: &str) -> Self {
+        self.insert("authorization", &format!("Bearer {token}"), true)
+    }
+
+    fn insert(mut self, name: &str, value: &str, sensitive: bool) -> Self {
+        use reqwest::header::{HeaderName, HeaderValue};
+        self.req = self.req.and_then(|mut r| {
+            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|e| format!("{name}: {e}"))?;
+            let mut v = HeaderValue::from_str(value).map_err(|e| format!("{name}: {e}"))?;
+            v.set_sensitive(sensitive);
+            r.headers_mut().insert(n, v);
+            Ok(r)
+        });
+        self
+    }
+
+    fn json<B: Serialize + ?Sized>(mut self, body: &B) -> Self {
+        use reqwest::header::{CONTENT_TYPE, HeaderValue};
+        self.req = self.req.and_then(|mut r| {
+            let bytes = serde_json::to_vec(body).map_err(|e| e.to_string())?;
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            *r.body_mut() = Some(bytes.into());
+            Ok(r)
+        });
+        self
+    }
+}
+
 /// Sends a call and reads the envelope; shared by the three clients.
 #[derive(Clone)]
 struct Http {
-    client: reqwest::Client,
+    transport: std::sync::Arc<dyn Transport>,
     base: String,
     auth: Auth,
     /// `Idempotency-Key` prefix for POSTs (see `OperatorClient::with_idempotency_keys`); each
@@ -100,6 +164,13 @@ struct Http {
     /// `X-Powernode-Tick` of a worker tick's calls (see `WorkerClient::for_tick`).
     tick: Option<String>,
 }
+
+/// A response as it came: status, headers, the body read whole.
+type Exchanged = (
+    reqwest::StatusCode,
+    reqwest::header::HeaderMap,
+    bytes::Bytes,
+);
 
 /// What came back: 2xx data (with its status: 202 means queued), or an error.
 struct Answer {
@@ -110,9 +181,9 @@ struct Answer {
 }
 
 impl Http {
-    fn new(client: reqwest::Client, base: &str, auth: Auth) -> Self {
+    fn new(transport: std::sync::Arc<dyn Transport>, base: &str, auth: Auth) -> Self {
         Http {
-            client,
+            transport,
             base: base.trim_end_matches('/').to_owned(),
             auth,
             idempotency: None,
@@ -120,15 +191,18 @@ impl Http {
         }
     }
 
-    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        let mut req = self
-            .client
-            .request(method.clone(), format!("{}{path}", self.base));
+    fn request(&self, method: Method, path: &str) -> Call {
+        let url = format!("{}{path}", self.base);
+        let mut req = Call {
+            req: reqwest::Url::parse(&url)
+                .map(|u| reqwest::Request::new(method.clone(), u))
+                .map_err(|e| format!("{url}: {e}")),
+        };
         if method == Method::POST
             && let Some((prefix, counter)) = &self.idempotency
         {
             let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            req = req.header("Idempotency-Key", format!("{prefix}-{n}"));
+            req = req.header("Idempotency-Key", &format!("{prefix}-{n}"));
         }
         if let Some(tick) = &self.tick {
             req = req.header("X-Powernode-Tick", tick);
@@ -136,23 +210,34 @@ impl Http {
         match &self.auth {
             Auth::None => req,
             Auth::Bearer(t) => req.bearer_auth(t.expose_secret()),
-            Auth::Worker(t) => req.header("X-Worker-Token", t.expose_secret()),
+            Auth::Worker(t) => req.insert("X-Worker-Token", t.expose_secret(), true),
         }
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Answer, Error> {
-        let no_answer = |e: reqwest::Error| Error::NoAnswer {
+    /// Sends a call; the response as it came (status, headers, body read whole).
+    async fn exchange(&self, call: Call) -> Result<Exchanged, Error> {
+        let no_answer = |cause: String| Error::NoAnswer {
             url: self.base.clone(),
-            cause: describe(&e),
+            cause,
         };
-        let resp = req.send().await.map_err(no_answer)?;
-        let status = resp.status().as_u16();
-        let next_cursor = resp
-            .headers()
+        let resp = self
+            .transport
+            .execute(call.req.map_err(no_answer)?)
+            .await
+            .map_err(no_answer)?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.map_err(|e| no_answer(describe(&e)))?;
+        Ok((status, headers, bytes))
+    }
+
+    async fn send(&self, call: Call) -> Result<Answer, Error> {
+        let (status, headers, bytes) = self.exchange(call).await?;
+        let status = status.as_u16();
+        let next_cursor = headers
             .get("x-next-cursor")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let bytes = resp.bytes().await.map_err(no_answer)?;
         let json: Value = serde_json::from_slice(&bytes).map_err(|_| Error::NotJson { status })?;
         if json.get("success") == Some(&Value::Bool(true)) {
             return Ok(Answer {
@@ -181,7 +266,7 @@ impl Http {
         decode(answer)
     }
 
-    /// A body that cannot be serialised fails the call (reqwest reports it on send).
+    /// A body that cannot be serialised fails the call when it is sent.
     async fn raw<B: Serialize + ?Sized>(
         &self,
         method: Method,
@@ -228,7 +313,7 @@ pub struct OperatorClient {
 impl OperatorClient {
     pub fn new(client: reqwest::Client, base: &str, token: SecretString) -> Self {
         OperatorClient {
-            http: Http::new(client, base, Auth::Bearer(token)),
+            http: Http::new(std::sync::Arc::new(client), base, Auth::Bearer(token)),
         }
     }
 
@@ -514,7 +599,7 @@ pub struct WorkerClient {
 impl WorkerClient {
     pub fn new(client: reqwest::Client, base: &str, token: SecretString) -> Self {
         WorkerClient {
-            http: Http::new(client, base, Auth::Worker(token)),
+            http: Http::new(std::sync::Arc::new(client), base, Auth::Worker(token)),
         }
     }
 
@@ -565,8 +650,8 @@ impl WorkerClient {
     }
 }
 
-/// The federation protocol on another instance's listener. The `reqwest::Client` carries the
-/// TLS configuration: the peer's pinned CA and, after accept, our client certificate.
+/// The federation protocol on another instance's listener. The client (or transport) carries
+/// the TLS configuration: the peer's pinned CA and, after accept, our client certificate.
 #[derive(Clone)]
 pub struct FederationClient {
     http: Http,
@@ -575,24 +660,28 @@ pub struct FederationClient {
 impl FederationClient {
     /// `base`: the instance URL (`https://host:port`).
     pub fn new(client: reqwest::Client, base: &str) -> Self {
+        Self::with_transport(std::sync::Arc::new(client), base)
+    }
+
+    /// A client over another transport (the PeerClient's per-peer mTLS connections).
+    pub fn with_transport(transport: std::sync::Arc<dyn Transport>, base: &str) -> Self {
         FederationClient {
-            http: Http::new(client, base, Auth::None),
+            http: Http::new(transport, base, Auth::None),
         }
     }
 
     /// The peer's CA certificate, DER.
     pub async fn ca(&self) -> Result<Vec<u8>, Error> {
-        let url = format!("{}{FEDERATION_API}/ca", self.http.base);
-        let no_answer = |e: reqwest::Error| Error::NoAnswer {
-            url: self.http.base.clone(),
-            cause: describe(&e),
-        };
-        let resp = self.http.client.get(url).send().await.map_err(no_answer)?;
-        let status = resp.status().as_u16();
-        if !resp.status().is_success() {
-            return Err(Error::NotJson { status });
+        let call = self
+            .http
+            .request(Method::GET, &format!("{FEDERATION_API}/ca"));
+        let (status, _, bytes) = self.http.exchange(call).await?;
+        if !status.is_success() {
+            return Err(Error::NotJson {
+                status: status.as_u16(),
+            });
         }
-        Ok(resp.bytes().await.map_err(no_answer)?.to_vec())
+        Ok(bytes.to_vec())
     }
     pub async fn accept(
         &self,

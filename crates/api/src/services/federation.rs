@@ -390,21 +390,19 @@ fn mtls_client(
     let built_from =
         token::sha256_hex(format!("{cert}\n{ca}\n{}", peer.remote_instance_url).as_bytes());
     let client = ctx.peer_clients.get_or_build(peer.id, &built_from, || {
-        let identity = reqwest::Identity::from_pkcs8_pem(cert.as_bytes(), key.expose_secret())
-            .map_err(|e| e.to_string())?;
-        reqwest::Client::builder()
-            .tls_certs_only([
-                reqwest::Certificate::from_pem(ca.as_bytes()).map_err(|e| e.to_string())?
-            ])
-            .identity(identity)
-            .connect_timeout(ctx.settings.peer_connect_timeout)
-            .timeout(ctx.settings.peer_timeout)
-            .pool_max_idle_per_host(1)
-            .pool_idle_timeout(std::time::Duration::from_secs(PEER_IDLE_SECS))
-            .build()
-            .map_err(|e| e.to_string())
+        crate::peer_clients::PeerTransport::new(&crate::peer_clients::PeerTls {
+            ca_pem: ca,
+            identity: Some((cert, key.expose_secret())),
+            connect_timeout: ctx.settings.peer_connect_timeout,
+            timeout: ctx.settings.peer_timeout,
+            idle: std::time::Duration::from_secs(PEER_IDLE_SECS),
+        })
+        .map(std::sync::Arc::new)
     })?;
-    Ok(FederationClient::new(client, &peer.remote_instance_url))
+    Ok(FederationClient::with_transport(
+        client,
+        &peer.remote_instance_url,
+    ))
 }
 
 /// Our client certificate and key for a peer (and whether it is due for rotation), or an
@@ -421,16 +419,19 @@ async fn client_for(ctx: &Ctx, peer: &Peer) -> Result<(FederationClient, bool), 
             if ctx.settings.plaintext_fallback_allowed() {
                 // "Plaintext": TLS to the pinned CA, without a client certificate.
                 let ca = peer.remote_ca_pem.as_deref().ok_or("no pinned CA")?;
-                let client = reqwest::Client::builder()
-                    .tls_certs_only([
-                        reqwest::Certificate::from_pem(ca.as_bytes()).map_err(|e| e.to_string())?
-                    ])
-                    .connect_timeout(ctx.settings.peer_connect_timeout)
-                    .timeout(ctx.settings.peer_timeout)
-                    .build()
-                    .map_err(|e| e.to_string())?;
+                let transport =
+                    crate::peer_clients::PeerTransport::new(&crate::peer_clients::PeerTls {
+                        ca_pem: ca,
+                        identity: None,
+                        connect_timeout: ctx.settings.peer_connect_timeout,
+                        timeout: ctx.settings.peer_timeout,
+                        idle: std::time::Duration::from_secs(PEER_IDLE_SECS),
+                    })?;
                 return Ok((
-                    FederationClient::new(client, &peer.remote_instance_url),
+                    FederationClient::with_transport(
+                        std::sync::Arc::new(transport),
+                        &peer.remote_instance_url,
+                    ),
                     false,
                 ));
             }

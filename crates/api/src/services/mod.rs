@@ -31,7 +31,8 @@ pub struct Ctx {
     pub settings: Settings,
     pub queue: std::sync::Arc<crate::queue::JobQueue>,
     /// The PeerClient's mTLS clients, kept between ticks (keep-alive connections reused).
-    pub peer_clients: crate::peer_clients::PeerClients,
+    pub peer_clients:
+        crate::peer_clients::PeerClients<std::sync::Arc<crate::peer_clients::PeerTransport>>,
 }
 
 /// The worker acting through the worker API: made only by the worker-token extractor, so a
