@@ -210,6 +210,16 @@ impl PeerSim {
         }
     }
 
+    /// The simulator's CA (what a peer row pins).
+    pub fn ca_pem(&self) -> String {
+        String::from_utf8(self.ca.to_pem().unwrap()).unwrap()
+    }
+
+    /// A CA that issued none of the simulator's certificates.
+    pub fn unrelated_ca_pem() -> String {
+        String::from_utf8(cert("unrelated CA", &ec_key(), None, 1).to_pem().unwrap()).unwrap()
+    }
+
     /// Heartbeats live peer `i` answered.
     pub fn heartbeats(&self, i: usize) -> u64 {
         self.heartbeats[i].load(Ordering::Relaxed)

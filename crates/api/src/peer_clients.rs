@@ -1,11 +1,13 @@
 //! The PeerClient's mTLS transport, and the cache that keeps it between ticks.
 //!
-//! Each peer gets an OpenSSL client context holding only that peer's pinned CA and our client
-//! certificate for it, and a hyper-util client over tokio-openssl. Not reqwest's native-tls
-//! client: building one reads the system CA bundle twice (OpenSSL's default paths, then
-//! native-tls's probe; ~40 ms on the reference machine, every client), which made a pass over
-//! 1,000 peers CPU-bound for 30 s. This context builds in about a millisecond, trusts nothing
-//! but the pinned CA, and checks the peer's host name as native-tls did.
+//! Each peer gets a hyper-util client over tokio-openssl whose connections start from one
+//! shared OpenSSL client context (TLS 1.2+, peer verification, no trust anchors of its own) and
+//! are given, per connection, the peer's pinned CA as the only trust anchor and our client
+//! certificate for it; the peer's host name is checked as native-tls does. Not reqwest's
+//! native-tls client: building one reads the system CA bundle twice (OpenSSL's default paths,
+//! then native-tls's probe; ~40 ms on the reference machine, every client), which made a pass
+//! over 1,000 peers CPU-bound for 30 s. And one shared context rather than one per peer: an
+//! OpenSSL 3 context costs tens of kilobytes, which 1,000 kept peers would multiply.
 //!
 //! Transports are kept per peer (`POWERNODE_PEER_CLIENT_CACHE`, least recently used out) so a
 //! peer's keep-alive connection is reused by the next tick (no TCP + TLS handshake per
@@ -23,7 +25,7 @@ use std::time::{Duration, Instant};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use openssl::pkey::PKey;
+use openssl::pkey::{PKey, Private};
 use openssl::ssl::{
     Ssl, SslContext, SslContextBuilder, SslMethod, SslMode, SslVerifyMode, SslVersion,
 };
@@ -60,14 +62,16 @@ pub struct PeerTransport {
 
 impl PeerTransport {
     pub fn new(tls: &PeerTls<'_>) -> Result<Self, String> {
-        let context = context(tls).map_err(|e| format!("TLS context: {e}"))?;
+        let base = BASE.as_ref().map_err(Clone::clone)?.clone();
+        let peer = PeerIdentity::read(tls).map_err(|e| format!("TLS identity: {e}"))?;
         let mut tcp = HttpConnector::new();
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
         tcp.set_connect_timeout(Some(tls.connect_timeout));
         let connector = TlsConnector {
             tcp,
-            context,
+            base,
+            peer: std::sync::Arc::new(peer),
             connect_timeout: tls.connect_timeout,
         };
         let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
@@ -130,34 +134,79 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// The peer's client context: TLS 1.2+, the pinned CA as the only trust anchor, our
-/// certificate and key, idle connections' buffers released.
-fn context(tls: &PeerTls<'_>) -> Result<SslContext, BoxError> {
-    let mut b = SslContextBuilder::new(SslMethod::tls_client())?;
-    b.set_min_proto_version(Some(SslVersion::TLS1_2))?;
-    b.set_verify(SslVerifyMode::PEER);
-    b.set_mode(SslMode::RELEASE_BUFFERS);
-    let mut store = X509StoreBuilder::new()?;
-    let cas = X509::stack_from_pem(tls.ca_pem.as_bytes())?;
-    if cas.is_empty() {
-        return Err("no pinned CA certificate".into());
-    }
-    for ca in cas {
-        store.add_cert(ca)?;
-    }
-    b.set_cert_store(store.build());
-    if let Some((cert, key)) = tls.identity {
-        let mut chain = X509::stack_from_pem(cert.as_bytes())?.into_iter();
-        let leaf = chain.next().ok_or("no client certificate")?;
-        b.set_certificate(&leaf)?;
-        for extra in chain {
-            b.add_extra_chain_cert(extra)?;
+/// The client context every peer connection starts from, built once: TLS 1.2+, the server's
+/// certificate must verify (against the trust anchor each connection is given), no default
+/// verify paths, TLS buffers released while a connection is idle.
+static BASE: std::sync::LazyLock<Result<SslContext, String>> = std::sync::LazyLock::new(|| {
+    let build = || -> Result<SslContext, openssl::error::ErrorStack> {
+        let mut b = SslContextBuilder::new(SslMethod::tls_client())?;
+        b.set_min_proto_version(Some(SslVersion::TLS1_2))?;
+        b.set_verify(SslVerifyMode::PEER);
+        b.set_mode(SslMode::RELEASE_BUFFERS);
+        Ok(b.build())
+    };
+    build().map_err(|e| format!("TLS client context: {e}"))
+});
+
+/// What one peer's connections are given: its pinned CA(s), our certificate (and chain) and
+/// key for it.
+struct PeerIdentity {
+    cas: Vec<X509>,
+    ours: Option<(X509, Vec<X509>, PKey<Private>)>,
+}
+
+impl PeerIdentity {
+    fn read(tls: &PeerTls<'_>) -> Result<Self, BoxError> {
+        let cas = X509::stack_from_pem(tls.ca_pem.as_bytes())?;
+        if cas.is_empty() {
+            return Err("no pinned CA certificate".into());
         }
-        let key = PKey::private_key_from_pem(key)?;
-        b.set_private_key(&key)?;
-        b.check_private_key()?;
+        let ours = match tls.identity {
+            None => None,
+            Some((cert, key)) => {
+                let mut chain = X509::stack_from_pem(cert.as_bytes())?.into_iter();
+                let leaf = chain.next().ok_or("no client certificate")?;
+                let key = PKey::private_key_from_pem(key)?;
+                if !leaf.public_key()?.public_eq(&key) {
+                    return Err("the client key does not match the certificate".into());
+                }
+                Some((leaf, chain.collect(), key))
+            }
+        };
+        Ok(PeerIdentity { cas, ours })
     }
-    Ok(b.build())
+
+    /// A new TLS session for `host`: the pinned CA as the only trust anchor, our identity,
+    /// SNI and host-name verification (an IP address is matched against the IP SANs).
+    fn session(&self, base: &SslContext, host: &str) -> Result<Ssl, BoxError> {
+        let mut ssl = Ssl::new(base)?;
+        let mut store = X509StoreBuilder::new()?;
+        for ca in &self.cas {
+            store.add_cert(ca.clone())?;
+        }
+        ssl.set_verify_cert_store(store.build())?;
+        if let Some((cert, chain, key)) = &self.ours {
+            ssl.set_certificate(cert)?;
+            for c in chain {
+                ssl.add_chain_cert(c.clone())?;
+            }
+            ssl.set_private_key(key)?;
+        }
+        match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => {
+                let param = ssl.param_mut();
+                param.set_hostflags(X509CheckFlags::NO_PARTIAL_WILDCARDS);
+                param.set_ip(ip)?;
+            }
+            Err(_) => {
+                ssl.set_hostname(host)?;
+                let param = ssl.param_mut();
+                param.set_hostflags(X509CheckFlags::NO_PARTIAL_WILDCARDS);
+                param.set_host(host)?;
+            }
+        }
+        Ok(ssl)
+    }
 }
 
 /// TCP (hyper-util's connector: resolution, connect timeout, no Nagle), then the TLS handshake
@@ -165,7 +214,8 @@ fn context(tls: &PeerTls<'_>) -> Result<SslContext, BoxError> {
 #[derive(Clone)]
 struct TlsConnector {
     tcp: HttpConnector,
-    context: SslContext,
+    base: SslContext,
+    peer: std::sync::Arc<PeerIdentity>,
     connect_timeout: Duration,
 }
 
@@ -180,7 +230,7 @@ impl tower_service::Service<http::Uri> for TlsConnector {
 
     fn call(&mut self, uri: http::Uri) -> Self::Future {
         let mut tcp = self.tcp.clone();
-        let context = self.context.clone();
+        let (base, peer) = (self.base.clone(), self.peer.clone());
         let bound = self.connect_timeout;
         Box::pin(async move {
             if uri.scheme() != Some(&http::uri::Scheme::HTTPS) {
@@ -194,20 +244,7 @@ impl tower_service::Service<http::Uri> for TlsConnector {
                 .to_owned();
             let connecting = async move {
                 let stream = tcp.call(uri).await?.into_inner();
-                let mut ssl = Ssl::new(&context)?;
-                match host.parse::<std::net::IpAddr>() {
-                    Ok(ip) => {
-                        let param = ssl.param_mut();
-                        param.set_hostflags(X509CheckFlags::NO_PARTIAL_WILDCARDS);
-                        param.set_ip(ip)?;
-                    }
-                    Err(_) => {
-                        ssl.set_hostname(&host)?;
-                        let param = ssl.param_mut();
-                        param.set_hostflags(X509CheckFlags::NO_PARTIAL_WILDCARDS);
-                        param.set_host(&host)?;
-                    }
-                }
+                let ssl = peer.session(&base, &host)?;
                 let mut stream = SslStream::new(ssl, stream)?;
                 Pin::new(&mut stream).connect().await?;
                 Ok::<_, BoxError>(stream)
@@ -258,9 +295,16 @@ impl AsyncWrite for PeerStream {
     }
 }
 
-/// Transports (or anything cheap to clone) kept per peer, least recently used out.
+/// Transports (or anything cheap to clone) kept per peer.
+///
+/// When full, a new one replaces an entry unused for longer than `idle` (its connection is
+/// closed by then anyway); if there is none, the new one is used for this call only and the
+/// kept set stays as it is. Not least-recently-used: a tick visits every peer in turn, and with
+/// more peers than room LRU would evict each peer just before its turn comes again, so no
+/// connection would ever be reused.
 pub struct PeerClients<T> {
     capacity: usize,
+    idle: Duration,
     clients: Mutex<HashMap<Uuid, Entry<T>>>,
 }
 
@@ -271,14 +315,16 @@ struct Entry<T> {
 }
 
 impl<T: Clone> PeerClients<T> {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, idle: Duration) -> Self {
         PeerClients {
             capacity,
+            idle,
             clients: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The cached client of `peer` built from `key`, or a new one from `build` (cached).
+    /// The kept client of `peer` built from `key`, or a new one from `build` (kept if there
+    /// is room).
     pub fn get_or_build<E>(
         &self,
         peer: Uuid,
@@ -300,14 +346,18 @@ impl<T: Clone> PeerClients<T> {
             return Ok(entry.client.clone());
         }
         let client = build()?;
-        if clients.len() >= self.capacity
-            && !clients.contains_key(&peer)
-            && let Some(oldest) = clients
+        if clients.len() >= self.capacity && !clients.contains_key(&peer) {
+            let expired = clients
                 .iter()
+                .filter(|(_, e)| e.used.elapsed() > self.idle)
                 .min_by_key(|(_, e)| e.used)
-                .map(|(id, _)| *id)
-        {
-            clients.remove(&oldest);
+                .map(|(id, _)| *id);
+            match expired {
+                Some(id) => {
+                    clients.remove(&id);
+                }
+                None => return Ok(client),
+            }
         }
         clients.insert(
             peer,
@@ -338,8 +388,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn clients_are_reused_rebuilt_on_a_new_key_and_the_least_recent_is_evicted() {
-        let cache = PeerClients::new(2);
+    fn clients_are_reused_rebuilt_on_a_new_key_and_a_full_cache_keeps_its_set() {
+        let cache = PeerClients::new(2, Duration::from_secs(3600));
         let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         let builds = std::cell::Cell::new(0);
         let get = |peer, key: &str| {
@@ -348,16 +398,29 @@ mod tests {
                     builds.set(builds.get() + 1);
                     Ok::<_, ()>(builds.get())
                 })
-                .unwrap();
+                .unwrap()
         };
-        get(a, "1");
-        get(a, "1");
-        get(b, "1");
-        get(a, "2"); // renewed certificate: rebuilt
-        get(c, "1"); // full: b (least recently used) goes
-        get(a, "2");
-        get(b, "1"); // rebuilt
-        assert_eq!(builds.get(), 5);
+        assert_eq!(get(a, "1"), 1);
+        assert_eq!(get(a, "1"), 1); // kept
+        assert_eq!(get(b, "1"), 2);
+        assert_eq!(get(a, "2"), 3); // renewed certificate: rebuilt, replaces a's entry
+        assert_eq!(get(c, "1"), 4); // full, nothing idle: used once, not kept
+        assert_eq!(get(c, "1"), 5);
+        assert_eq!((get(a, "2"), get(b, "1")), (3, 2)); // the kept set survived
         assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn a_full_cache_replaces_an_entry_idle_past_the_connection_lifetime() {
+        let cache = PeerClients::new(2, Duration::ZERO);
+        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        for (peer, n) in [(a, 1), (b, 2), (c, 3)] {
+            cache.get_or_build(peer, "k", || Ok::<_, ()>(n)).unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        // a, the longest idle, made room for c.
+        assert_eq!(cache.get_or_build(c, "k", || Ok::<_, ()>(0)), Ok(3));
+        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.get_or_build(a, "k", || Ok::<_, ()>(9)), Ok(9));
     }
 }

@@ -105,7 +105,10 @@ impl Application {
         let lookups = crate::federation::batch::lookups(&db, capacity)?;
         let state = web::Data::new(AppState {
             ctx: Ctx {
-                peer_clients: crate::peer_clients::PeerClients::new(settings.peer_client_cache),
+                peer_clients: crate::peer_clients::PeerClients::new(
+                    settings.peer_client_cache,
+                    std::time::Duration::from_secs(crate::services::federation::PEER_IDLE_SECS),
+                ),
                 queue: crate::queue::JobQueue::new(
                     settings.redis_url.clone(),
                     settings.redis_prefix.clone(),

@@ -834,10 +834,14 @@ async fn fan_out(plan: &Plan) -> (Vec<Row>, Vec<String>) {
     let (live, dead) = if plan.quick { (45, 5) } else { (900, 100) };
     let db = TestDb::new();
     let master_key = powernode_tests::master_key_file();
-    // BENCH_CLIENT_CACHE=N: the API's POWERNODE_PEER_CLIENT_CACHE, for experiments.
-    let extra: Vec<(&'static str, String)> = std::env::var("BENCH_CLIENT_CACHE")
-        .map(|n| vec![("POWERNODE_PEER_CLIENT_CACHE", n)])
-        .unwrap_or_default();
+    // For experiments, the API's fan-out settings pass through from the bench's environment.
+    let extra: Vec<(&'static str, String)> = [
+        "POWERNODE_PEER_CLIENT_CACHE",
+        "POWERNODE_PEER_CONCURRENCY_MAX",
+    ]
+    .into_iter()
+    .filter_map(|k| std::env::var(k).ok().map(|v| (k, v)))
+    .collect();
     let (api, _) = start_api_with(&db, &master_key, &extra).await;
     let sim = powernode_tests::peer_sim::PeerSim::start(live, dead).await;
     sim.seed(&mut db.conn(), &master_key);

@@ -1028,40 +1028,116 @@ impl World {
         let (_, a) = self.call(self.a_url(PEERS), &self.a_admin, None).await;
         let a_status = a["data"]
             .as_array()
-            .and_then(|l| l.iter().find(|p| p["remote_instance_url"] == c_public))
+            .and_then(|l| {
+                l.iter()
+                    .find(|p| p["remote_instance_url"] == c_public && p["status"] != "revoked")
+            })
             .and_then(|p| p["status"].as_str())
             .unwrap_or("none")
             .to_owned();
         let c_admin = self.c.as_ref().unwrap().1.clone();
         let (_, c) = self.call(self.c_url(PEERS), &c_admin, None).await;
-        let c_status = c["data"][0]["status"].as_str().unwrap_or("none").to_owned();
+        let c_status = c["data"]
+            .as_array()
+            .and_then(|l| l.iter().find(|p| p["status"] != "revoked"))
+            .and_then(|p| p["status"].as_str())
+            .unwrap_or("none")
+            .to_owned();
         (a_status, c_status)
     }
 }
 
-/// kill -9 of the replica serving C's accept, then of the one serving C's handshake.
-async fn kill_mid_accept_and_handshake(w: &mut World) -> Vec<Outcome> {
-    let c_public = w.start_c().await;
-    let c_admin = w.c.as_ref().unwrap().1.clone();
-    let (status, proposed) = w
-        .call(
-            w.a_url(PEERS),
-            &w.a_admin,
-            Some(json!({"remote_instance_url": c_public, "spawn_role": "parent", "spawn_mode": "autonomous_peer"})),
+/// Which process a kill lands in: A's first replica (the federation proxy pinned to it) or C.
+#[derive(Clone, Copy, PartialEq)]
+enum Side {
+    A1,
+    C,
+}
+
+/// An accept, from C's operator call to both rows stored: five moments, on both sides.
+const ACCEPT_POINTS: [(&str, Side, bool); 5] = [
+    // (point, process killed, A's accept committed before the kill)
+    ("accept-remote-before-call", Side::C, false),
+    ("accept-received", Side::A1, false),
+    ("accept-before-commit", Side::A1, false),
+    ("accept-after-commit", Side::A1, true),
+    ("accept-remote-before-commit", Side::C, true),
+];
+
+/// A handshake, from C's contact job taking its lease to C's first heartbeat: five moments.
+const HANDSHAKE_POINTS: [(&str, Side); 5] = [
+    ("handshake-after-lease", Side::C),
+    ("handshake-before-commit", Side::A1),
+    ("handshake-after-commit", Side::A1),
+    ("handshake-before-record", Side::C),
+    ("contact-before-heartbeat", Side::C),
+];
+
+impl World {
+    fn side(&self, side: Side) -> &Api {
+        match side {
+            Side::A1 => &self.a[0],
+            Side::C => &self.c.as_ref().unwrap().2,
+        }
+    }
+
+    fn side_mut(&mut self, side: Side) -> &mut Api {
+        match side {
+            Side::A1 => &mut self.a[0],
+            Side::C => &mut self.c.as_mut().unwrap().2,
+        }
+    }
+
+    /// Restarts the process with `point` armed (pause); for A1, C's calls are pinned to it.
+    async fn arm(&mut self, side: Side, point: &str) {
+        let api = self.side_mut(side);
+        api.kill9().await;
+        api.start(Some(&format!("{point}=pause")));
+        api.ready().await;
+        if side == Side::A1 {
+            self._a_fed.pin(Some(0));
+        }
+    }
+
+    /// Kills the armed process once it is paused at `point` (past `before` earlier pauses),
+    /// then starts it again unarmed.
+    async fn kill_at(&mut self, side: Side, point: &str, before: usize) {
+        self.side(side).wait_reached(point, before).await;
+        let api = self.side_mut(side);
+        api.kill9().await;
+        self._a_fed.pin(None);
+        let api = self.side_mut(side);
+        api.start(None);
+        api.ready().await;
+    }
+
+    /// A proposes C: A's peer id and the token.
+    async fn propose_c(&self, c_public: &str) -> (String, String) {
+        let (status, proposed) = self
+            .call(
+                self.a_url(PEERS),
+                &self.a_admin,
+                Some(json!({"remote_instance_url": c_public, "spawn_role": "parent", "spawn_mode": "autonomous_peer"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{proposed}");
+        (
+            proposed["data"]["peer"]["id"].as_str().unwrap().to_owned(),
+            proposed["data"]["acceptance_token"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
         )
-        .await;
-    assert_eq!(status, 201, "{proposed}");
-    let a_peer = proposed["data"]["peer"]["id"].as_str().unwrap().to_owned();
-    let token = proposed["data"]["acceptance_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let accept = |w: &World| {
+    }
+
+    /// C's operator accepts `token` (in the background: the harness kills a process meanwhile);
+    /// the answer's status, 0 when C died with the call.
+    fn accept_on_c(&self, token: &str) -> tokio::task::JoinHandle<u16> {
         let (client, url, token, admin) = (
-            w.client.clone(),
-            w.c_url(&format!("{PEERS}/accept")),
-            token.clone(),
-            c_admin.clone(),
+            self.client.clone(),
+            self.c_url(&format!("{PEERS}/accept")),
+            token.to_owned(),
+            self.c.as_ref().unwrap().1.clone(),
         );
         tokio::spawn(async move {
             client
@@ -1073,107 +1149,192 @@ async fn kill_mid_accept_and_handshake(w: &mut World) -> Vec<Outcome> {
                 .map(|r| r.status().as_u16())
                 .unwrap_or(0)
         })
-    };
+    }
 
-    // 1. Mid-accept: A1 dies inside A's accept transaction.
-    w.a[0].kill9().await;
-    w.a[0].start(Some("accept-before-commit=pause"));
-    w.a[0].ready().await;
-    w._a_fed.pin(Some(0));
-    let call = accept(w);
-    w.a[0]
-        .proc
-        .as_ref()
-        .unwrap()
-        .wait_for(DEADLINE, |l| {
-            l.contains("failpoint accept-before-commit reached")
-        })
-        .await;
-    w.a[0].kill9().await;
-    w._a_fed.pin(None);
+    /// Revokes every live row between A and C on both sides, so C can accept a new token.
+    async fn unfederate_c(&self, c_public: &str) {
+        let c_admin = self.c.as_ref().unwrap().1.clone();
+        for (url, token, filter) in [
+            (self.a_url(PEERS), self.a_admin.clone(), Some(c_public)),
+            (self.c_url(PEERS), c_admin, None),
+        ] {
+            let (_, list) = self.call(url.clone(), &token, None).await;
+            for p in list["data"].as_array().cloned().unwrap_or_default() {
+                if p["status"] == "revoked" || filter.is_some_and(|f| p["remote_instance_url"] != f)
+                {
+                    continue;
+                }
+                let id = p["id"].as_str().unwrap();
+                let (status, v) = self
+                    .call(
+                        format!("{url}/{id}/revoke"),
+                        &token,
+                        Some(json!({"reason": "chaos: next kill offset"})),
+                    )
+                    .await;
+                assert_eq!(status, 200, "{v}");
+            }
+        }
+    }
+
+    /// Rows between A and C that are not revoked: (A's for C, C's for A).
+    fn live_c_rows(&self, c_public: &str) -> (i64, i64) {
+        (
+            self.count(
+                &self.a_db,
+                &format!("SELECT count(*) AS n FROM peers WHERE remote_instance_url = '{c_public}' AND status <> 'revoked'"),
+            ),
+            self.count(
+                &self.c.as_ref().unwrap().0,
+                "SELECT count(*) AS n FROM peers WHERE status <> 'revoked'",
+            ),
+        )
+    }
+
+    /// Waits (bounded) until A's and C's live rows for each other are both active.
+    async fn c_active(&mut self, c_public: &str) -> Option<Duration> {
+        let t = Instant::now();
+        while t.elapsed() < DEADLINE {
+            if self.a_c_statuses(c_public).await == ("active".to_owned(), "active".to_owned()) {
+                return Some(t.elapsed());
+            }
+            self.run_for(Duration::from_millis(250)).await;
+        }
+        None
+    }
+}
+
+/// kill -9 mid-accept at one of `ACCEPT_POINTS`: nothing half-written on either side, no
+/// duplicate; the accept run again succeeds, or (A committed) fails honestly and revoke +
+/// re-propose works (SPEC §7); both end active.
+async fn kill_mid_accept(
+    w: &mut World,
+    c_public: &str,
+    point: &'static str,
+    side: Side,
+    committed: bool,
+) -> Outcome {
+    w.unfederate_c(c_public).await;
+    let (a_peer, token) = w.propose_c(c_public).await;
+    w.arm(side, point).await;
+    let before = w.side(side).reached(point);
+    let call = w.accept_on_c(&token);
+    w.kill_at(side, point, before).await;
     let first = call.await.unwrap();
-    let (a_after_kill, c_after_kill) = w.a_c_statuses(&c_public).await;
-    let c_rows = w.count(&w.c.as_ref().unwrap().0, "SELECT count(*) AS n FROM peers");
-    let a_certs_after_kill = w.count(
+    let a_status = w.count(
+        &w.a_db,
+        &format!("SELECT count(*) AS n FROM peers WHERE id = '{a_peer}' AND status = 'accepted'"),
+    );
+    let a_certs = w.count(
         &w.a_db,
         &format!("SELECT count(*) AS n FROM peer_certificates WHERE peer_id = '{a_peer}'"),
     );
-
-    // 2. Mid-handshake: the accept is run again (on A1, restarted with the handshake's point
-    //    armed); C's contact job handshakes through A1, which dies inside the handshake.
-    w.a[0].start(Some("handshake-before-commit=pause"));
-    w.a[0].ready().await;
-    w._a_fed.pin(Some(0));
-    let second = accept(w).await.unwrap();
-    w.a[0]
-        .proc
-        .as_ref()
-        .unwrap()
-        .wait_for(DEADLINE, |l| {
-            l.contains("failpoint handshake-before-commit reached")
-        })
-        .await;
-    w.a[0].kill9().await;
-    w._a_fed.pin(None);
-    let t = Instant::now();
-    let mut active = false;
-    while t.elapsed() < DEADLINE {
-        w.run_for(Duration::from_millis(500)).await;
-        if w.a_c_statuses(&c_public).await == ("active".to_owned(), "active".to_owned()) {
-            active = true;
-            break;
-        }
+    let (_, c_rows) = w.live_c_rows(c_public);
+    let again = w.accept_on_c(&token).await.unwrap();
+    let mut recovery = format!("the accept run again answered {again}");
+    let mut recovered = again == 201;
+    if committed && again != 201 {
+        // The token was spent by A's commit: revoke A's half and start over (SPEC §7).
+        w.unfederate_c(c_public).await;
+        let (_, token) = w.propose_c(c_public).await;
+        let fresh = w.accept_on_c(&token).await.unwrap();
+        recovery.push_str(&format!("; revoke + re-propose + accept answered {fresh}"));
+        recovered = fresh == 201 && (400..500).contains(&again);
     }
-    let took = t.elapsed();
-    w.a[0].start(None);
-    w.a[0].ready().await;
-    let a_outbound = w.count(
-        &w.a_db,
-        &format!("SELECT count(*) AS n FROM peer_certificates WHERE peer_id = '{a_peer}' AND direction = 'outbound'"),
-    );
-    let a_inbound = w.count(
-        &w.a_db,
-        &format!("SELECT count(*) AS n FROM peer_certificates WHERE peer_id = '{a_peer}' AND direction = 'inbound'"),
-    );
-    let accepted_events = w.count(
-        &w.a_db,
-        &format!("SELECT count(*) AS n FROM fleet_events WHERE peer_id = '{a_peer}' AND kind = 'federation.peer.accepted'"),
-    );
-    let enrolled_events = w.count(
-        &w.a_db,
-        &format!("SELECT count(*) AS n FROM fleet_events WHERE peer_id = '{a_peer}' AND kind = 'federation.peer.enrolled'"),
-    );
-    vec![
-        Outcome {
-            scenario: "kill -9 of a replica mid-accept",
-            injected: "A1 paused inside A's accept transaction for C's token, then SIGKILL"
-                .to_owned(),
-            expected: "C's accept fails and stores nothing; A's row stays proposed; the accept run again succeeds",
-            seen: format!(
-                "C's accept answered {first}; A's row {a_after_kill}, C's rows {c_rows} ({c_after_kill}); certificates on A for C {a_certs_after_kill}; the accept run again answered {second}"
-            ),
-            pass: first == 502
-                && a_after_kill == "proposed"
-                && c_rows == 0
-                && a_certs_after_kill == 0
-                && second == 201,
+    let active = w.c_active(c_public).await;
+    let (a_live, c_live) = w.live_c_rows(c_public);
+    let pass = (if side == Side::C {
+        first == 0
+    } else {
+        first == 502
+    }) && c_rows == 0
+        && if committed {
+            a_status == 1 && a_certs == 1
+        } else {
+            a_status == 0 && a_certs == 0
+        }
+        && recovered
+        && (committed || again == 201)
+        && active.is_some()
+        && (a_live, c_live) == (1, 1);
+    Outcome {
+        scenario: "kill -9 mid-accept",
+        injected: format!(
+            "{} paused at `{point}` of C's accept, then SIGKILL",
+            if side == Side::C { "C" } else { "A1" }
+        ),
+        expected: if committed {
+            "A keeps its whole accept, C nothing; the re-run fails honestly (4xx), revoke + re-propose succeeds; one live row each side, active"
+        } else {
+            "nothing stored on either side; the re-run succeeds; one live row each side, active"
         },
-        Outcome {
-            scenario: "kill -9 of a replica mid-handshake",
-            injected: "A1 paused inside the handshake transaction of C's contact job, then SIGKILL"
-                .to_owned(),
-            expected: "C's job retries on A2; both active; one certificate each way, one accepted and one enrolled event",
-            seen: format!(
-                "both active: {active} ({:.1} s after the kill); A's certificates for C: inbound {a_inbound}, outbound {a_outbound}; events accepted {accepted_events}, enrolled {enrolled_events}",
-                took.as_secs_f64()
-            ),
-            pass: active
-                && a_inbound == 1
-                && a_outbound == 1
-                && accepted_events == 1
-                && enrolled_events == 1,
-        },
-    ]
+        seen: format!(
+            "C's accept answered {first}; then A accepted: {}, A's certificates for C {a_certs}, C's rows {c_rows}; {recovery}; live rows A {a_live} / C {c_live}, both active {}",
+            a_status == 1,
+            active.map_or("never".to_owned(), |d| format!(
+                "{:.1} s after",
+                d.as_secs_f64()
+            ))
+        ),
+        pass,
+    }
+}
+
+/// kill -9 mid-handshake at one of `HANDSHAKE_POINTS` (C's contact job after its accept): the
+/// job's retry or C's next tick completes it; one certificate each way, one event each.
+async fn kill_mid_handshake(
+    w: &mut World,
+    c_public: &str,
+    point: &'static str,
+    side: Side,
+) -> Outcome {
+    w.unfederate_c(c_public).await;
+    let (a_peer, token) = w.propose_c(c_public).await;
+    w.arm(side, point).await;
+    let before = w.side(side).reached(point);
+    let accepted = w.accept_on_c(&token).await.unwrap();
+    w.kill_at(side, point, before).await;
+    let active = w.c_active(c_public).await;
+    let a_count = |sql: &str| w.count(&w.a_db, &sql.replace("{id}", &a_peer));
+    let a_inbound = a_count(
+        "SELECT count(*) AS n FROM peer_certificates WHERE peer_id = '{id}' AND direction = 'inbound'",
+    );
+    let a_outbound = a_count(
+        "SELECT count(*) AS n FROM peer_certificates WHERE peer_id = '{id}' AND direction = 'outbound'",
+    );
+    let accepted_events = a_count(
+        "SELECT count(*) AS n FROM fleet_events WHERE peer_id = '{id}' AND kind = 'federation.peer.accepted'",
+    );
+    let enrolled_events = a_count(
+        "SELECT count(*) AS n FROM fleet_events WHERE peer_id = '{id}' AND kind = 'federation.peer.enrolled'",
+    );
+    let c_db = &w.c.as_ref().unwrap().0;
+    let c_certs = w.count(
+        c_db,
+        "SELECT count(*) AS n FROM peer_certificates c JOIN peers p ON p.id = c.peer_id WHERE p.status <> 'revoked'",
+    );
+    let (a_live, c_live) = w.live_c_rows(c_public);
+    let pass = accepted == 201
+        && active.is_some()
+        && (a_inbound, a_outbound, c_certs) == (1, 1, 2)
+        && (accepted_events, enrolled_events) == (1, 1)
+        && (a_live, c_live) == (1, 1);
+    Outcome {
+        scenario: "kill -9 mid-handshake",
+        injected: format!(
+            "{} paused at `{point}` of C's contact job (handshake, then C's first heartbeat), then SIGKILL",
+            if side == Side::C { "C" } else { "A1" }
+        ),
+        expected: "the job's retry (on A2) or C's next tick completes it: both active; one certificate each way on both sides, one accepted and one enrolled event",
+        seen: format!(
+            "both active {}; A's certificates for C inbound {a_inbound} / outbound {a_outbound}, C's {c_certs}; events accepted {accepted_events}, enrolled {enrolled_events}; live rows A {a_live} / C {c_live}",
+            active.map_or("never".to_owned(), |d| format!(
+                "{:.1} s after the kill",
+                d.as_secs_f64()
+            ))
+        ),
+        pass,
+    }
 }
 
 /// B vanishes without a goodbye: its worker stopped, its federation port first accepting and
@@ -1403,13 +1564,14 @@ async fn kill_mid_approval(w: &mut World, point: &'static str) -> Outcome {
         && peers == 1
         && proposed_events == 1
         && match point {
-            "approval-after-start" => status == "succeeded",
-            _ => status == "failed" && error.contains("already exists"),
+            // Killed after the peer was stored, before its outcome: the re-run says so.
+            "approval-before-record" => status == "failed" && error.contains("already exists"),
+            _ => status == "succeeded",
         };
     Outcome {
         scenario: "kill -9 of a replica mid-approval-execution",
         injected: format!("A1 paused at `{point}` executing an approved propose, then SIGKILL"),
-        expected: "one proposed peer, one event; the re-run on A2 recorded (succeeded, or failed saying the peer exists)",
+        expected: "one proposed peer, one event; the execution recorded once: succeeded (by A2's re-run, or before the kill), or failed saying the peer exists",
         seen: format!(
             "peers for the URL {peers}; proposed events {proposed_events}; execution {status}{}",
             if error.is_empty() {
@@ -1421,6 +1583,15 @@ async fn kill_mid_approval(w: &mut World, point: &'static str) -> Outcome {
         pass,
     }
 }
+
+/// An approved action's execution, from its claim to its outcome recorded: five moments.
+const APPROVAL_POINTS: [&str; 5] = [
+    "approval-after-claim",
+    "approval-after-start",
+    "propose-before-insert",
+    "approval-before-record",
+    "approval-after-record",
+];
 
 /// 200 heartbeats/s from 100 peers across both replicas for `secs`, A1 restarted (SIGTERM,
 /// drained) in the middle.
@@ -1637,41 +1808,76 @@ async fn restarted_postgres(w: &mut World) -> Outcome {
 }
 
 /// kill -9 of a worker as it starts a job: the other worker or the next tick applies it once.
-async fn kill_worker_mid_job(w: &mut World) -> Outcome {
+/// Where a worker dies mid-job: as it logs the job's start, or while its call to the API is
+/// held (sleeping 3 s) at one of the tick's fail points — before the API claims the tick,
+/// after, before it records the answer, after.
+const WORKER_POINTS: [Option<&str>; 5] = [
+    None,
+    Some("tick-before-claim"),
+    Some("tick-after-claim"),
+    Some("tick-before-record"),
+    Some("tick-after-record"),
+];
+
+/// kill -9 of worker wa1 mid-job; at a fail point, wa2 is held (stopped) so the call held at
+/// A1 (the operator proxy pinned to it) is wa1's.
+async fn kill_worker_mid_job(w: &mut World, point: Option<&'static str>) -> Outcome {
     let restarts_before = w.workers[0].restarts;
     let seen_before = w.workers[0].lines().len();
-    let t = Instant::now();
-    loop {
-        w.run_for(Duration::from_millis(50)).await;
-        let started = w.workers[0].lines().iter().skip(seen_before).any(|l| {
-            l.contains("[FederationHeartbeatJob] Starting heartbeat sweep")
-                || l.contains("[FederationPeerHeartbeatJob] Starting peer heartbeats")
-        });
-        if started || t.elapsed() > DEADLINE {
-            break;
+    let armed = point.map(|p| format!("{p}.federation_heartbeat"));
+    if let Some(armed) = &armed {
+        w.workers[1].held = true;
+        w.workers[1].kill9().await;
+        w.a[0].kill9().await;
+        w.a[0].start(Some(&format!("{armed}=sleep(3000)")));
+        w.a[0].ready().await;
+        w.a_op.pin(Some(0));
+        let before = w.a[0].reached(armed);
+        w.a[0].wait_reached(armed, before).await;
+    } else {
+        let t = Instant::now();
+        loop {
+            w.run_for(Duration::from_millis(50)).await;
+            let started = w.workers[0].lines().iter().skip(seen_before).any(|l| {
+                l.contains("[FederationHeartbeatJob] Starting heartbeat sweep")
+                    || l.contains("[FederationPeerHeartbeatJob] Starting peer heartbeats")
+            });
+            if started || t.elapsed() > DEADLINE {
+                break;
+            }
         }
     }
     let from = now_unix();
     w.workers[0].kill9().await;
+    w.a_op.pin(None);
     w.run_for(Duration::from_secs(TICK_SECS * 4)).await;
+    if armed.is_some() {
+        w.workers[1].held = false;
+        w.a[0].kill9().await;
+        w.a[0].start(None);
+        w.a[0].ready().await;
+    }
     let applied = w.applied_on_a();
+    // Sweeps applied from the tick the kill interrupted on (its key may be the one lost).
     let after = sweep_keys(&applied)
         .into_iter()
-        .filter(|k| *k >= from)
+        .filter(|k| *k + TICK_SECS >= from)
         .count();
     let twice = applied.iter().filter(|(_, n)| **n > 1).count();
     let restarted = w.workers[0].restarts > restarts_before;
-    let statuses = w.statuses().await;
-    let pass = after >= 2
-        && twice == 0
-        && restarted
-        && statuses == ("active".to_owned(), "active".to_owned());
+    w.both_active("after the worker kill").await;
+    let pass = after >= 2 && twice == 0 && restarted;
     Outcome {
         scenario: "kill -9 of a worker mid-job",
-        injected: "SIGKILL of worker wa1 as it logged a job's start line".to_owned(),
-        expected: "ticks keep being applied (by wa2, then wa1 restarted), none twice",
+        injected: match point {
+            None => "SIGKILL of worker wa1 as it logged a job's start line".to_owned(),
+            Some(p) => format!(
+                "SIGKILL of worker wa1 while its sweep call was held 3 s at A1's `{p}` (wa2 stopped)"
+            ),
+        },
+        expected: "ticks keep being applied (by the other worker, or wa1 restarted), none twice",
         seen: format!(
-            "{after} sweeps applied in the {} s after; keys applied twice {twice}; wa1 restarted by the supervisor: {restarted}; A/B {statuses:?}",
+            "{after} sweeps applied in the {} s after; keys applied twice {twice}; wa1 restarted by the supervisor: {restarted}",
             TICK_SECS * 4
         ),
         pass,
@@ -1821,8 +2027,20 @@ async fn main() {
     }
     if !quick {
         if run("accept") || run("blackhole") {
-            for o in kill_mid_accept_and_handshake(&mut w).await {
-                push(&mut outcomes, o);
+            let c_public = w.start_c().await;
+            if run("accept") {
+                for (point, side, committed) in ACCEPT_POINTS {
+                    let o = kill_mid_accept(&mut w, &c_public, point, side, committed).await;
+                    push(&mut outcomes, o);
+                }
+                for (point, side) in HANDSHAKE_POINTS {
+                    let o = kill_mid_handshake(&mut w, &c_public, point, side).await;
+                    push(&mut outcomes, o);
+                }
+            } else {
+                let (_, token) = w.propose_c(&c_public).await;
+                assert_eq!(w.accept_on_c(&token).await.unwrap(), 201);
+                w.c_active(&c_public).await.expect("A and C active");
             }
         }
         if run("blackhole") {
@@ -1839,7 +2057,7 @@ async fn main() {
             push(&mut outcomes, o);
         }
         if run("approval") {
-            for point in ["approval-after-start", "approval-before-record"] {
+            for point in APPROVAL_POINTS {
                 let o = kill_mid_approval(&mut w, point).await;
                 push(&mut outcomes, o);
             }
@@ -1849,8 +2067,10 @@ async fn main() {
             push(&mut outcomes, o);
         }
         if run("worker") {
-            let o = kill_worker_mid_job(&mut w).await;
-            push(&mut outcomes, o);
+            for point in WORKER_POINTS {
+                let o = kill_worker_mid_job(&mut w, point).await;
+                push(&mut outcomes, o);
+            }
         }
         if run("load") {
             let o = load(&mut w, secs("CHAOS_LOAD_SECS", 600)).await;

@@ -302,3 +302,72 @@ async fn dead_peers_cost_a_tick_only_their_connect_timeout_then_back_off_and_con
         "{shown}"
     );
 }
+
+/// The PeerClient's own transport (not reqwest's): the pinned CA is its only trust anchor (no
+/// system bundle), the host name is checked against the certificate, https only; failures read
+/// as transport failures ("error sending request for url (…)") for the doctor and the runbook.
+#[tokio::test]
+async fn the_peer_transport_trusts_only_the_pinned_ca_and_checks_the_host_name() {
+    use powernode_api::peer_clients::{PeerTls, PeerTransport};
+    use powernode_client::FederationClient;
+    use powernode_client::federation::HeartbeatRequest;
+    let sim = powernode_tests::peer_sim::PeerSim::start(1, 0).await;
+    let (ca, other) = (
+        sim.ca_pem(),
+        powernode_tests::peer_sim::PeerSim::unrelated_ca_pem(),
+    );
+    let call = |pem: &str, url: String| {
+        let transport = PeerTransport::new(&PeerTls {
+            ca_pem: pem,
+            identity: None,
+            connect_timeout: Duration::from_secs(3),
+            timeout: Duration::from_secs(10),
+            idle: Duration::from_secs(90),
+        })
+        .unwrap();
+        async move {
+            FederationClient::with_transport(std::sync::Arc::new(transport), &url)
+                .heartbeat(&HeartbeatRequest::default())
+                .await
+        }
+    };
+    let url = sim.urls[0].clone();
+    let ok = call(&ca, url.clone()).await.unwrap();
+    assert_eq!(ok.status, "active");
+    assert_eq!(sim.heartbeats(0), 1);
+
+    let refused = |e: powernode_client::Error| match e {
+        powernode_client::Error::NoAnswer { cause, .. } => cause,
+        other => panic!("expected a transport failure, got {other:?}"),
+    };
+    let wrong_ca = refused(call(&other, url.clone()).await.unwrap_err());
+    assert!(
+        wrong_ca.starts_with("error sending request for url (")
+            && wrong_ca.contains("certificate verify failed"),
+        "{wrong_ca}"
+    );
+    // The certificate names 127.0.0.1 only.
+    let by_name = refused(
+        call(&ca, url.replace("127.0.0.1", "localhost"))
+            .await
+            .unwrap_err(),
+    );
+    assert!(by_name.contains("certificate verify failed"), "{by_name}");
+    let plain = refused(
+        call(&ca, url.replace("https://", "http://"))
+            .await
+            .unwrap_err(),
+    );
+    assert!(plain.contains("https only"), "{plain}");
+    assert!(
+        PeerTransport::new(&PeerTls {
+            ca_pem: "not a certificate",
+            identity: None,
+            connect_timeout: Duration::from_secs(3),
+            timeout: Duration::from_secs(10),
+            idle: Duration::from_secs(90),
+        })
+        .is_err()
+    );
+    assert_eq!(sim.heartbeats(0), 1, "no refused call reached the handler");
+}

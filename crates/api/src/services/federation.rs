@@ -211,6 +211,7 @@ pub async fn accept_remote(
         extension_slugs: Some(json!([])),
         endpoints: Some(json!([])),
     };
+    crate::failpoint::point("accept-remote-before-call");
     let answer = FederationClient::new(pinned, &base)
         .accept(&request)
         .await
@@ -245,6 +246,8 @@ pub async fn accept_remote(
     let remote_ca_sha = claims.ca_sha256.clone();
     let url = base.clone();
     let cert_days = ctx.settings.client_cert_days;
+    // The peer has accepted; nothing of ours is stored yet (the chaos harness kills here).
+    crate::failpoint::point("accept-remote-before-commit");
     let peer = db::transaction(&ctx.db, move |conn| {
         let id = Uuid::new_v4();
         let now = powernode_store::database_now(conn).map_err(|e| internal("clock", e))?;
@@ -376,7 +379,7 @@ async fn outbound_pair(
 
 /// How long an idle keep-alive connection to a peer is kept: beyond one 60-s tick, so the next
 /// tick's heartbeat reuses it.
-const PEER_IDLE_SECS: u64 = 90;
+pub const PEER_IDLE_SECS: u64 = 90;
 
 /// An mTLS client for a peer: its pinned CA only, our client identity; connecting (TCP and TLS)
 /// bounded apart from the whole call; kept between ticks with one idle connection.
@@ -849,6 +852,7 @@ pub async fn contact_now(
         if call == OutboundCall::Handshake {
             handshake(ctx, &client, &peer).await?;
             done.push("handshake completed");
+            crate::failpoint::point("contact-before-heartbeat");
         }
         heartbeat(ctx, &client, &peer).await?;
         done.push("heartbeat sent");
@@ -898,10 +902,12 @@ async fn handshake(ctx: &Ctx, client: &FederationClient, peer: &Peer) -> Result<
         tracing::debug!(peer_id = %id, "handshake already in progress elsewhere");
         return Ok(());
     };
+    crate::failpoint::point("handshake-after-lease");
     if let Err(e) = client.handshake(&body).await {
         lease.release(ctx).await;
         return Err(Failure::from(&e));
     }
+    crate::failpoint::point("handshake-before-record");
     lease
         .finish(ctx, move |conn| {
             let peer = peers::lock_for_update(conn, id)?;

@@ -151,6 +151,8 @@ async fn attempt_accept(ctx: &Ctx, req: AcceptRequest) -> Result<AcceptAnswer, A
     let csr_for_b = our_csr.clone();
     let ca_chain_pem = identity.ca_cert_pem.clone();
     let cert_days = ctx.settings.client_cert_days;
+    // The chaos harness kills a replica at each of these points (see `scripts/dev chaos`).
+    crate::failpoint::point("accept-received");
     let result = db::transaction(&ctx.db, move |conn| {
         let (peer, now, verified) = peers::lock_verified(
             conn,
@@ -243,6 +245,7 @@ async fn attempt_accept(ctx: &Ctx, req: AcceptRequest) -> Result<AcceptAnswer, A
         observability::token_check(outcome);
     }
     let moved = result?;
+    crate::failpoint::point("accept-after-commit");
     observability::transition(moved.from, moved.status, 1);
     let client_cert_pem = db::run(&ctx.db, move |conn| {
         certificates::for_peer(conn, peer_id, INBOUND)
@@ -380,6 +383,7 @@ pub async fn handshake(
     })
     .await
     .context("handshake failed")?;
+    crate::failpoint::point("handshake-after-commit");
     if moved.from != moved.status {
         observability::transition(moved.from, moved.status, 1);
         tracing::info!(peer_id = %peer_id, "handshake completed; peer enrolled");

@@ -213,6 +213,7 @@ async fn execute_next(ctx: &Ctx) -> Result<Option<bool>, ApiError> {
             )
         }
         plan => {
+            crate::failpoint::point("approval-after-claim");
             // Committed before the action runs, so a crash mid-execution is seen next tick.
             let recorded = db::run(&ctx.db, move |conn| store::start_attempt(conn, id)).await;
             if let Err(e) = recorded {
@@ -243,6 +244,7 @@ async fn execute_next(ctx: &Ctx) -> Result<Option<bool>, ApiError> {
         }))
         .await
         .context("recording an execution failed")?;
+    crate::failpoint::point("approval-after-record");
     Ok(Some(succeeded))
 }
 

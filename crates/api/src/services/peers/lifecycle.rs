@@ -165,6 +165,8 @@ pub async fn propose(
         Some(mint_for(ctx, id, &identity.ca_sha256)?)
     };
     let digest = minted.as_ref().map(|m| m.digest.clone());
+    // Token minted, nothing stored (the chaos harness kills an approved proposal here).
+    crate::failpoint::point("propose-before-insert");
     let peer = db::run(&ctx.db, move |conn| {
         let to_json = |v: &Vec<String>| Value::from(v.clone());
         peers::propose(
