@@ -246,7 +246,16 @@ impl tower_service::Service<http::Uri> for TlsConnector {
                 let stream = tcp.call(uri).await?.into_inner();
                 let ssl = peer.session(&base, &host)?;
                 let mut stream = SslStream::new(ssl, stream)?;
-                Pin::new(&mut stream).connect().await?;
+                if let Err(e) = Pin::new(&mut stream).connect().await {
+                    // OpenSSL says only "certificate verify failed"; the reason (not our
+                    // pinned CA, a host name the certificate does not name, expired) is the
+                    // verify result.
+                    let verify = stream.ssl().verify_result();
+                    if verify != openssl::x509::X509VerifyResult::OK {
+                        return Err(format!("{e} ({})", verify.error_string()).into());
+                    }
+                    return Err(e.into());
+                }
                 Ok::<_, BoxError>(stream)
             };
             let stream = tokio::time::timeout(bound, connecting)

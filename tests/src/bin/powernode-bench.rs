@@ -227,8 +227,24 @@ struct Api {
     master_key: String,
 }
 
+/// The `Environment=` lines of the API's systemd unit: the bench measures the API as deployed.
+fn unit_environment() -> Vec<(&'static str, String)> {
+    let unit = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/systemd/powernode-api.service"
+    );
+    std::fs::read_to_string(unit)
+        .expect("the API's systemd unit")
+        .lines()
+        .filter_map(|l| l.strip_prefix("Environment="))
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (&*Box::leak(k.to_owned().into_boxed_str()), v.to_owned()))
+        .collect()
+}
+
 fn api_env(db: &TestDb, http: u16, fed: u16, master_key: &str) -> Vec<(&'static str, String)> {
-    vec![
+    let mut env = unit_environment();
+    env.extend([
         ("POWERNODE_DATABASE_URL", db.url.clone()),
         ("POWERNODE_REDIS_URL", redis_url()),
         ("POWERNODE_WORKER_TOKEN", WORKER_TOKEN.to_owned()),
@@ -251,7 +267,8 @@ fn api_env(db: &TestDb, http: u16, fed: u16, master_key: &str) -> Vec<(&'static 
             "POWERNODE_DATABASE_POOL_SIZE",
             std::env::var("BENCH_POOL").unwrap_or_else(|_| "10".to_owned()),
         ),
-    ]
+    ]);
+    env
 }
 
 /// Starts the API and returns it with its start-to-ready time (`/readyz` answering 200).

@@ -780,6 +780,8 @@ fn transport_meaning(error: &str) -> &'static str {
         "timed out: a firewall drops the packets or the host is down"
     } else if e.contains("dns") || e.contains("resolve") {
         "its host name does not resolve"
+    } else if e.contains("hostname mismatch") || e.contains("ip address mismatch") {
+        "the TLS handshake failed: the certificate it serves does not name the host in its URL"
     } else if e.contains("certificate") || e.contains("tls") || e.contains("ssl") {
         "the TLS handshake failed: the certificate it serves does not chain to the CA we pinned"
     } else {
