@@ -89,9 +89,9 @@ enum Auth {
 }
 
 /// What sends a built request and hands back the response. reqwest's client for the operator
-/// and worker clients (and the CLI); the API's PeerClient brings its own (one OpenSSL context
-/// per peer, built without reading the system CA bundle — see `powernode-api`'s
-/// `peer_clients`). Errors are one line: what happened, with its causes.
+/// and worker clients (and the CLI); the API's PeerClient brings its own (each peer's pinned CA
+/// and our identity for it on one shared OpenSSL context, never the system CA bundle — see
+/// `powernode-api`'s `peer_clients`). Errors are one line: what happened, with its causes.
 pub trait Transport: Send + Sync {
     fn execute(&self, req: reqwest::Request) -> Sending<'_>;
 }

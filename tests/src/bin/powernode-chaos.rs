@@ -1362,12 +1362,11 @@ async fn blackholed_b(w: &mut World, c_public: &str) -> Outcome {
     });
     let gone = Instant::now();
     // C's view of A: A keeps heartbeating C on schedule (the slowest gap seen).
-    let c_db_url = w.c.as_ref().unwrap().0.url.clone();
+    // (C's live row: the accept and handshake kills leave revoked ones behind.)
     let worst_gap = |w: &World| {
-        let _ = &c_db_url;
         w.count(
             &w.c.as_ref().unwrap().0,
-            "SELECT COALESCE(max(extract(epoch FROM now() - last_heartbeat_at))::bigint, 9999) AS n FROM peers",
+            "SELECT COALESCE(max(extract(epoch FROM now() - last_heartbeat_at))::bigint, 9999) AS n FROM peers WHERE status <> 'revoked'",
         )
     };
     let mut gap = 0;
@@ -1923,17 +1922,23 @@ fn report(table: &str, took: Duration, steady_secs: u64) -> String {
            steady state {steady_secs} s.\n\
          - Kills at an exact moment use fail points (`powernode-api` feature `failpoints`, \
            `FAILPOINTS=<point>=pause`): the harness waits for `failpoint <point> reached` in the \
-           replica's log, then sends SIGKILL. The sweep is killed at five points: before the tick \
-           claim, after it, inside the sweep transaction, after the commit before the answer is \
-           recorded, and after it is recorded.\n\
+           process's log, then sends SIGKILL. Five points per operation, spread over it: the \
+           sweep (before the tick claim, after it, inside the sweep transaction, before the \
+           answer is recorded, after); an accept (C before calling A, A on receipt, inside A's \
+           transaction, after A's commit, C after A's answer before its own commit); a \
+           handshake (C holding its lease, inside A's transaction, after A's commit, C before \
+           recording A's answer, C before its first heartbeat); an approved action's execution \
+           (after the claim, after the attempt is recorded, inside the action, before the \
+           outcome is recorded, after); a worker job (as it logs its start, and while its call \
+           is held 3 s — `sleep` instead of `pause` — at each of the tick's four points).\n\
          - \"Applied once\" is read from the APIs' logs (`worker tick applied tick=<key>`, every \
            incarnation of every replica) and from `worker_ticks`; degradations from \
            `fleet_events`.\n\n\
          ## Results\n\n{table}\n\
          ## Known limits of this run\n\n\
-         - Kill points: five for the sweep; one for an accept, one for a handshake, two for an \
-           approved action's execution, one for a worker job (the goal is five per operation, \
-           spread over its duration).\n\
+         - A handshake killed while C holds its lease completes when the lease lapses (three \
+           peer timeouts, 30 s) and C's next tick runs it; an accept killed after A's commit \
+           cannot be re-run with the spent token (422), by design: revoke + re-propose.\n\
          - The proxies are plain TCP round robin without health checks. The load scenario's \
            failures are connections the stopping replica closed or left in its listen backlog \
            during its SIGTERM drain (TLS `unexpected EOF`); a load balancer that drains a replica \

@@ -381,6 +381,21 @@ async fn outbound_pair(
 /// tick's heartbeat reuses it.
 pub const PEER_IDLE_SECS: u64 = 90;
 
+/// How a peer is reached: its pinned CA, our identity for it, the configured bounds.
+fn peer_tls<'a>(
+    ctx: &Ctx,
+    ca_pem: &'a str,
+    identity: Option<(&'a str, &'a [u8])>,
+) -> crate::peer_clients::PeerTls<'a> {
+    crate::peer_clients::PeerTls {
+        ca_pem,
+        identity,
+        connect_timeout: ctx.settings.peer_connect_timeout,
+        timeout: ctx.settings.peer_timeout,
+        idle: std::time::Duration::from_secs(PEER_IDLE_SECS),
+    }
+}
+
 /// An mTLS client for a peer: its pinned CA only, our client identity; connecting (TCP and TLS)
 /// bounded apart from the whole call; kept between ticks with one idle connection.
 fn mtls_client(
@@ -393,13 +408,11 @@ fn mtls_client(
     let built_from =
         token::sha256_hex(format!("{cert}\n{ca}\n{}", peer.remote_instance_url).as_bytes());
     let client = ctx.peer_clients.get_or_build(peer.id, &built_from, || {
-        crate::peer_clients::PeerTransport::new(&crate::peer_clients::PeerTls {
-            ca_pem: ca,
-            identity: Some((cert, key.expose_secret())),
-            connect_timeout: ctx.settings.peer_connect_timeout,
-            timeout: ctx.settings.peer_timeout,
-            idle: std::time::Duration::from_secs(PEER_IDLE_SECS),
-        })
+        crate::peer_clients::PeerTransport::new(&peer_tls(
+            ctx,
+            ca,
+            Some((cert, key.expose_secret())),
+        ))
         .map(std::sync::Arc::new)
     })?;
     Ok(FederationClient::with_transport(
@@ -423,13 +436,7 @@ async fn client_for(ctx: &Ctx, peer: &Peer) -> Result<(FederationClient, bool), 
                 // "Plaintext": TLS to the pinned CA, without a client certificate.
                 let ca = peer.remote_ca_pem.as_deref().ok_or("no pinned CA")?;
                 let transport =
-                    crate::peer_clients::PeerTransport::new(&crate::peer_clients::PeerTls {
-                        ca_pem: ca,
-                        identity: None,
-                        connect_timeout: ctx.settings.peer_connect_timeout,
-                        timeout: ctx.settings.peer_timeout,
-                        idle: std::time::Duration::from_secs(PEER_IDLE_SECS),
-                    })?;
+                    crate::peer_clients::PeerTransport::new(&peer_tls(ctx, ca, None))?;
                 return Ok((
                     FederationClient::with_transport(
                         std::sync::Arc::new(transport),
