@@ -9,7 +9,7 @@
 //! over 1,000 peers CPU-bound for 30 s. And one shared context rather than one per peer: an
 //! OpenSSL 3 context costs tens of kilobytes, which 1,000 kept peers would multiply.
 //!
-//! Transports are kept per peer (`POWERNODE_PEER_CLIENT_CACHE`, least recently used out) so a
+//! Transports are kept per peer (`POWERNODE_PEER_CLIENT_CACHE`, see [`PeerClients`]) so a
 //! peer's keep-alive connection is reused by the next tick (no TCP + TLS handshake per
 //! heartbeat); one idle connection each, its TLS buffers released while idle, so thousands of
 //! peers cannot grow the API's memory without bound. A transport is keyed by what it was built
@@ -95,8 +95,8 @@ impl Transport for PeerTransport {
                 format!("error sending request for url ({url}): {}", chain(e))
             };
             let url = req.url().to_string();
-            let req =
-                http::Request::<reqwest::Body>::try_from(req).map_err(|e| failed(&url, &e))?;
+            let req = http::Request::<reqwest::Body>::try_from(req)
+                .map_err(|e| format!("request for {url} could not be built: {}", chain(&e)))?;
             let answer = async {
                 let resp = self
                     .client
@@ -238,10 +238,14 @@ impl tower_service::Service<http::Uri> for TlsConnector {
             }
             let host = uri
                 .host()
-                .ok_or("no host in the peer URL")?
+                .unwrap_or_default()
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .to_owned();
+            // Never an empty name: it would leave the certificate's host unchecked.
+            if host.is_empty() {
+                return Err(format!("{uri}: no host in the peer URL").into());
+            }
             let connecting = async move {
                 let stream = tcp.call(uri).await?.into_inner();
                 let ssl = peer.session(&base, &host)?;
@@ -343,18 +347,15 @@ impl<T: Clone> PeerClients<T> {
         if self.capacity == 0 {
             return build();
         }
-        // A poisoned map only means another thread panicked mid-insert; entries stay valid.
-        let mut clients = self
-            .clients
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(entry) = clients.get_mut(&peer)
+        if let Some(entry) = self.lock().get_mut(&peer)
             && entry.key == key
         {
             entry.used = Instant::now();
             return Ok(entry.client.clone());
         }
+        // Built outside the lock: other peers' lookups need not wait for it.
         let client = build()?;
+        let mut clients = self.lock();
         if clients.len() >= self.capacity && !clients.contains_key(&peer) {
             let expired = clients
                 .iter()
@@ -379,12 +380,22 @@ impl<T: Clone> PeerClients<T> {
         Ok(client)
     }
 
-    /// How many clients are kept (the bench and `/metrics` read it).
-    pub fn len(&self) -> usize {
+    /// Drops `peer`'s entry (its calls failed): a peer that does not answer keeps no slot, and
+    /// its next call starts from a new connection.
+    pub fn forget(&self, peer: Uuid) {
+        self.lock().remove(&peer);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Entry<T>>> {
+        // A poisoned map only means another thread panicked mid-insert; entries stay valid.
         self.clients
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len()
+    }
+
+    /// How many clients are kept (the bench and `/metrics` read it).
+    pub fn len(&self) -> usize {
+        self.lock().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -427,9 +438,11 @@ mod tests {
             cache.get_or_build(peer, "k", || Ok::<_, ()>(n)).unwrap();
             std::thread::sleep(Duration::from_millis(2));
         }
-        // a, the longest idle, made room for c.
+        // a, the longest idle, made room for c; a forgotten entry frees its slot.
         assert_eq!(cache.get_or_build(c, "k", || Ok::<_, ()>(0)), Ok(3));
         assert_eq!(cache.len(), 2);
         assert_eq!(cache.get_or_build(a, "k", || Ok::<_, ()>(9)), Ok(9));
+        cache.forget(a);
+        assert_eq!(cache.len(), 1);
     }
 }

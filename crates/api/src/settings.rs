@@ -107,8 +107,8 @@ powernode_domain::settings! {
         "bound of connecting to a peer, TCP and TLS handshake (1 s up to the peer timeout): a peer that accepts and never answers costs a tick this long, not the whole peer timeout";
     peer_concurrency_max: u32 = 256, Some("256"), false,
         "most peers one PeerClient pass contacts at once (it uses half the peer count, at least 16, at most this)";
-    peer_client_cache: u32 = 256, Some("256"), false,
-        "peers whose mTLS client (and its one idle keep-alive connection) is kept between ticks; when full, a new peer replaces only one idle past 90 s, else it connects afresh each tick; bounds the API's memory with many peers";
+    peer_client_cache: u32 = 128, Some("128"), false,
+        "peers whose mTLS client (and its one idle keep-alive connection, ~60 KB) is kept between ticks; when full, a new peer replaces only one idle past 90 s, else it connects afresh each tick; bounds the API's memory with many peers";
     grant_ttl_days_default: u32 = powernode_domain::grant::DEFAULT_TTL_DAYS, Some("30"), false,
         "grant lifetime when `ttl_days` is not given, and of each auto-renewal";
     grant_ttl_days_max: u32 = powernode_domain::grant::MAX_TTL_DAYS, Some("365"), false,

@@ -189,6 +189,12 @@ pub async fn supervise(
     }
 }
 
+/// How long an idle peer connection stays open (actix's default is 5 s). A peer calls once a
+/// tick (60 s) and keeps its connection up to 90 s (`PEER_IDLE_SECS` on its side); longer than
+/// both, so the next tick reuses it and the client, not us, closes an idle one first (no
+/// connection closed under a request being sent).
+const KEEP_ALIVE_SECS: u64 = 120;
+
 const RETRY_MIN: std::time::Duration = std::time::Duration::from_millis(500);
 const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 /// The federation listener's accept backlog (actix's own default).
@@ -282,6 +288,7 @@ async fn serve(
             // HttpServer's defaults where actix-http's differ: a closing connection gets 1 s
             // to flush its last answer (0 would reset it under the client's read).
             let http = actix_http::HttpService::build()
+                .keep_alive(std::time::Duration::from_secs(KEEP_ALIVE_SECS))
                 .client_disconnect_timeout(std::time::Duration::from_secs(1))
                 .secure()
                 .local_addr(addr)

@@ -782,6 +782,8 @@ fn transport_meaning(error: &str) -> &'static str {
         "its host name does not resolve"
     } else if e.contains("hostname mismatch") || e.contains("ip address mismatch") {
         "the TLS handshake failed: the certificate it serves does not name the host in its URL"
+    } else if e.contains("certificate has expired") || e.contains("certificate is not yet valid") {
+        "the TLS handshake failed: the certificate it serves is outside its validity period"
     } else if e.contains("certificate") || e.contains("tls") || e.contains("ssl") {
         "the TLS handshake failed: the certificate it serves does not chain to the CA we pinned"
     } else {

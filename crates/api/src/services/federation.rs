@@ -435,8 +435,7 @@ async fn client_for(ctx: &Ctx, peer: &Peer) -> Result<(FederationClient, bool), 
             if ctx.settings.plaintext_fallback_allowed() {
                 // "Plaintext": TLS to the pinned CA, without a client certificate.
                 let ca = peer.remote_ca_pem.as_deref().ok_or("no pinned CA")?;
-                let transport =
-                    crate::peer_clients::PeerTransport::new(&peer_tls(ctx, ca, None))?;
+                let transport = crate::peer_clients::PeerTransport::new(&peer_tls(ctx, ca, None))?;
                 return Ok((
                     FederationClient::with_transport(
                         std::sync::Arc::new(transport),
@@ -722,7 +721,11 @@ pub async fn run_peer_heartbeats(
             let result = contact(ctx, peer, call).await;
             let (error, retry_after) = match &result {
                 Ok(()) => (None, None),
-                Err(f) => (Some(f.text.clone()), f.retry_after),
+                Err(f) => {
+                    // A failing peer keeps no kept-connection slot from the live ones.
+                    ctx.peer_clients.forget(id);
+                    (Some(f.text.clone()), f.retry_after)
+                }
             };
             // Recording what we saw must not stop the run; a failure is logged.
             if let Err(e) = db::run(&ctx.db, move |conn| {
@@ -859,7 +862,6 @@ pub async fn contact_now(
         if call == OutboundCall::Handshake {
             handshake(ctx, &client, &peer).await?;
             done.push("handshake completed");
-            crate::failpoint::point("contact-before-heartbeat");
         }
         heartbeat(ctx, &client, &peer).await?;
         done.push("heartbeat sent");
@@ -926,7 +928,10 @@ async fn handshake(ctx: &Ctx, client: &FederationClient, peer: &Peer) -> Result<
             Ok(())
         })
         .await
-        .map_err(|e| Failure::from(e.report()))
+        .map_err(|e| Failure::from(e.report()))?;
+    // Recorded; the first heartbeat not sent yet (the job's next step, or the next tick's).
+    crate::failpoint::point("handshake-after-record");
+    Ok(())
 }
 
 #[cfg(test)]
