@@ -372,3 +372,41 @@ async fn the_peer_transport_trusts_only_the_pinned_ca_and_checks_the_host_name()
     );
     assert_eq!(sim.heartbeats(0), 1, "no refused call reached the handler");
 }
+
+/// Keep-alive between two real instances: A's PeerClient keeps its connection to B's
+/// federation listener across ticks — B's listener keeps an idle connection longer than a tick
+/// (actix's own default, 5 s, closed it before the next one) and A's pool keeps it 90 s. B is
+/// reached through a counting TCP proxy.
+#[tokio::test]
+async fn a_peer_connection_outlives_the_idle_time_between_ticks() {
+    use powernode_tests::federation::{instance, instance_with, propose_and_accept};
+    let a = instance().await;
+    let port = powernode_tests::free_port();
+    let proxy =
+        powernode_tests::rr_proxy::RoundRobin::start(0, vec![format!("127.0.0.1:{port}")]).await;
+    let public = format!("https://127.0.0.1:{}", proxy.port);
+    let mut b = instance_with(&[
+        ("POWERNODE_FEDERATION_LISTEN", format!("127.0.0.1:{port}")),
+        ("POWERNODE_FEDERATION_PUBLIC_URL", public.clone()),
+    ])
+    .await;
+    b.public_url = public;
+    a.ready().await;
+    b.ready().await;
+    propose_and_accept(&a, &b, "parent").await;
+    b.worker("peer_heartbeats").await; // B's handshake: A enrolled
+    let before = proxy.served()[0];
+    for pass in 0..2 {
+        let run = a.worker("peer_heartbeats").await;
+        assert_eq!(run["sent"], 1, "{run}");
+        if pass == 0 {
+            // Idle past actix's default keep-alive (5 s): what a real tick interval would do.
+            tokio::time::sleep(Duration::from_secs(6)).await;
+        }
+    }
+    assert_eq!(
+        proxy.served()[0] - before,
+        1,
+        "both heartbeats over one connection"
+    );
+}
