@@ -477,18 +477,7 @@ impl World {
 
     /// A proposes B, B accepts; fast establishment makes both active.
     async fn federate(&self, b_public: &str) {
-        let (status, proposed) = self
-            .call(
-                self.a_url(PEERS),
-                &self.a_admin,
-                Some(json!({"remote_instance_url": b_public, "spawn_role": "parent", "spawn_mode": "autonomous_peer"})),
-            )
-            .await;
-        assert_eq!(status, 201, "{proposed}");
-        let token = proposed["data"]["acceptance_token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let (_, token) = self.propose(b_public).await;
         let (status, accepted) = self
             .call(
                 self.b_url(&format!("{PEERS}/accept")),
@@ -1111,13 +1100,13 @@ impl World {
         api.ready().await;
     }
 
-    /// A proposes C: A's peer id and the token.
-    async fn propose_c(&self, c_public: &str) -> (String, String) {
+    /// A proposes the instance at `public`: A's peer id and the token.
+    async fn propose(&self, public: &str) -> (String, String) {
         let (status, proposed) = self
             .call(
                 self.a_url(PEERS),
                 &self.a_admin,
-                Some(json!({"remote_instance_url": c_public, "spawn_role": "parent", "spawn_mode": "autonomous_peer"})),
+                Some(json!({"remote_instance_url": public, "spawn_role": "parent", "spawn_mode": "autonomous_peer"})),
             )
             .await;
         assert_eq!(status, 201, "{proposed}");
@@ -1215,7 +1204,7 @@ async fn kill_mid_accept(
     committed: bool,
 ) -> Outcome {
     w.unfederate_c(c_public).await;
-    let (a_peer, token) = w.propose_c(c_public).await;
+    let (a_peer, token) = w.propose(c_public).await;
     w.arm(side, point).await;
     let before = w.side(side).reached(point);
     let call = w.accept_on_c(&token);
@@ -1241,7 +1230,7 @@ async fn kill_mid_accept(
     if committed && again != 201 {
         // The token was spent by A's commit: revoke A's half and start over (SPEC §7).
         w.unfederate_c(c_public).await;
-        let (_, token) = w.propose_c(c_public).await;
+        let (_, token) = w.propose(c_public).await;
         let fresh = w.accept_on_c(&token).await.unwrap();
         recovery.push_str(&format!("; revoke + re-propose + accept answered {fresh}"));
         recovered = fresh == 201;
@@ -1301,7 +1290,7 @@ async fn kill_mid_handshake(
     side: Side,
 ) -> Outcome {
     w.unfederate_c(c_public).await;
-    let (a_peer, token) = w.propose_c(c_public).await;
+    let (a_peer, token) = w.propose(c_public).await;
     w.arm(side, point).await;
     let before = w.side(side).reached(point);
     let accepted = w.accept_on_c(&token).await.unwrap();
@@ -2055,7 +2044,7 @@ async fn main() {
                     push(&mut outcomes, o);
                 }
             } else {
-                let (_, token) = w.propose_c(&c_public).await;
+                let (_, token) = w.propose(&c_public).await;
                 assert_eq!(w.accept_on_c(&token).await.unwrap(), 201);
                 w.c_active(&c_public).await.expect("A and C active");
             }
