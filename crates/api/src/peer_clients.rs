@@ -54,7 +54,7 @@ pub struct PeerTls<'a> {
 }
 
 /// One peer's transport: a pooled HTTP/1.1 client (one idle keep-alive connection) whose
-/// connections are TCP + TLS with the peer's own context.
+/// connections are TCP + TLS on the shared context, given the peer's pinned CA and our identity.
 pub struct PeerTransport {
     client: hyper_util::client::legacy::Client<TlsConnector, reqwest::Body>,
     timeout: Duration,
