@@ -1100,6 +1100,21 @@ impl World {
         api.ready().await;
     }
 
+    /// A fresh proposal of C (earlier pairs revoked) with `point` armed on `side`: A's peer id,
+    /// the token, and how often `point` was reached before.
+    async fn armed_proposal(
+        &mut self,
+        c_public: &str,
+        side: Side,
+        point: &str,
+    ) -> (String, String, usize) {
+        self.unfederate_c(c_public).await;
+        let (a_peer, token) = self.propose(c_public).await;
+        self.arm(side, point).await;
+        let before = self.side(side).reached(point);
+        (a_peer, token, before)
+    }
+
     /// A proposes the instance at `public`: A's peer id and the token.
     async fn propose(&self, public: &str) -> (String, String) {
         let (status, proposed) = self
@@ -1203,10 +1218,7 @@ async fn kill_mid_accept(
     side: Side,
     committed: bool,
 ) -> Outcome {
-    w.unfederate_c(c_public).await;
-    let (a_peer, token) = w.propose(c_public).await;
-    w.arm(side, point).await;
-    let before = w.side(side).reached(point);
+    let (a_peer, token, before) = w.armed_proposal(c_public, side, point).await;
     let call = w.accept_on_c(&token);
     w.kill_at(side, point, before).await;
     let first = call.await.unwrap();
@@ -1289,10 +1301,7 @@ async fn kill_mid_handshake(
     point: &'static str,
     side: Side,
 ) -> Outcome {
-    w.unfederate_c(c_public).await;
-    let (a_peer, token) = w.propose(c_public).await;
-    w.arm(side, point).await;
-    let before = w.side(side).reached(point);
+    let (a_peer, token, before) = w.armed_proposal(c_public, side, point).await;
     let accepted = w.accept_on_c(&token).await.unwrap();
     w.kill_at(side, point, before).await;
     let active = w.c_active(c_public).await;
