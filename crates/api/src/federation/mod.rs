@@ -114,7 +114,7 @@ async fn server_certificate(
 
 /// Builds the TLS acceptor: our server certificate, client certificates verified against our
 /// CA only (no system roots), optional at the handshake.
-fn acceptor(
+pub fn acceptor(
     ca_cert: &X509,
     cert_pem: &str,
     key_pem: &[u8],
@@ -198,7 +198,7 @@ const KEEP_ALIVE_SECS: u64 = 120;
 const RETRY_MIN: std::time::Duration = std::time::Duration::from_millis(500);
 const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 /// The federation listener's accept backlog (actix's own default).
-const LISTEN_BACKLOG: i32 = 2048;
+pub const LISTEN_BACKLOG: i32 = 2048;
 
 /// Binds the federation address without listening yet: a taken port fails the start at once,
 /// and until the listener can serve the kernel refuses connections (a peer, or a load
@@ -260,31 +260,64 @@ async fn prerequisites(state: &AppState) -> anyhow::Result<openssl::ssl::SslAcce
 }
 
 /// Serves the federation API on `listener` until the process stops.
-///
-/// Assembled from actix-web's parts (actix-server → per-source gate → TLS → HTTP → the App)
-/// rather than `HttpServer`, so that a connection over the per-source cap is closed before its
-/// TLS handshake: idle connections from one address cannot exhaust the process's descriptors
-/// and starve legitimate peers or the operator listener.
 async fn serve(
     state: web::Data<AppState>,
     listener: TcpListener,
     acceptor: openssl::ssl::SslAcceptorBuilder,
     handle_tx: tokio::sync::watch::Sender<Option<ServerHandle>>,
 ) -> anyhow::Result<()> {
-    use actix_service::{
-        IntoServiceFactory, ServiceFactory, ServiceFactoryExt, fn_factory, fn_service, map_config,
-    };
+    let addr = listener.local_addr()?;
+    let app_state = state.clone();
+    let server = server(&state.settings, listener, acceptor, move || {
+        app(app_state.clone())
+    })?;
+    let _ = handle_tx.send(Some(server.handle()));
+    tracing::info!(
+        "federation API listening on https://{addr} as {}",
+        state.settings.federation_public_url
+    );
+    server.await?;
+    Ok(())
+}
+
+/// The federation listener around any application: actix-server → per-source gate → TLS →
+/// HTTP (keep-alive, disconnect timeout, client certificate read once per connection) → the
+/// App. The API serves [`app`] through it; the bench's bare mTLS baseline serves one fixed
+/// route through exactly the same pipeline.
+///
+/// Assembled from actix-web's parts rather than `HttpServer`, so that a connection over the
+/// per-source cap is closed before its TLS handshake: idle connections from one address cannot
+/// exhaust the process's descriptors and starve legitimate peers or the operator listener.
+pub fn server<F, I, S, B>(
+    settings: &crate::settings::Settings,
+    listener: TcpListener,
+    acceptor: openssl::ssl::SslAcceptorBuilder,
+    app: F,
+) -> anyhow::Result<actix_server::Server>
+where
+    F: Fn() -> I + Send + Clone + 'static,
+    I: actix_service::IntoServiceFactory<S, actix_http::Request>,
+    S: actix_service::ServiceFactory<
+            actix_http::Request,
+            Config = actix_web::dev::AppConfig,
+            Error = actix_web::Error,
+        > + 'static,
+    S::InitError: std::fmt::Debug,
+    S::Response: Into<actix_http::Response<B>> + 'static,
+    <S::Service as actix_service::Service<actix_http::Request>>::Future: 'static,
+    S::Service: 'static,
+    B: actix_web::body::MessageBody + 'static,
+{
+    use actix_service::{ServiceFactory, ServiceFactoryExt, fn_factory, fn_service, map_config};
     use actix_web::dev::AppConfig;
     type Tcp = actix_web::rt::net::TcpStream;
 
     let addr = listener.local_addr()?;
     let acceptor = acceptor.build();
-    let gate = PerSource::new(state.settings.federation_max_connections_per_source);
-    let app_state = state.clone();
-    let server = actix_server::Server::build()
-        .shutdown_timeout(state.settings.shutdown_grace.as_secs())
+    let gate = PerSource::new(settings.federation_max_connections_per_source);
+    Ok(actix_server::Server::build()
+        .shutdown_timeout(settings.shutdown_grace.as_secs())
         .listen("federation", listener, move || {
-            let app_state = app_state.clone();
             // HttpServer's defaults where actix-http's differ: a closing connection gets 1 s
             // to flush its last answer (0 would reset it under the client's read).
             let http = actix_http::HttpService::build()
@@ -294,7 +327,7 @@ async fn serve(
                 .local_addr(addr)
                 .on_connect_ext(|io: &Tls, ext: &mut Extensions| on_connect(io, ext))
                 .finish(map_config(
-                    app(app_state)
+                    app()
                         .into_factory()
                         .map_err(|e: actix_web::Error| e.error_response()),
                     |_| AppConfig::default(),
@@ -320,14 +353,7 @@ async fn serve(
                 }
             })
         })?
-        .run();
-    let _ = handle_tx.send(Some(server.handle()));
-    tracing::info!(
-        "federation API listening on https://{addr} as {}",
-        state.settings.federation_public_url
-    );
-    server.await?;
-    Ok(())
+        .run())
 }
 
 /// The federation listener's application: its routes, the NUL guard, the envelope for bare
