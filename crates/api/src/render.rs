@@ -9,14 +9,28 @@ use serde_json::json;
 use crate::error::{ApiError, MAX_BODY_BYTES};
 use crate::services::approvals::ApprovalView;
 
+/// The success envelope, serialized straight from `data`: no intermediate JSON tree to build
+/// (and a raw stored document passes through as it is).
+#[derive(Serialize)]
+struct Envelope<T> {
+    success: bool,
+    data: T,
+}
+
 /// `{"success":true,"data":…}`
 pub fn ok<T: Serialize>(data: T) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "success": true, "data": data }))
+    HttpResponse::Ok().json(Envelope {
+        success: true,
+        data,
+    })
 }
 
 /// 201 with the success envelope.
 pub fn created<T: Serialize>(data: T) -> HttpResponse {
-    HttpResponse::Created().json(json!({ "success": true, "data": data }))
+    HttpResponse::Created().json(Envelope {
+        success: true,
+        data,
+    })
 }
 
 /// The 202 a gated call answers (SPEC §7).

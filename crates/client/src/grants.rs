@@ -139,9 +139,12 @@ pub struct ResourceView {
     pub kind: String,
     pub id: String,
     pub version: i64,
+    /// The stored JSON document as its text: a peer's read passes it through from PostgreSQL
+    /// without decoding and re-encoding it (parse it with `serde_json::from_str(doc.get())`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
-    pub document: Option<Value>,
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<Value>"))]
+    pub document: Option<Box<serde_json::value::RawValue>>,
 }
 
 /// A deleted shared resource.

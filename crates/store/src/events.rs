@@ -73,16 +73,14 @@ pub struct EventFilter {
     pub limit: i64,
 }
 
-/// Events matching `filter`, newest first.
-pub fn list(conn: &mut PgConnection, filter: &EventFilter) -> Result<Vec<FleetEvent>, StoreError> {
-    let mut query = fleet_events::table
-        .select(FleetEvent::as_select())
-        .into_boxed();
+/// The events query for `filter` (newest first), as `list` runs it.
+fn list_query(filter: &EventFilter) -> fleet_events::BoxedQuery<'static, diesel::pg::Pg> {
+    let mut query = fleet_events::table.into_boxed();
     if let Some(source) = &filter.source {
-        query = query.filter(fleet_events::source.eq(source));
+        query = query.filter(fleet_events::source.eq(source.clone()));
     }
     if let Some(kind) = &filter.kind {
-        query = query.filter(fleet_events::kind.eq(kind));
+        query = query.filter(fleet_events::kind.eq(kind.clone()));
     }
     if let Some(peer_id) = filter.peer_id {
         query = query.filter(fleet_events::peer_id.eq(peer_id));
@@ -93,10 +91,54 @@ pub fn list(conn: &mut PgConnection, filter: &EventFilter) -> Result<Vec<FleetEv
     if let Some(before) = filter.before {
         query = query.filter(fleet_events::emitted_at.lt(before));
     }
-    Ok(query
+    query
         .order((fleet_events::emitted_at.desc(), fleet_events::id.desc()))
         .limit(filter.limit.max(0))
+}
+
+/// Events matching `filter`, newest first.
+pub fn list(conn: &mut PgConnection, filter: &EventFilter) -> Result<Vec<FleetEvent>, StoreError> {
+    Ok(list_query(filter)
+        .select(FleetEvent::as_select())
         .load(conn)?)
+}
+
+/// `EXPLAIN (ANALYZE, BUFFERS)` of the very statement `list` sends for `filter`: its SQL is
+/// prepared as is and executed with the filter's values, so the plan is the one the API gets.
+pub fn explain_list(conn: &mut PgConnection, filter: &EventFilter) -> Result<String, StoreError> {
+    use diesel::connection::SimpleConnection;
+    let statement = list_query(filter).select(FleetEvent::as_select());
+    let debug = diesel::debug_query::<diesel::pg::Pg, _>(&statement).to_string();
+    let sql = debug.split(" -- binds: ").next().unwrap_or_default();
+    let literal = |v: String| format!("'{}'", v.replace('\'', "''"));
+    let rfc3339 = |t: OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    // In the order `list_query` binds them.
+    let params: Vec<String> = [
+        filter.source.clone().map(literal),
+        filter.kind.clone().map(literal),
+        filter.peer_id.map(|p| literal(p.to_string())),
+        filter.since.map(|t| literal(rfc3339(t))),
+        filter.before.map(|t| literal(rfc3339(t))),
+        Some(filter.limit.max(0).to_string()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    conn.batch_execute(&format!("PREPARE powernode_explain_events AS {sql}"))?;
+    let plan = diesel::sql_query(format!(
+        "EXPLAIN (ANALYZE, BUFFERS) EXECUTE powernode_explain_events({})",
+        params.join(", ")
+    ))
+    .load::<crate::PlanLine>(conn);
+    conn.batch_execute("DEALLOCATE powernode_explain_events")?;
+    Ok(plan?
+        .into_iter()
+        .map(|p| p.line)
+        .collect::<Vec<_>>()
+        .join("\n"))
 }
 
 /// Rows one retention statement deletes at most (SPEC §9.2), so it never holds long locks.

@@ -287,6 +287,16 @@ pub struct CertificateFacts {
     pub last_used_at: Option<OffsetDateTime>,
 }
 
+/// A shared resource as a peer's read returns it: the document kept as the JSON text
+/// PostgreSQL sent, never decoded (the API passes it through).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct LookupResource {
+    pub kind: String,
+    pub id: String,
+    pub document: Box<serde_json::value::RawValue>,
+    pub version: i32,
+}
+
 /// What a peer's resource call needs, read in one round trip.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct ResourceLookup {
@@ -294,7 +304,7 @@ pub struct ResourceLookup {
     pub now: OffsetDateTime,
     pub certificate: Option<CertificateFacts>,
     pub grant: Option<GrantRow>,
-    pub resource: Option<Resource>,
+    pub resource: Option<LookupResource>,
 }
 
 diesel::define_sql_function! {

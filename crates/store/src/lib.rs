@@ -302,9 +302,9 @@ mod tests {
 }
 
 #[derive(diesel::QueryableByName)]
-struct PlanLine {
+pub(crate) struct PlanLine {
     #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
-    line: String,
+    pub(crate) line: String,
 }
 
 /// The planner's plan for `sql` (a statement without parameters; nothing is executed).

@@ -44,7 +44,8 @@ async fn main() -> anyhow::Result<()> {
     let socket = federation::bind(&settings.federation_listen)?;
     socket.listen(federation::LISTEN_BACKLOG)?;
     let server = federation::server(&settings, socket.into(), acceptor, || {
-        App::new().default_service(web::to(|| async {
+        // The request body is read (as the API's JSON extractors read theirs), then dropped.
+        App::new().default_service(web::to(|_body: web::Bytes| async {
             HttpResponse::Ok()
                 .content_type("application/json")
                 .body(BODY)

@@ -401,23 +401,11 @@ async fn main() {
     let mut notes = Vec::new();
     let db = TestDb::new();
     let master_key = powernode_tests::master_key_file();
-    if std::env::var("BENCH_PHASE").as_deref() == Ok("fanout") {
-        // One phase alone, for profiling it.
-        let (rows, notes) = fan_out(&plan).await;
-        for r in rows {
-            println!("{}  {}  {}", r.what, r.ours, r.target);
-        }
-        for n in notes {
-            println!("note: {n}");
-        }
-        return;
-    }
-    if std::env::var("BENCH_PHASE").as_deref() == Ok("governance") {
-        // One phase alone, for profiling it.
-        let r = governance_scan(&plan, &master_key).await;
-        println!("{}  {}  {}", r.what, r.ours, r.target);
-        return;
-    }
+    // `BENCH_PHASE=http|worker|sweep|governance|fanout|establishment|ui` runs one phase alone
+    // (after the start-to-ready row), for profiling it.
+    let phase = std::env::var("BENCH_PHASE").ok();
+    let only = |name: &str| phase.as_deref().is_none_or(|p| p == name);
+    let mut plans: Vec<(String, String)> = Vec::new();
 
     // Start-to-ready: the first start creates the instance identity and server certificate;
     // the figure is the second, an ordinary restart with the database up.
@@ -452,129 +440,130 @@ async fn main() {
         .collect();
     sql(&db, "VACUUM ANALYZE peers");
 
-    // 0. The machine's HTTP + mTLS limit, in this run: the same listener serving a fixed body.
-    let (mut bare_post, mut bare_get) = bare_baseline(&db, &master_key, &clients, &plan).await;
-    rows.push(row(
-        "bare mTLS endpoint: same listener, fixed JSON, no DB (POST / GET)",
-        format!("{:.0}/s / {:.0}/s", bare_post.rps(), bare_get.rps()),
-        "-".to_owned(),
-        "-".to_owned(),
-        "the HTTP + TLS limit",
-    ));
-    rows.push(row(
-        "  bare latency p50 / p99 (POST), errors",
-        format!(
-            "{:.2} / {:.2} ms, {}",
-            bare_post.percentile_ms(0.5),
-            bare_post.percentile_ms(0.99),
-            bare_post.errors + bare_get.errors
-        ),
-        "-".to_owned(),
-        "-".to_owned(),
-        "0 errors",
-    ));
-
-    // 1. Heartbeat ingest vs pgbench's single-row UPDATE by primary key, same rows.
-    let tps = pgbench(
-        &db,
-        plan.clients,
-        plan.duration,
-        "UPDATE peers SET last_heartbeat_at = now(), updated_at = now() \
-         WHERE id = ('00000000-0000-4000-8000-' || lpad(to_hex(:client_id + 1), 12, '0'))::uuid;\n",
-    );
-    let heartbeat = |c: &reqwest::Client| {
-        c.post(format!(
-            "{}/api/v1/system/federation_api/heartbeat",
-            api.federation
-        ))
-        .json(&json!({}))
-        .build()
-        .unwrap()
-    };
-    // Warm the connections (TLS handshakes are not what we measure).
-    for c in &clients {
-        let r = c.execute(heartbeat(c)).await.unwrap();
-        assert!(r.status().is_success(), "heartbeat refused: {}", r.status());
-    }
-    let work: Vec<_> = clients.iter().map(|c| (c.clone(), heartbeat(c))).collect();
-    let (counted_before, updated_before) = (heartbeats_counted(&api).await, peer_updates(&db));
-    let mut ingest = drive(work, plan.duration, None).await;
-    // The figure is checked, not trusted: the API counted them and PostgreSQL updated rows.
-    notes.push(format!(
-        "ingest check: {} answered 200, the API counted {}, PostgreSQL updated {} peer rows",
-        ingest.ok,
-        heartbeats_counted(&api).await - counted_before,
-        peer_updates(&db) - updated_before
-    ));
-    let ingest_rss = vm_hwm_kib(api.process.child.id().unwrap_or(0));
-    rows.push(
-        row(
-            "heartbeat ingest (req/s vs pgbench UPDATE tps; vs bare POST)",
-            format!("{:.0}/s", ingest.rps()),
-            format!("{tps:.0} tps"),
-            format!("{:.2}", ingest.rps() / tps),
-            "≥ 1.0 pgbench, ≥ 0.80 bare",
-        )
-        .vs_bare(ingest.rps() / bare_post.rps()),
-    );
-    rows.push(
-        row(
-            "  latency at full rate p50 / p99 (vs bare p99)",
+    let http = reqwest::Client::new();
+    if only("http") {
+        // 0. The machine's HTTP + mTLS limit, in this run: the same listener serving a fixed body.
+        let (mut bare_post, mut bare_get) = bare_baseline(&db, &master_key, &clients, &plan).await;
+        rows.push(row(
+            "bare mTLS endpoint: same listener, fixed JSON, no DB (POST / GET)",
+            format!("{:.0}/s / {:.0}/s", bare_post.rps(), bare_get.rps()),
+            "-".to_owned(),
+            "-".to_owned(),
+            "the HTTP + TLS limit",
+        ));
+        rows.push(row(
+            "  bare latency p50 / p99 (POST), errors",
             format!(
-                "{:.2} / {:.2} ms",
-                ingest.percentile_ms(0.5),
-                ingest.percentile_ms(0.99)
-            ),
-            format!(
-                "{:.2} / {:.2} ms",
+                "{:.2} / {:.2} ms, {}",
                 bare_post.percentile_ms(0.5),
-                bare_post.percentile_ms(0.99)
+                bare_post.percentile_ms(0.99),
+                bare_post.errors + bare_get.errors
             ),
             "-".to_owned(),
-            "-",
-        )
-        .vs_bare(ingest.percentile_ms(0.99) / bare_post.percentile_ms(0.99)),
-    );
-    rows.push(row(
-        "  errors",
-        ingest.errors.to_string(),
-        "-".to_owned(),
-        "-".to_owned(),
-        "0",
-    ));
-    let half = ingest.rps() / 2.0;
-    let work: Vec<_> = clients.iter().map(|c| (c.clone(), heartbeat(c))).collect();
-    let mut paced = drive(work, plan.duration, Some(half / plan.clients as f64)).await;
-    rows.push(row(
-        "  p99 at half that rate",
-        format!(
-            "{:.2} ms ({:.0}/s, {} errors)",
-            paced.percentile_ms(0.99),
-            paced.rps(),
-            paced.errors
-        ),
-        "-".to_owned(),
-        "-".to_owned(),
-        "≤ 20 ms",
-    ));
+            "-".to_owned(),
+            "0 errors",
+        ));
 
-    // 3. Grant-authorised resource GET vs pgbench select by primary key.
-    let admin = powernode_tests::admin_token(&mut db.conn());
-    let http = reqwest::Client::new();
-    let put = http
-        .put(format!(
-            "{}/api/v1/system/federation/resources/sdwan_config/bench",
-            api.http
-        ))
-        .bearer_auth(&admin)
-        .json(&json!({"routes": [{"prefix": "fd00:1::/48", "via": "overlay-1"}], "mtu": 1420}))
-        .send()
-        .await
-        .unwrap();
-    assert!(put.status().is_success(), "resource put: {}", put.status());
-    let mut grants = Vec::new();
-    for i in 1..=plan.clients {
-        let issued: Value = http
+        // 1. Heartbeat ingest vs pgbench's single-row UPDATE by primary key, same rows.
+        let tps = pgbench(
+            &db,
+            plan.clients,
+            plan.duration,
+            "UPDATE peers SET last_heartbeat_at = now(), updated_at = now() \
+         WHERE id = ('00000000-0000-4000-8000-' || lpad(to_hex(:client_id + 1), 12, '0'))::uuid;\n",
+        );
+        let heartbeat = |c: &reqwest::Client| {
+            c.post(format!(
+                "{}/api/v1/system/federation_api/heartbeat",
+                api.federation
+            ))
+            .json(&json!({}))
+            .build()
+            .unwrap()
+        };
+        // Warm the connections (TLS handshakes are not what we measure).
+        for c in &clients {
+            let r = c.execute(heartbeat(c)).await.unwrap();
+            assert!(r.status().is_success(), "heartbeat refused: {}", r.status());
+        }
+        let work: Vec<_> = clients.iter().map(|c| (c.clone(), heartbeat(c))).collect();
+        let (counted_before, updated_before) = (heartbeats_counted(&api).await, peer_updates(&db));
+        let mut ingest = drive(work, plan.duration, None).await;
+        // The figure is checked, not trusted: the API counted them and PostgreSQL updated rows.
+        notes.push(format!(
+            "ingest check: {} answered 200, the API counted {}, PostgreSQL updated {} peer rows",
+            ingest.ok,
+            heartbeats_counted(&api).await - counted_before,
+            peer_updates(&db) - updated_before
+        ));
+        let ingest_rss = vm_hwm_kib(api.process.child.id().unwrap_or(0));
+        rows.push(
+            row(
+                "heartbeat ingest (req/s vs pgbench UPDATE tps; vs bare POST)",
+                format!("{:.0}/s", ingest.rps()),
+                format!("{tps:.0} tps"),
+                format!("{:.2}", ingest.rps() / tps),
+                "≥ 1.0 pgbench, ≥ 0.80 bare",
+            )
+            .vs_bare(ingest.rps() / bare_post.rps()),
+        );
+        rows.push(
+            row(
+                "  latency at full rate p50 / p99 (vs bare p99)",
+                format!(
+                    "{:.2} / {:.2} ms",
+                    ingest.percentile_ms(0.5),
+                    ingest.percentile_ms(0.99)
+                ),
+                format!(
+                    "{:.2} / {:.2} ms",
+                    bare_post.percentile_ms(0.5),
+                    bare_post.percentile_ms(0.99)
+                ),
+                "-".to_owned(),
+                "-",
+            )
+            .vs_bare(ingest.percentile_ms(0.99) / bare_post.percentile_ms(0.99)),
+        );
+        rows.push(row(
+            "  errors",
+            ingest.errors.to_string(),
+            "-".to_owned(),
+            "-".to_owned(),
+            "0",
+        ));
+        let half = ingest.rps() / 2.0;
+        let work: Vec<_> = clients.iter().map(|c| (c.clone(), heartbeat(c))).collect();
+        let mut paced = drive(work, plan.duration, Some(half / plan.clients as f64)).await;
+        rows.push(row(
+            "  p99 at half that rate",
+            format!(
+                "{:.2} ms ({:.0}/s, {} errors)",
+                paced.percentile_ms(0.99),
+                paced.rps(),
+                paced.errors
+            ),
+            "-".to_owned(),
+            "-".to_owned(),
+            "≤ 20 ms",
+        ));
+
+        // 3. Grant-authorised resource GET vs pgbench select by primary key.
+        let admin = powernode_tests::admin_token(&mut db.conn());
+        let put = http
+            .put(format!(
+                "{}/api/v1/system/federation/resources/sdwan_config/bench",
+                api.http
+            ))
+            .bearer_auth(&admin)
+            .json(&json!({"routes": [{"prefix": "fd00:1::/48", "via": "overlay-1"}], "mtu": 1420}))
+            .send()
+            .await
+            .unwrap();
+        assert!(put.status().is_success(), "resource put: {}", put.status());
+        let mut grants = Vec::new();
+        for i in 1..=plan.clients {
+            let issued: Value = http
             .post(format!(
                 "{}/api/v1/system/federation/peers/{}/grants",
                 api.http,
@@ -588,293 +577,341 @@ async fn main() {
             .json()
             .await
             .unwrap();
-        grants.push(issued["data"]["token"].as_str().unwrap().to_owned());
-    }
-    let read_tps = pgbench(
-        &db,
-        plan.clients,
-        plan.duration,
-        "SELECT document FROM shared_resources WHERE kind = 'sdwan_config' AND id = 'bench';\n",
-    );
-    let read = |c: &reqwest::Client, token: &str| {
-        c.get(format!(
-            "{}/api/v1/system/federation_api/resources/sdwan_config/bench",
-            api.federation
-        ))
-        .bearer_auth(token)
-        .build()
-        .unwrap()
-    };
-    for (c, t) in clients.iter().zip(&grants) {
-        let r = c.execute(read(c, t)).await.unwrap();
-        assert!(
-            r.status().is_success(),
-            "resource read refused: {}",
-            r.status()
+            grants.push(issued["data"]["token"].as_str().unwrap().to_owned());
+        }
+        let read_tps = pgbench(
+            &db,
+            plan.clients,
+            plan.duration,
+            "SELECT document FROM shared_resources WHERE kind = 'sdwan_config' AND id = 'bench';\n",
         );
+        let read = |c: &reqwest::Client, token: &str| {
+            c.get(format!(
+                "{}/api/v1/system/federation_api/resources/sdwan_config/bench",
+                api.federation
+            ))
+            .bearer_auth(token)
+            .build()
+            .unwrap()
+        };
+        for (c, t) in clients.iter().zip(&grants) {
+            let r = c.execute(read(c, t)).await.unwrap();
+            assert!(
+                r.status().is_success(),
+                "resource read refused: {}",
+                r.status()
+            );
+        }
+        let work: Vec<_> = clients
+            .iter()
+            .zip(&grants)
+            .map(|(c, t)| (c.clone(), read(c, t)))
+            .collect();
+        let mut reads = drive(work, plan.duration, None).await;
+        let api_rss = vm_hwm_kib(api.process.child.id().unwrap_or(0));
+        rows.push(
+            row(
+                "resource GET under a grant (req/s vs pgbench SELECT tps; vs bare GET)",
+                format!("{:.0}/s", reads.rps()),
+                format!("{read_tps:.0} tps"),
+                format!("{:.2}", reads.rps() / read_tps),
+                "≥ 0.70 bare (pgbench for comparison)",
+            )
+            .vs_bare(reads.rps() / bare_get.rps()),
+        );
+        rows.push(
+            row(
+                "  latency p50 / p99, errors (vs bare p99)",
+                format!(
+                    "{:.2} / {:.2} ms, {}",
+                    reads.percentile_ms(0.5),
+                    reads.percentile_ms(0.99),
+                    reads.errors
+                ),
+                format!(
+                    "{:.2} / {:.2} ms",
+                    bare_get.percentile_ms(0.5),
+                    bare_get.percentile_ms(0.99)
+                ),
+                "-".to_owned(),
+                "0 errors",
+            )
+            .vs_bare(reads.percentile_ms(0.99) / bare_get.percentile_ms(0.99)),
+        );
+        notes.push(format!(
+            "API peak RSS after ingest / after reads: {} / {}",
+            mib(ingest_rss),
+            mib(api_rss)
+        ));
     }
-    let work: Vec<_> = clients
-        .iter()
-        .zip(&grants)
-        .map(|(c, t)| (c.clone(), read(c, t)))
-        .collect();
-    let mut reads = drive(work, plan.duration, None).await;
-    let api_rss = vm_hwm_kib(api.process.child.id().unwrap_or(0));
-    rows.push(
-        row(
-            "resource GET under a grant (req/s vs pgbench SELECT tps; vs bare GET)",
-            format!("{:.0}/s", reads.rps()),
-            format!("{read_tps:.0} tps"),
-            format!("{:.2}", reads.rps() / read_tps),
-            "≥ 0.70 bare (pgbench for comparison)",
-        )
-        .vs_bare(reads.rps() / bare_get.rps()),
-    );
-    rows.push(
-        row(
-            "  latency p50 / p99, errors (vs bare p99)",
-            format!(
-                "{:.2} / {:.2} ms, {}",
-                reads.percentile_ms(0.5),
-                reads.percentile_ms(0.99),
-                reads.errors
-            ),
-            format!(
-                "{:.2} / {:.2} ms",
-                bare_get.percentile_ms(0.5),
-                bare_get.percentile_ms(0.99)
-            ),
-            "-".to_owned(),
-            "0 errors",
-        )
-        .vs_bare(reads.percentile_ms(0.99) / bare_get.percentile_ms(0.99)),
-    );
-    notes.push(format!(
-        "API peak RSS after ingest / after reads: {} / {}",
-        mib(ingest_rss),
-        mib(api_rss)
-    ));
 
-    // 4. Worker memory over its ticks (the peer-heartbeat schedule is parked on a queue no
-    // consumer reads: the bench peers' URLs are not real).
-    let mut worker = Process::spawn(
-        "powernode-worker",
-        &["--name", "bench"],
-        &[
-            ("POWERNODE_API_URL", api.http.clone()),
-            ("POWERNODE_WORKER_TOKEN", WORKER_TOKEN.to_owned()),
-            ("POWERNODE_REDIS_URL", redis_url()),
-            ("POWERNODE_REDIS_PREFIX", redis_prefix()),
-            ("POWERNODE_WORKER_POLL_INTERVAL_MS", "100".to_owned()),
-            (
-                "POWERNODE_WORKER_METRICS_LISTEN",
-                format!("127.0.0.1:{}", free_port()),
-            ),
-            (
-                "POWERNODE_SCHEDULES__FEDERATION_HEARTBEAT__INTERVAL_SECS",
-                "1".to_owned(),
-            ),
-            (
-                "POWERNODE_SCHEDULES__SDWAN_MANAGER_TICK__INTERVAL_SECS",
-                "1".to_owned(),
-            ),
-            (
-                "POWERNODE_SCHEDULES__FEDERATION_PEER_HEARTBEAT__QUEUE",
-                "parked".to_owned(),
-            ),
-            ("POWERNODE_WORKER_QUEUES", "system".to_owned()),
-            ("RUST_LOG", "info".to_owned()),
-        ],
-    );
-    let deadline = Instant::now() + Duration::from_secs(60 + plan.worker_ticks as u64 * 10);
-    loop {
-        let done = worker
+    if only("worker") {
+        // 4. Worker memory over its ticks (the peer-heartbeat schedule is parked on a queue no
+        // consumer reads: the bench peers' URLs are not real).
+        let mut worker = Process::spawn(
+            "powernode-worker",
+            &["--name", "bench"],
+            &[
+                ("POWERNODE_API_URL", api.http.clone()),
+                ("POWERNODE_WORKER_TOKEN", WORKER_TOKEN.to_owned()),
+                ("POWERNODE_REDIS_URL", redis_url()),
+                ("POWERNODE_REDIS_PREFIX", redis_prefix()),
+                ("POWERNODE_WORKER_POLL_INTERVAL_MS", "100".to_owned()),
+                (
+                    "POWERNODE_WORKER_METRICS_LISTEN",
+                    format!("127.0.0.1:{}", free_port()),
+                ),
+                (
+                    "POWERNODE_SCHEDULES__FEDERATION_HEARTBEAT__INTERVAL_SECS",
+                    "1".to_owned(),
+                ),
+                (
+                    "POWERNODE_SCHEDULES__SDWAN_MANAGER_TICK__INTERVAL_SECS",
+                    "1".to_owned(),
+                ),
+                (
+                    "POWERNODE_SCHEDULES__FEDERATION_PEER_HEARTBEAT__QUEUE",
+                    "parked".to_owned(),
+                ),
+                ("POWERNODE_WORKER_QUEUES", "system".to_owned()),
+                ("RUST_LOG", "info".to_owned()),
+            ],
+        );
+        let deadline = Instant::now() + Duration::from_secs(60 + plan.worker_ticks as u64 * 10);
+        loop {
+            let done = worker
+                .lines()
+                .iter()
+                .filter(|l| l.contains("[FederationHeartbeatJob] sweep complete"))
+                .count();
+            if done >= plan.worker_ticks {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "worker ticks: {}",
+                worker.output()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let worker_rss = vm_hwm_kib(worker.child.id().unwrap_or(0));
+        // Tick → job start: the job's log line carries its tick (unix second it was due) and the
+        // time it started.
+        let mut latencies: Vec<f64> = worker
             .lines()
             .iter()
-            .filter(|l| l.contains("[FederationHeartbeatJob] sweep complete"))
-            .count();
-        if done >= plan.worker_ticks {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "worker ticks: {}",
-            worker.output()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let worker_rss = vm_hwm_kib(worker.child.id().unwrap_or(0));
-    // Tick → job start: the job's log line carries its tick (unix second it was due) and the
-    // time it started.
-    let mut latencies: Vec<f64> = worker
-        .lines()
-        .iter()
-        .filter(|l| l.contains("[FederationHeartbeatJob] Starting heartbeat sweep"))
-        .filter_map(|l| {
-            let started = time::OffsetDateTime::parse(
-                l.split_whitespace().next()?,
-                &time::format_description::well_known::Rfc3339,
-            )
-            .ok()?;
-            let tick: i64 = l
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("tick="))?
-                .parse()
+            .filter(|l| l.contains("[FederationHeartbeatJob] Starting heartbeat sweep"))
+            .filter_map(|l| {
+                let started = time::OffsetDateTime::parse(
+                    l.split_whitespace().next()?,
+                    &time::format_description::well_known::Rfc3339,
+                )
                 .ok()?;
-            Some((started.unix_timestamp_nanos() as f64 / 1e9) - tick as f64)
-        })
-        .collect();
-    latencies.sort_by(f64::total_cmp);
-    let at = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
-    rows.push(row(
-        &format!(
-            "tick → job start over {} ticks of a 1-s schedule (p50 / p99 / max)",
-            latencies.len()
-        ),
-        format!(
-            "{:.0} / {:.0} / {:.0} ms",
-            at(0.5) * 1000.0,
-            at(0.99) * 1000.0,
-            at(1.0) * 1000.0
-        ),
-        "-".to_owned(),
-        "-".to_owned(),
-        "≤ 1000 ms",
-    ));
-    // SIGTERM → exit while idle: right after a sweep completed, before the next tick.
-    let completed = |w: &Process| {
-        w.lines()
-            .iter()
-            .filter(|l| l.contains("[FederationHeartbeatJob] sweep complete"))
-            .count()
-    };
-    let before = completed(&worker);
-    while completed(&worker) == before {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+                let tick: i64 = l
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("tick="))?
+                    .parse()
+                    .ok()?;
+                Some((started.unix_timestamp_nanos() as f64 / 1e9) - tick as f64)
+            })
+            .collect();
+        latencies.sort_by(f64::total_cmp);
+        let at = |p: f64| {
+            latencies
+                .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        rows.push(row(
+            &format!(
+                "tick → job start over {} ticks of a 1-s schedule (p50 / p99 / max)",
+                latencies.len()
+            ),
+            format!(
+                "{:.0} / {:.0} / {:.0} ms",
+                at(0.5) * 1000.0,
+                at(0.99) * 1000.0,
+                at(1.0) * 1000.0
+            ),
+            "-".to_owned(),
+            "-".to_owned(),
+            "≤ 1000 ms",
+        ));
+        // SIGTERM → exit while idle: right after a sweep completed, before the next tick.
+        let completed = |w: &Process| {
+            w.lines()
+                .iter()
+                .filter(|l| l.contains("[FederationHeartbeatJob] sweep complete"))
+                .count()
+        };
+        let before = completed(&worker);
+        while completed(&worker) == before {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let term = Instant::now();
+        worker.signal("TERM");
+        let exited = tokio::time::timeout(Duration::from_secs(60), worker.child.wait()).await;
+        let stop = term.elapsed();
+        rows.push(row(
+            "worker SIGTERM → exit when idle",
+            if exited.is_ok() {
+                format!("{:.0} ms", stop.as_secs_f64() * 1000.0)
+            } else {
+                "did not exit within 60 s".to_owned()
+            },
+            "-".to_owned(),
+            "-".to_owned(),
+            "≤ 2000 ms",
+        ));
+        PEAKS.lock().unwrap().push((
+            format!("{} ticks", plan.worker_ticks),
+            "powernode-worker",
+            worker_rss,
+        ));
     }
-    let term = Instant::now();
-    worker.signal("TERM");
-    let exited = tokio::time::timeout(Duration::from_secs(60), worker.child.wait()).await;
-    let stop = term.elapsed();
-    rows.push(row(
-        "worker SIGTERM → exit when idle",
-        if exited.is_ok() {
-            format!("{:.0} ms", stop.as_secs_f64() * 1000.0)
-        } else {
-            "did not exit within 60 s".to_owned()
-        },
-        "-".to_owned(),
-        "-".to_owned(),
-        "≤ 2000 ms",
-    ));
-    PEAKS.lock().unwrap().push((
-        format!("{} ticks", plan.worker_ticks),
-        "powernode-worker",
-        worker_rss,
-    ));
 
-    // 2. The sweep at scale: idle (0 % stale) and 1 % stale, against the bare UPDATE.
-    sql(
-        &db,
-        &format!(
-            "INSERT INTO peers (id, origin, remote_instance_url, peer_kind, spawn_role, spawn_mode, \
+    if only("sweep") {
+        // 2. The sweep at scale: idle (0 % stale) and 1 % stale, against the bare UPDATE.
+        sql(
+            &db,
+            &format!(
+                "INSERT INTO peers (id, origin, remote_instance_url, peer_kind, spawn_role, spawn_mode, \
              status, last_heartbeat_at) SELECT ('00000000-0000-4000-a000-' || lpad(to_hex(g), 12, '0'))::uuid, \
              'proposed_here', 'https://sweep-' || g || '.example.com', 'platform', 'symmetric', \
              'autonomous_peer', 'active', now() FROM generate_series(1, {}) g",
-            plan.sweep_peers
-        ),
-    );
-    sql(&db, "VACUUM ANALYZE peers");
-    let sweep = || async {
-        let started = Instant::now();
-        let r = http
-            .post(format!(
-                "{}/api/v1/system/worker_api/federation/heartbeat_sweep",
-                api.http
-            ))
-            .header("X-Worker-Token", WORKER_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
-        let body: Value = r.json().await.unwrap();
-        (
-            started.elapsed(),
-            body["data"]["swept"].as_u64().unwrap_or(0),
-        )
-    };
-    let mut idle = Vec::new();
-    for _ in 0..5 {
-        idle.push(sweep().await.0);
-    }
-    idle.sort();
-    let plan_text = powernode_store::peers::explain_sweep(&mut db.conn(), 300).unwrap();
-    rows.push(row(
-        &format!("sweep, {} peers, 0 % stale (median of 5)", plan.sweep_peers),
-        format!("{:.1} ms", idle[2].as_secs_f64() * 1000.0),
-        "-".to_owned(),
-        "-".to_owned(),
-        "index scan",
-    ));
-    let stale = "UPDATE peers SET last_heartbeat_at = now() - interval '1 hour' \
+                plan.sweep_peers
+            ),
+        );
+        seed_event_history(&db, plan.sweep_peers);
+        sql(&db, "VACUUM ANALYZE peers");
+        let sweep = || async {
+            let started = Instant::now();
+            let r = http
+                .post(format!(
+                    "{}/api/v1/system/worker_api/federation/heartbeat_sweep",
+                    api.http
+                ))
+                .header("X-Worker-Token", WORKER_TOKEN)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success());
+            let body: Value = r.json().await.unwrap();
+            (
+                started.elapsed(),
+                body["data"]["swept"].as_u64().unwrap_or(0),
+            )
+        };
+        let mut idle = Vec::new();
+        for _ in 0..5 {
+            idle.push(sweep().await.0);
+        }
+        idle.sort();
+        plans.push((
+            format!(
+                "EXPLAIN of the sweep statement (0 % stale, {} peers)",
+                plan.sweep_peers
+            ),
+            powernode_store::peers::explain_sweep(&mut db.conn(), 300).unwrap(),
+        ));
+        rows.push(row(
+            &format!("sweep, {} peers, 0 % stale (median of 5)", plan.sweep_peers),
+            format!("{:.1} ms", idle[2].as_secs_f64() * 1000.0),
+            "-".to_owned(),
+            "-".to_owned(),
+            "index scan",
+        ));
+        let stale = "UPDATE peers SET last_heartbeat_at = now() - interval '1 hour' \
                  WHERE id IN (SELECT id FROM peers WHERE status = 'active' \
                  AND id::text LIKE '00000000-0000-4000-a000-%' \
                  AND ('x' || lpad(right(id::text, 12), 16, '0'))::bit(64)::bigint % 100 = 0)";
-    let bare = "UPDATE peers SET status = 'degraded', \
+        let bare = "UPDATE peers SET status = 'degraded', \
                 metadata = metadata || jsonb_build_object('degraded_reason', 'heartbeat stale (>5 minutes)'), \
                 updated_at = now() WHERE status = 'active' AND peer_kind = 'platform' \
                 AND COALESCE(last_heartbeat_at, '-infinity'::timestamptz) < now() - make_interval(secs => 300) \
                 RETURNING id";
-    let reset = "UPDATE peers SET status = 'active', metadata = metadata - 'degraded_reason' \
+        let reset = "UPDATE peers SET status = 'active', metadata = metadata - 'degraded_reason' \
                  WHERE status = 'degraded'";
-    // Three rounds on the same rows, medians compared: one round is at the mercy of the
-    // machine's other tenants.
-    let (mut bare_times, mut sweep_times, mut swept) = (Vec::new(), Vec::new(), 0);
-    sql(&db, stale);
-    for _ in 0..3 {
+        // Five rounds on the same rows, medians compared: one round is at the mercy of the
+        // machine's other tenants. Each round's own ratio is kept too (the target holds for every
+        // run, not only on the median).
+        let (mut bare_times, mut sweep_times, mut swept) = (Vec::new(), Vec::new(), 0);
+        sql(&db, stale);
+        for _ in 0..5 {
+            sql(&db, "VACUUM ANALYZE peers");
+            let started = Instant::now();
+            sql(&db, bare);
+            bare_times.push(started.elapsed());
+            sql(&db, reset);
+            sql(&db, "VACUUM ANALYZE peers");
+            let (took, n) = sweep().await;
+            sweep_times.push(took);
+            swept = n;
+            sql(&db, reset);
+        }
+        let mut round_ratios: Vec<f64> = sweep_times
+            .iter()
+            .zip(&bare_times)
+            .map(|(s, b)| s.as_secs_f64() / b.as_secs_f64())
+            .collect();
+        round_ratios.sort_by(f64::total_cmp);
+        bare_times.sort();
+        sweep_times.sort();
+        let (bare_time, stale_time) = (bare_times[2], sweep_times[2]);
+        rows.push(row(
+            &format!("sweep, 1 % stale ({swept} degraded, events included; median of 5)"),
+            format!("{:.1} ms", stale_time.as_secs_f64() * 1000.0),
+            format!("{:.1} ms bare UPDATE", bare_time.as_secs_f64() * 1000.0),
+            format!("{:.2}×", stale_time.as_secs_f64() / bare_time.as_secs_f64()),
+            "≤ 2×, stretch 1.5×",
+        ));
+        rows.push(row(
+            "  each round's ratio (lowest – highest)",
+            format!(
+                "{:.2}× – {:.2}×",
+                round_ratios[0],
+                round_ratios[round_ratios.len() - 1]
+            ),
+            "-".to_owned(),
+            "-".to_owned(),
+            "≤ 2× every round",
+        ));
         sql(&db, "VACUUM ANALYZE peers");
-        let started = Instant::now();
-        sql(&db, bare);
-        bare_times.push(started.elapsed());
-        sql(&db, reset);
-        sql(&db, "VACUUM ANALYZE peers");
-        let (took, n) = sweep().await;
-        sweep_times.push(took);
-        swept = n;
-        sql(&db, reset);
+        plans.push((
+            format!(
+                "EXPLAIN (ANALYZE, BUFFERS) of one 1 % stale sweep, {} peers (rolled back)",
+                plan.sweep_peers
+            ),
+            powernode_store::peers::explain_analyze_sweep(&mut db.conn(), 300).unwrap(),
+        ));
+        sql(&db, "VACUUM ANALYZE fleet_events");
+        plans.extend(event_plans(&db));
     }
-    bare_times.sort();
-    sweep_times.sort();
-    let (bare_time, stale_time) = (bare_times[1], sweep_times[1]);
-    rows.push(row(
-        &format!("sweep, 1 % stale ({swept} degraded, events included; median of 3)"),
-        format!("{:.1} ms", stale_time.as_secs_f64() * 1000.0),
-        format!("{:.1} ms bare UPDATE", bare_time.as_secs_f64() * 1000.0),
-        format!("{:.2}×", stale_time.as_secs_f64() / bare_time.as_secs_f64()),
-        "≤ 2×",
-    ));
 
     stop_api(api, "ingest, reads, sweep").await;
 
     // 5. A governance scan of a fleet: its own database and API, so the sweep's million peers
     // do not count.
-    rows.push(governance_scan(&plan, &master_key).await);
+    if only("governance") {
+        rows.push(governance_scan(&plan, &master_key).await);
+    }
 
     // 6. The PeerClient's fan-out with dead peers, against simulated peers on loopback ports.
-    let (fan_rows, fan_notes) = fan_out(&plan).await;
-    rows.extend(fan_rows);
-    notes.extend(fan_notes);
+    if only("fanout") {
+        let (fan_rows, fan_notes) = fan_out(&plan).await;
+        rows.extend(fan_rows);
+        notes.extend(fan_notes);
+    }
 
     // 7. Fast establishment: B's accept → both sides active, with workers running.
-    rows.push(establishment().await);
+    if only("establishment") {
+        rows.push(establishment().await);
+    }
 
     // 8. The web UI's two busiest pages, signed in, over a fleet.
-    rows.extend(ui_pages(&plan, &master_key).await);
+    if only("ui") {
+        rows.extend(ui_pages(&plan, &master_key).await);
+    }
 
     // Memory over every phase: each API and worker's peak, read before it was stopped.
     for (binary, target) in [
@@ -937,13 +974,103 @@ async fn main() {
     for n in &notes {
         println!("note: {n}");
     }
-    println!(
-        "\nEXPLAIN of the sweep statement (0 % stale, {} peers):",
-        plan.sweep_peers
-    );
-    for line in plan_text.lines() {
-        println!("  {line}");
+    for (title, text) in &plans {
+        println!("\n{title}:");
+        for line in text.lines() {
+            println!("  {line}");
+        }
     }
+}
+
+/// A history of `n` events over the last 90 days (time-ordered ids, as the API writes them;
+/// the catalogue's sources and kinds, most about a peer) so the sweep's inserts and the
+/// event queries meet tables and indexes of a size an instance keeps under retention.
+fn seed_event_history(db: &TestDb, n: i64) {
+    sql(
+        db,
+        &format!(
+            "INSERT INTO fleet_events (id, kind, severity, source, peer_id, payload, emitted_at)
+             SELECT powernode_uuid_v7(at), k.kind, k.severity, k.source,
+                    CASE WHEN g % 10 <> 0
+                         THEN ('00000000-0000-4000-a000-' || lpad(to_hex(g % {n} + 1), 12, '0'))::uuid END,
+                    jsonb_build_object('seeded', true), at
+               FROM generate_series(1, {n}) g
+              CROSS JOIN LATERAL (SELECT now() - interval '90 days' * (1 - g::float8 / {n}) AS at) t
+               JOIN (VALUES (0, 'federation.peer.heartbeat_stale', 'medium', 'federation_heartbeat_sweep'),
+                            (1, 'federation.peer.active', 'low', 'federation_heartbeat'),
+                            (2, 'federation.certificate.renewed', 'low', 'internal_ca'),
+                            (3, 'federation.grant.renewed', 'low', 'federation_grant'),
+                            (4, 'governance.scan_completed', 'low', 'governance'),
+                            (5, 'approval.executed', 'low', 'sdwan_manager'),
+                            (6, 'federation.peer.proposed', 'low', 'federation_peer'),
+                            (7, 'federation.peer.suspended', 'medium', 'federation_peer'))
+                    AS k(n, kind, severity, source) ON k.n = g % 8"
+        ),
+    );
+}
+
+/// The plans of SPEC §8's event queries (by source, kind, peer, since; newest first, 50) as
+/// the API sends them, and of one retention batch.
+fn event_plans(db: &TestDb) -> Vec<(String, String)> {
+    use powernode_store::events::{EventFilter, explain_list};
+    let base = EventFilter {
+        limit: 50,
+        ..EventFilter::default()
+    };
+    let since = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let queries = [
+        ("newest 50", base.clone()),
+        (
+            "by source federation_heartbeat_sweep",
+            EventFilter {
+                source: Some("federation_heartbeat_sweep".to_owned()),
+                ..base.clone()
+            },
+        ),
+        (
+            "by kind federation.peer.suspended",
+            EventFilter {
+                kind: Some("federation.peer.suspended".to_owned()),
+                ..base.clone()
+            },
+        ),
+        (
+            "by peer",
+            EventFilter {
+                peer_id: Some("00000000-0000-4000-a000-000000000064".parse().unwrap()),
+                ..base.clone()
+            },
+        ),
+        (
+            "since an hour ago",
+            EventFilter {
+                since: Some(since),
+                ..base.clone()
+            },
+        ),
+        (
+            "by source and since",
+            EventFilter {
+                source: Some("federation_heartbeat_sweep".to_owned()),
+                since: Some(since),
+                ..base
+            },
+        ),
+    ];
+    let mut plans: Vec<(String, String)> = queries
+        .into_iter()
+        .map(|(what, filter)| {
+            (
+                format!("EXPLAIN (ANALYZE, BUFFERS) of the events query {what}"),
+                explain_list(&mut db.conn(), &filter).unwrap(),
+            )
+        })
+        .collect();
+    plans.push((
+        "EXPLAIN of one retention batch (90 / 365 days)".to_owned(),
+        powernode_store::events::explain_retention(&mut db.conn(), 90, 365).unwrap(),
+    ));
+    plans
 }
 
 /// 1,000 simulated peers (`--quick`: 50), 10 % accepting connections and never answering:

@@ -721,7 +721,8 @@ async fn a_row_that_cannot_be_read_fails_only_its_own_calls_in_a_lookup_batch() 
         )
         .await;
     assert_eq!(status, 200);
-    // A row written before writes refused such numbers (the API no longer stores one).
+    // A document written before writes refused such numbers (the API no longer stores one):
+    // a peer's read passes the stored text through untouched.
     use diesel::RunQueryDsl;
     diesel::sql_query(
         "INSERT INTO shared_resources (kind, id, document, version, updated_at) \
@@ -729,15 +730,27 @@ async fn a_row_that_cannot_be_read_fails_only_its_own_calls_in_a_lookup_batch() 
     )
     .execute(&mut a.db.conn())
     .unwrap();
-    let (_, grant) = a
-        .app
-        .post(
-            &format!("{PEERS}/{a_peer_id}/grants"),
-            &a.admin,
-            json!({"resource_kind": "sdwan_config", "permission_scopes": ["read"]}),
-        )
-        .await;
-    let token = grant["data"]["token"].as_str().unwrap().to_owned();
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        let (_, grant) = a
+            .app
+            .post(
+                &format!("{PEERS}/{a_peer_id}/grants"),
+                &a.admin,
+                json!({"resource_kind": "sdwan_config", "permission_scopes": ["read"]}),
+            )
+            .await;
+        tokens.push(grant["data"]["token"].as_str().unwrap().to_owned());
+    }
+    // A grant row the API cannot read (an expiry no timestamp type of ours holds, as a hand
+    // edit could leave): its calls fail, and only its calls.
+    diesel::sql_query(
+        "UPDATE grants SET expires_at = 'infinity' \
+          WHERE id = (SELECT id FROM grants ORDER BY created_at DESC, id DESC LIMIT 1)",
+    )
+    .execute(&mut a.db.conn())
+    .unwrap();
+    let (healthy, unreadable) = (tokens[0].clone(), tokens[1].clone());
     let client = pinned_client(&a, Some(outbound_identity(&b)));
     let url = |id: &str| {
         format!(
@@ -745,23 +758,38 @@ async fn a_row_that_cannot_be_read_fails_only_its_own_calls_in_a_lookup_batch() 
             a.public_url
         )
     };
-    // Many reads at once, so the batcher serves healthy and unreadable rows together.
+    // Valid JSON (RFC 8259 sets no range on numbers), as PostgreSQL prints it; a peer needs an
+    // arbitrary-precision parser for it, as it would have for the original.
+    let legacy = client
+        .get(url("legacy"))
+        .bearer_auth(&healthy)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(legacy.status(), 200);
+    let text = legacy.text().await.unwrap();
+    assert!(
+        text.contains(r#""document":{"a": 179769313486231570000"#),
+        "{text}"
+    );
+    // Many reads at once, so the batcher serves readable and unreadable rows together.
     let reads = (0..32).map(|i| {
-        let (client, token) = (client.clone(), token.clone());
-        let (id, url) = if i % 2 == 0 {
-            ("healthy", url("healthy"))
+        let client = client.clone();
+        let (which, token) = if i % 2 == 0 {
+            ("readable", healthy.clone())
         } else {
-            ("legacy", url("legacy"))
+            ("unreadable", unreadable.clone())
         };
+        let url = url("healthy");
         async move {
             let (status, _) =
                 call(&client, reqwest::Method::GET, &url, Some(&token), &[], None).await;
-            (id, status)
+            (which, status)
         }
     });
-    for (id, status) in futures::future::join_all(reads).await {
-        match id {
-            "healthy" => assert_eq!(status, 200, "a healthy read failed with the batch"),
+    for (which, status) in futures::future::join_all(reads).await {
+        match which {
+            "readable" => assert_eq!(status, 200, "a healthy read failed with the batch"),
             _ => assert_eq!(status, 500, "the unreadable row is an internal error"),
         }
     }

@@ -325,7 +325,10 @@ pub fn resource_view(r: &store::Resource, with_document: bool) -> ResourceView {
         kind: r.kind.clone(),
         id: r.id.clone(),
         version: i64::from(r.version),
-        document: with_document.then(|| r.document.clone()),
+        // A stored document always serializes (it came from jsonb).
+        document: with_document
+            .then(|| serde_json::value::to_raw_value(&r.document).ok())
+            .flatten(),
     }
 }
 

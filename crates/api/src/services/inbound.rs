@@ -527,7 +527,7 @@ struct ResourceCall {
     peer_id: Uuid,
     grant: Option<powernode_store::grants::GrantRow>,
     now: time::OffsetDateTime,
-    resource: Option<powernode_store::grants::Resource>,
+    resource: Option<powernode_store::grants::LookupResource>,
 }
 
 async fn resource_call(
@@ -728,7 +728,12 @@ pub async fn read_resource(
     let found = call
         .resource
         .ok_or_else(|| ApiError::NotFound(format!("resource {kind}/{id} not found")))?;
-    Ok(super::grants::resource_view(&found, true))
+    Ok(ResourceView {
+        kind: found.kind,
+        id: found.id,
+        version: i64::from(found.version),
+        document: Some(found.document),
+    })
 }
 
 /// A peer writes a shared resource under a grant with `write` (new version + event).

@@ -22,6 +22,8 @@ pub struct SweepOutcome {
 }
 
 /// One set-based statement: degrade, record the reason, write one event per degraded peer.
+/// Event ids are time-ordered (migration 000021), as the API's own are: the inserts append to
+/// the primary key's right edge instead of dirtying random pages of it.
 const SWEEP_SQL: &str = "WITH degraded AS (
      UPDATE peers
         SET status = $1,
@@ -34,7 +36,7 @@ const SWEEP_SQL: &str = "WITH degraded AS (
   RETURNING id, last_heartbeat_at
  ), recorded AS (
      INSERT INTO fleet_events (id, kind, severity, source, peer_id, payload, emitted_at)
-     SELECT gen_random_uuid(), $7, $8, $9, d.id,
+     SELECT powernode_uuid_v7(now()), $7, $8, $9, d.id,
             jsonb_build_object('from', $4::text, 'to', $1::text, 'reason', $3::text,
                                'last_heartbeat_at', d.last_heartbeat_at,
                                'stale_after_seconds', $6),
@@ -94,6 +96,27 @@ pub fn explain_sweep(conn: &mut PgConnection, stale_after_secs: u32) -> Result<S
         .map(|p| p.line)
         .collect::<Vec<_>>();
     Ok(lines.join("\n"))
+}
+
+/// `EXPLAIN (ANALYZE, BUFFERS)` of one real sweep (timings and buffers of its update and its
+/// event inserts), rolled back: nothing it degraded or recorded is kept.
+pub fn explain_analyze_sweep(
+    conn: &mut PgConnection,
+    stale_after_secs: u32,
+) -> Result<String, StoreError> {
+    let mut lines = Vec::new();
+    let rolled_back = conn.transaction::<(), diesel::result::Error, _>(|conn| {
+        lines = sweep_query("EXPLAIN (ANALYZE, BUFFERS) ", stale_after_secs, "explain")
+            .load::<PlanLine>(conn)?
+            .into_iter()
+            .map(|p| p.line)
+            .collect();
+        Err(diesel::result::Error::RollbackTransaction)
+    });
+    match rolled_back {
+        Ok(()) | Err(diesel::result::Error::RollbackTransaction) => Ok(lines.join("\n")),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// An authenticated inbound heartbeat: stores what the peer advertised, sets

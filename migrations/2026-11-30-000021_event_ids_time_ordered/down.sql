@@ -1,0 +1,1 @@
+DROP FUNCTION powernode_uuid_v7(timestamptz);
