@@ -45,6 +45,14 @@ fn describe() {
         "Authenticated inbound heartbeats from peers"
     );
     describe_counter!(
+        "powernode_batch_statements_total",
+        "Statements run by a batcher (heartbeat-batcher, lookup-batcher)"
+    );
+    describe_counter!(
+        "powernode_batch_calls_total",
+        "Calls served by a batcher's statements (calls / statements = mean batch size)"
+    );
+    describe_counter!(
         "powernode_heartbeat_sweep_runs_total",
         "Heartbeat sweeps by outcome"
     );

@@ -246,11 +246,50 @@ pub fn list(conn: &mut PgConnection, limit: i64) -> Result<Vec<Report>, StoreErr
         .load(conn)?)
 }
 
-pub fn insert(conn: &mut PgConnection, report: &Report) -> Result<Report, StoreError> {
-    Ok(diesel::insert_into(gr::table)
-        .values(report)
-        .returning(Report::as_returning())
-        .get_result(conn)?)
+/// The newest report's findings as JSON text: the next scan reads their fingerprints and
+/// first-seen times from it without building a JSON tree of the whole report.
+pub fn latest_findings(conn: &mut PgConnection) -> Result<Option<String>, StoreError> {
+    Ok(gr::table
+        .select(diesel::dsl::sql::<diesel::sql_types::Text>(
+            "findings::text",
+        ))
+        .order((gr::finished_at.desc(), gr::id.desc()))
+        .first(conn)
+        .optional()?)
+}
+
+/// A report to store, its JSON columns as text serialized straight from the wire types.
+pub struct NewReport<'a> {
+    pub id: Uuid,
+    pub trigger: &'a str,
+    pub requested_by: Option<Uuid>,
+    pub started_at: OffsetDateTime,
+    pub finished_at: OffsetDateTime,
+    pub counts: &'a str,
+    pub findings: &'a str,
+    pub new_fingerprints: &'a [String],
+    pub resolved_findings: &'a str,
+}
+
+/// Stores a report (nothing read back: the caller already holds what it wrote).
+pub fn insert(conn: &mut PgConnection, report: &NewReport<'_>) -> Result<(), StoreError> {
+    use diesel::sql_types::{Array, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+    diesel::sql_query(
+        "INSERT INTO governance_reports (id, trigger, requested_by, started_at, finished_at,
+                                         counts, findings, new_fingerprints, resolved_findings)
+         VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9::jsonb)",
+    )
+    .bind::<SqlUuid, _>(report.id)
+    .bind::<Text, _>(report.trigger)
+    .bind::<Nullable<SqlUuid>, _>(report.requested_by)
+    .bind::<Timestamptz, _>(report.started_at)
+    .bind::<Timestamptz, _>(report.finished_at)
+    .bind::<Text, _>(report.counts)
+    .bind::<Text, _>(report.findings)
+    .bind::<Array<Text>, _>(report.new_fingerprints)
+    .bind::<Text, _>(report.resolved_findings)
+    .execute(conn)?;
+    Ok(())
 }
 
 /// Retention (SPEC §9.1): reports older than `days`.

@@ -188,8 +188,8 @@ async fn drive(
     total
 }
 
-/// `powernode_heartbeats_received_total` from the API's /metrics.
-async fn heartbeats_counted(api: &Api) -> u64 {
+/// One sample of the API's /metrics (`series` as printed, labels included), 0 when absent.
+async fn metric(api: &Api, series: &str) -> f64 {
     let text = reqwest::get(format!("{}/metrics", api.http))
         .await
         .unwrap()
@@ -197,9 +197,30 @@ async fn heartbeats_counted(api: &Api) -> u64 {
         .await
         .unwrap();
     text.lines()
-        .find_map(|l| l.strip_prefix("powernode_heartbeats_received_total "))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
+        .unwrap_or(0.0)
+}
+
+/// `powernode_heartbeats_received_total` from the API's /metrics.
+async fn heartbeats_counted(api: &Api) -> u64 {
+    metric(api, "powernode_heartbeats_received_total").await as u64
+}
+
+/// A batcher's (calls, statements) so far.
+async fn batching(api: &Api, batcher: &str) -> (f64, f64) {
+    (
+        metric(
+            api,
+            &format!("powernode_batch_calls_total{{batcher=\"{batcher}\"}}"),
+        )
+        .await,
+        metric(
+            api,
+            &format!("powernode_batch_statements_total{{batcher=\"{batcher}\"}}"),
+        )
+        .await,
+    )
 }
 
 /// Rows PostgreSQL has updated in `peers` (its statistics, flushed before reading).
@@ -488,7 +509,13 @@ async fn main() {
         }
         let work: Vec<_> = clients.iter().map(|c| (c.clone(), heartbeat(c))).collect();
         let (counted_before, updated_before) = (heartbeats_counted(&api).await, peer_updates(&db));
+        let batched_before = batching(&api, "heartbeat-batcher").await;
         let mut ingest = drive(work, plan.duration, None).await;
+        let batched = batching(&api, "heartbeat-batcher").await;
+        notes.push(format!(
+            "ingest: {:.1} heartbeats per batch statement on average",
+            (batched.0 - batched_before.0) / (batched.1 - batched_before.1).max(1.0)
+        ));
         // The figure is checked, not trusted: the API counted them and PostgreSQL updated rows.
         notes.push(format!(
             "ingest check: {} answered 200, the API counted {}, PostgreSQL updated {} peer rows",
@@ -607,7 +634,13 @@ async fn main() {
             .zip(&grants)
             .map(|(c, t)| (c.clone(), read(c, t)))
             .collect();
+        let batched_before = batching(&api, "lookup-batcher").await;
         let mut reads = drive(work, plan.duration, None).await;
+        let batched = batching(&api, "lookup-batcher").await;
+        notes.push(format!(
+            "reads: {:.1} lookups per batch statement on average",
+            (batched.0 - batched_before.0) / (batched.1 - batched_before.1).max(1.0)
+        ));
         let api_rss = vm_hwm_kib(api.process.child.id().unwrap_or(0));
         rows.push(
             row(

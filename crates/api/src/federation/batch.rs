@@ -5,14 +5,16 @@
 //! memory. A supervisor thread restarts the batching thread if it dies (a panic), with
 //! backoff, and `/readyz` reports the batcher down meanwhile.
 //!
-//! One thread per batcher blocks for the first call, takes every other one that arrived
-//! meanwhile (no timer, so a lone call is never delayed), runs one statement for all of them,
-//! and answers each caller. A batcher's statements run one at a time, so heartbeat batches never
-//! wait on each other's row locks. Each call's certificate is read in the statement that serves
-//! it, so a revocation takes effect on the next call.
+//! A batching thread blocks for the first call, takes every other one that arrived meanwhile
+//! (no timer, so a lone call is never delayed), runs one statement for all of them, and answers
+//! each caller. The heartbeat batcher has one thread, so its statements run one at a time and
+//! heartbeat batches never wait on each other's row locks; the lookup batcher only reads, and
+//! runs `LOOKUP_THREADS` so one batch is gathered and sent while another is in PostgreSQL.
+//! Each call's certificate is read in the statement that serves it, so a revocation takes
+//! effect on the next call.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
@@ -35,22 +37,29 @@ pub struct Batcher<Q, A> {
     name: &'static str,
     tx: mpsc::SyncSender<(Q, Reply<A>)>,
     db: Database,
-    /// False while the batching thread is being restarted after it died (`/readyz` says so).
-    up: Arc<AtomicBool>,
+    /// Batching threads being restarted after they died (`/readyz` reports the batcher down
+    /// while any is).
+    down: Arc<AtomicUsize>,
 }
+
+/// Threads of the lookup batcher. The profile of resource reads (issue 18) showed the machine
+/// partly idle while one batch at a time made the round trip to PostgreSQL; a second thread
+/// gathers the next batch meanwhile.
+pub const LOOKUP_THREADS: usize = 2;
 
 /// The first restart waits this long; each consecutive one twice as long, up to `MAX_RESTART_DELAY`.
 const RESTART_DELAY: Duration = Duration::from_millis(500);
 const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
 
 impl<Q: Send + 'static, A: Send + 'static> Batcher<Q, A> {
-    /// Starts the batching thread under a supervisor that restarts it if it dies (a panic in
-    /// `apply`); both end when the batcher is dropped. `apply` answers a batch in request order.
-    /// At most `capacity` calls wait; more are refused at once as busy.
+    /// Starts `threads` batching threads, each under a supervisor that restarts it if it dies
+    /// (a panic in `apply`); all end when the batcher is dropped. `apply` answers a batch in
+    /// request order. At most `capacity` calls wait; more are refused at once as busy.
     pub fn start<F>(
         name: &'static str,
         db: &Database,
         capacity: usize,
+        threads: usize,
         apply: F,
     ) -> std::io::Result<Self>
     where
@@ -60,63 +69,61 @@ impl<Q: Send + 'static, A: Send + 'static> Batcher<Q, A> {
         let rx = Arc::new(Mutex::new(rx));
         let (pool, checkout) = (db.pool().clone(), db.timeout());
         let apply = Arc::new(apply);
-        let up = Arc::new(AtomicBool::new(true));
+        let down = Arc::new(AtomicUsize::new(0));
         let spawn = {
             let (rx, pool, apply) = (rx.clone(), pool.clone(), apply.clone());
             move || {
                 let (rx, pool, apply) = (rx.clone(), pool.clone(), apply.clone());
                 std::thread::Builder::new()
                     .name(name.to_owned())
-                    .spawn(move || {
-                        // A thread that died holding the lock poisons it; the queue is intact.
-                        let rx = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                        run(name, &pool, checkout, &rx, &*apply);
-                    })
+                    .spawn(move || run(name, &pool, checkout, &rx, &*apply))
             }
         };
-        let mut worker = spawn()?;
-        let watched = up.clone();
-        std::thread::Builder::new()
-            .name(format!("{name}-supervisor"))
-            .spawn(move || {
-                let mut delay = RESTART_DELAY;
-                loop {
-                    if worker.join().is_ok() {
-                        // The queue closed: the batcher was dropped.
-                        return;
-                    }
-                    watched.store(false, Ordering::SeqCst);
-                    tracing::error!(
-                        batcher = name,
-                        "batcher thread died; restarting it in {} ms (readiness reports it down meanwhile)",
-                        delay.as_millis()
-                    );
-                    std::thread::sleep(delay);
-                    delay = (delay * 2).min(MAX_RESTART_DELAY);
-                    match spawn() {
-                        Ok(next) => {
-                            worker = next;
-                            watched.store(true, Ordering::SeqCst);
-                            tracing::info!(batcher = name, "batcher thread restarted");
-                        }
-                        Err(e) => {
-                            tracing::error!(batcher = name, "cannot restart the batcher thread: {e}");
+        for _ in 0..threads.max(1) {
+            let mut worker = spawn()?;
+            let (spawn, watched) = (spawn.clone(), down.clone());
+            std::thread::Builder::new()
+                .name(format!("{name}-supervisor"))
+                .spawn(move || {
+                    let mut delay = RESTART_DELAY;
+                    loop {
+                        if worker.join().is_ok() {
+                            // The queue closed: the batcher was dropped.
                             return;
                         }
+                        watched.fetch_add(1, Ordering::SeqCst);
+                        tracing::error!(
+                            batcher = name,
+                            "batcher thread died; restarting it in {} ms (readiness reports it down meanwhile)",
+                            delay.as_millis()
+                        );
+                        std::thread::sleep(delay);
+                        delay = (delay * 2).min(MAX_RESTART_DELAY);
+                        match spawn() {
+                            Ok(next) => {
+                                worker = next;
+                                watched.fetch_sub(1, Ordering::SeqCst);
+                                tracing::info!(batcher = name, "batcher thread restarted");
+                            }
+                            Err(e) => {
+                                tracing::error!(batcher = name, "cannot restart the batcher thread: {e}");
+                                return;
+                            }
+                        }
                     }
-                }
-            })?;
+                })?;
+        }
         Ok(Batcher {
             name,
             tx,
             db: db.clone(),
-            up,
+            down,
         })
     }
 
-    /// Whether the batching thread is running (false while it is being restarted).
+    /// Whether every batching thread is running (false while one is being restarted).
     pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::SeqCst)
+        self.down.load(Ordering::SeqCst) == 0
     }
 
     /// Answers one call within the bound of one database call: a full queue is 503 `busy`, a
@@ -159,18 +166,28 @@ fn run<Q, A, F>(
     name: &'static str,
     pool: &PgPool,
     checkout: Duration,
-    rx: &mpsc::Receiver<(Q, Reply<A>)>,
+    rx: &Mutex<mpsc::Receiver<(Q, Reply<A>)>>,
     apply: &F,
 ) where
     F: Fn(&mut PgConnection, &[Q]) -> Result<Vec<A>, StoreError>,
 {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH
-            && let Ok(next) = rx.try_recv()
-        {
-            batch.push(next);
-        }
+    loop {
+        // The queue is held only while a batch is gathered: the batcher's other threads gather
+        // theirs while this one's statement runs. A thread that died holding the lock
+        // poisoned it; the queue itself is intact.
+        let mut batch = {
+            let rx = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Ok(first) = rx.recv() else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH
+                && let Ok(next) = rx.try_recv()
+            {
+                batch.push(next);
+            }
+            batch
+        };
         // Callers that gave up (timed out during a stall) are not served late.
         batch.retain(|(_, reply)| !reply.is_closed());
         if batch.is_empty() {
@@ -179,6 +196,10 @@ fn run<Q, A, F>(
         // Tests and `scripts/dev chaos` make the thread die (`panic`) or stall (`pause`) here.
         crate::failpoint::point(name);
         let (requests, replies): (Vec<Q>, Vec<Reply<A>>) = batch.into_iter().unzip();
+        // calls / statements = the mean batch size (what the batching buys).
+        metrics::counter!("powernode_batch_statements_total", "batcher" => name).increment(1);
+        metrics::counter!("powernode_batch_calls_total", "batcher" => name)
+            .increment(requests.len() as u64);
         let mut conn = match pool.get_timeout(checkout) {
             Ok(conn) => conn,
             Err(e) => {
@@ -235,6 +256,7 @@ pub fn heartbeats(db: &Database, capacity: usize) -> std::io::Result<HeartbeatBa
         "heartbeat-batcher",
         db,
         capacity,
+        1,
         |conn, fingerprints: &[String]| {
             let (at, applied) = powernode_store::peers::heartbeat_active_batch(conn, fingerprints)?;
             let applied: HashSet<&String> = applied.iter().collect();
@@ -254,6 +276,7 @@ pub fn lookups(db: &Database, capacity: usize) -> std::io::Result<LookupBatcher>
         "lookup-batcher",
         db,
         capacity,
+        LOOKUP_THREADS,
         powernode_store::grants::resource_lookup_batch,
     )
 }

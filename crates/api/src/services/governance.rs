@@ -109,12 +109,14 @@ async fn scan(
 ) -> Result<ReportView, ApiError> {
     let thresholds = ctx.settings.governance;
     let own_prefix = ctx.settings.federation_prefix.map(|p| p.to_string());
-    let report = db::transaction(&ctx.db, move |conn| {
+    // Memory: the report is held once, as the wire types; its JSON columns are written as text
+    // serialized straight from them, the previous report is read the same way, and nothing is
+    // read back.
+    let view = db::transaction(&ctx.db, move |conn| {
         store::lock_scans(conn)?;
         let started_at = powernode_store::clock_now(conn)?;
-        let previous = store::latest(conn)?;
-        let previous: Vec<FindingView> = match previous {
-            Some(p) => serde_json::from_value(p.findings)
+        let previous: Vec<FindingView> = match store::latest_findings(conn)? {
+            Some(text) => serde_json::from_str(&text)
                 .map_err(|e| internal("previous governance report", e))?,
             None => Vec::new(),
         };
@@ -157,35 +159,41 @@ async fn scan(
                 view_of(f, at)
             })
             .collect();
-        let resolved: Vec<&FindingView> = previous
-            .iter()
+        drop(first_seen);
+        let resolved_findings: Vec<FindingView> = previous
+            .into_iter()
             .filter(|f| !seen.contains(&f.fingerprint))
             .collect();
         let finished_at = powernode_store::clock_now(conn)?;
         let id = Uuid::now_v7();
-        let stored = store::insert(
+        let counts_json =
+            serde_json::to_string(&counts_view(counts)).map_err(|e| internal("counts", e))?;
+        let findings_json =
+            serde_json::to_string(&findings).map_err(|e| internal("findings", e))?;
+        let resolved_json =
+            serde_json::to_string(&resolved_findings).map_err(|e| internal("resolved", e))?;
+        store::insert(
             conn,
-            &Report {
+            &store::NewReport {
                 id,
-                trigger: trigger.as_str().to_owned(),
+                trigger: trigger.as_str(),
                 requested_by,
                 started_at,
                 finished_at,
-                counts: serde_json::to_value(counts_view(counts))
-                    .map_err(|e| internal("counts", e))?,
-                findings: serde_json::to_value(&findings).map_err(|e| internal("findings", e))?,
-                new_fingerprints: new.iter().cloned().map(Some).collect(),
-                resolved_findings: serde_json::to_value(&resolved)
-                    .map_err(|e| internal("resolved", e))?,
+                counts: &counts_json,
+                findings: &findings_json,
+                new_fingerprints: &new,
+                resolved_findings: &resolved_json,
             },
         )?;
+        drop((counts_json, findings_json, resolved_json));
         let payload = json!({
             "report_id": id,
             "trigger": trigger.as_str(),
             "counts": counts_view(counts),
             "findings": counts.total(),
             "new": new.len(),
-            "resolved": resolved.len(),
+            "resolved": resolved_findings.len(),
         });
         fleet::insert(
             conn,
@@ -198,11 +206,24 @@ async fn scan(
                 correlation_id: None,
             },
         )?;
-        Ok(stored)
+        Ok(ReportView {
+            id,
+            trigger: trigger.as_str().to_owned(),
+            requested_by,
+            started_at,
+            finished_at,
+            counts: counts_view(counts),
+            findings,
+            new,
+            resolved: resolved_findings
+                .iter()
+                .map(|f| f.fingerprint.clone())
+                .collect(),
+            resolved_findings,
+        })
     })
     .await
     .context("governance scan failed")?;
-    let view = report_view(report)?;
     tracing::info!(
         report_id = %view.id,
         trigger = %view.trigger,
