@@ -214,6 +214,7 @@ diesel::table! {
         claim_token -> Nullable<Uuid>,
         status_changed_at -> Timestamptz,
         outbound_failing_since -> Nullable<Timestamptz>,
+        heartbeat_bucket -> Timestamptz,
     }
 }
 

@@ -31,6 +31,8 @@ const SWEEP_SQL: &str = "WITH degraded AS (
             updated_at = now()
       WHERE status = $4
         AND peer_kind = $5
+        -- The index range (10-second buckets, migration 000023), then the exact time.
+        AND heartbeat_bucket < now() - make_interval(secs => $6)
         AND COALESCE(last_heartbeat_at, '-infinity'::timestamptz)
             < now() - make_interval(secs => $6)
   RETURNING id, last_heartbeat_at
