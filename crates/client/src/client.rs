@@ -627,7 +627,9 @@ impl WorkerClient {
         let path = format!("{WORKER_API}/sdwan_manager/tick");
         self.http.call(Method::POST, &path, NO_BODY).await
     }
-    pub async fn governance_scan(&self) -> Result<ReportView, Error> {
+    /// The schedule's scan: the report is stored; the answer is its summary (the worker logs
+    /// counts, and a fleet's findings would be megabytes held and sent for nothing).
+    pub async fn governance_scan(&self) -> Result<ReportSummary, Error> {
         let path = format!("{WORKER_API}/federation/governance_scan");
         self.http.call(Method::POST, &path, NO_BODY).await
     }

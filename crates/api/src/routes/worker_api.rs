@@ -172,7 +172,7 @@ pub async fn sdwan_manager_tick(
     params(("X-Powernode-Tick" = Option<String>, Header, description = "`<schedule>:<tick>` of the worker tick making this call: applied once per key, a repeat replays the first answer")),
     responses(
         (status = 409, description = "`tick <key> is being applied by another call`"),
-        (status = 422, description = "malformed `X-Powernode-Tick`"),(status = 200, body = powernode_client::governance::ReportView), (status = 401)),
+        (status = 422, description = "malformed `X-Powernode-Tick`"),(status = 200, body = powernode_client::governance::ReportSummary), (status = 401)),
     security(("worker_token" = []))
 )]
 #[post("/federation/governance_scan")]

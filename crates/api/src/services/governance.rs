@@ -49,9 +49,23 @@ pub async fn scan_for(
     scan(ctx, trigger, Some(operator.id)).await
 }
 
-/// The `federation_governance` schedule's scan.
-pub async fn scheduled_scan(ctx: &Ctx, _worker: &Worker) -> Result<ReportView, ApiError> {
-    scan(ctx, Trigger::Schedule, None).await
+/// The `federation_governance` schedule's scan; the worker gets the summary (the report is
+/// stored, and `governance latest` shows it).
+pub async fn scheduled_scan(ctx: &Ctx, _worker: &Worker) -> Result<ReportSummary, ApiError> {
+    scan(ctx, Trigger::Schedule, None).await.map(summary_of)
+}
+
+fn summary_of(v: ReportView) -> ReportSummary {
+    ReportSummary {
+        id: v.id,
+        trigger: v.trigger,
+        requested_by: v.requested_by,
+        started_at: v.started_at,
+        finished_at: v.finished_at,
+        counts: v.counts,
+        new: v.new.len(),
+        resolved: v.resolved.len(),
+    }
 }
 
 fn view_of(f: Finding, first_seen_at: OffsetDateTime) -> FindingView {
@@ -274,19 +288,7 @@ pub async fn reports(
         .await
         .context("governance report list failed")?;
     rows.into_iter()
-        .map(|r| {
-            let v = report_view(r)?;
-            Ok(ReportSummary {
-                id: v.id,
-                trigger: v.trigger,
-                requested_by: v.requested_by,
-                started_at: v.started_at,
-                finished_at: v.finished_at,
-                counts: v.counts,
-                new: v.new.len(),
-                resolved: v.resolved.len(),
-            })
-        })
+        .map(|r| report_view(r).map(summary_of))
         .collect()
 }
 

@@ -16,10 +16,10 @@ pub async fn run(job: &TickJob, api: &WorkerClient) -> Result<(), JobFailed> {
         tick,
         report_id = %report.id,
         "[FederationGovernanceJob] scan complete: findings={} high={} new={} resolved={}",
-        report.findings.len(),
+        report.counts.low + report.counts.medium + report.counts.high + report.counts.critical,
         report.counts.high + report.counts.critical,
-        report.new.len(),
-        report.resolved.len(),
+        report.new,
+        report.resolved,
     );
     Ok(())
 }
