@@ -44,7 +44,7 @@ powernode_domain::settings! {
     database_url: Option<String> = None, None, false,
         "PostgreSQL URL (the password is redacted in logs and `config`)";
     database_pool_size: u32 = 10, Some("10"), false,
-        "PostgreSQL connections per API process; two of them are kept for the federation listener's heartbeat and lookup batchers";
+        "PostgreSQL connections per API process; up to three of them are held by the federation listener's batchers while their statements run (one heartbeat thread, two lookup threads)";
     database_timeout_secs: u64 = 5, Some("5"), false,
         "bound of one database call, pool checkout included: beyond it the request answers 503 `database unavailable` (a row lock not granted within half of it: 503 `busy`); also sets libpq's connect and socket timeouts and the server's `statement_timeout` (90 %) and `lock_timeout` (50 %); `POWERNODE_DATABASE_CONNECT_TIMEOUT_SECS` is read as an alias";
     redis_url: Option<String> = None, None, false,
