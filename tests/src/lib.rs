@@ -482,6 +482,20 @@ where
     }
 }
 
+/// The heartbeat sweep's events (source `federation_heartbeat_sweep`), newest first, at most 10.
+pub fn sweep_events(conn: &mut PgConnection) -> Vec<powernode_store::events::FleetEvent> {
+    use powernode_store::events::{self, EventFilter};
+    events::list(
+        conn,
+        &EventFilter {
+            source: Some("federation_heartbeat_sweep".to_owned()),
+            limit: 10,
+            ..EventFilter::default()
+        },
+    )
+    .expect("sweep events")
+}
+
 /// Inserts a platform peer in `status` whose last heartbeat was `age_secs` ago by the
 /// database clock (`None` = never).
 pub fn insert_peer(

@@ -236,15 +236,7 @@ fn the_sweeps_events_get_time_ordered_ids_and_the_event_queries_read_indexes() {
         .collect();
     let outcome = peers::sweep_stale(&mut conn, 300, "heartbeat stale (>5 minutes)").unwrap();
     assert_eq!(outcome.degraded_ids.len(), 3);
-    let recorded = events::list(
-        &mut conn,
-        &EventFilter {
-            source: Some("federation_heartbeat_sweep".to_owned()),
-            limit: 10,
-            ..EventFilter::default()
-        },
-    )
-    .unwrap();
+    let recorded = powernode_tests::sweep_events(&mut conn);
     assert_eq!(recorded.len(), 3);
     for e in &recorded {
         assert!(stale.contains(&e.peer_id.unwrap()));

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use powernode_store::events::{self, EventFilter};
 use powernode_store::peers;
 use powernode_tests::{
     Process, TestDb, WorkerProcess, bin, insert_peer, redis_prefix, settings, spawn_app,
@@ -47,16 +46,7 @@ async fn one_worker_tick_degrades_the_stale_peer_and_logs_the_runbook_lines() {
         peer.metadata["degraded_reason"],
         "heartbeat stale (>5 minutes)"
     );
-    let evs = events::list(
-        &mut conn,
-        &EventFilter {
-            source: Some("federation_heartbeat_sweep".to_owned()),
-            limit: 10,
-            ..EventFilter::default()
-        },
-    )
-    .unwrap();
-    assert_eq!(evs.len(), 1);
+    assert_eq!(powernode_tests::sweep_events(&mut conn).len(), 1);
     // Logs are plain text when not on a terminal (journald, pipes).
     assert!(worker.lines().iter().all(|l| !l.contains('\u{1b}')));
 }

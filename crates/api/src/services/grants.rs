@@ -320,15 +320,13 @@ pub async fn explain(
 }
 
 /// A resource as answered: with its document, or (after a write) without.
-pub fn resource_view(r: &store::Resource, with_document: bool) -> ResourceView {
+/// A stored resource without its document (what a write answers).
+pub fn resource_view(r: &store::Resource) -> ResourceView {
     ResourceView {
         kind: r.kind.clone(),
         id: r.id.clone(),
         version: i64::from(r.version),
-        // A stored document always serializes (it came from jsonb).
-        document: with_document
-            .then(|| serde_json::value::to_raw_value(&r.document).ok())
-            .flatten(),
+        document: None,
     }
 }
 
@@ -346,7 +344,12 @@ pub async fn get_resource(
         .await
         .context("resource read failed")?
         .ok_or_else(|| ApiError::NotFound(format!("resource {kind}/{id} not found")))?;
-    Ok(resource_view(&found, true))
+    let document = serde_json::value::to_raw_value(&found.document)
+        .map_err(|e| internal("resource document", e))?;
+    Ok(ResourceView {
+        document: Some(document),
+        ..resource_view(&found)
+    })
 }
 
 /// An operator publishes (creates or replaces) a shared resource.
@@ -366,7 +369,7 @@ pub async fn put_resource(
             .map_err(|e| internal("resource write failed", e))
     })
     .await?;
-    Ok(resource_view(&stored, false))
+    Ok(resource_view(&stored))
 }
 
 /// An operator deletes a shared resource.

@@ -761,7 +761,7 @@ pub async fn write_resource(
         super::check_storable(conn, "document", &doc)?;
         let stored = powernode_store::grants::put_resource(conn, &kind, &id, &doc, Some(peer_id))
             .map_err(|e| internal("resource write failed", e))?;
-        let payload = serde_json::to_value(super::grants::resource_view(&stored, false))
+        let payload = serde_json::to_value(super::grants::resource_view(&stored))
             .map_err(|e| internal("resource event", e))?;
         powernode_store::events::insert(
             conn,
@@ -778,7 +778,7 @@ pub async fn write_resource(
         Ok(stored)
     })
     .await?;
-    Ok(super::grants::resource_view(&stored, false))
+    Ok(super::grants::resource_view(&stored))
 }
 
 #[cfg(test)]

@@ -93,7 +93,7 @@ pub fn sweep_stale(
 /// The planner's plan for the sweep statement (nothing is executed).
 pub fn explain_sweep(conn: &mut PgConnection, stale_after_secs: u32) -> Result<String, StoreError> {
     let lines = sweep_query("EXPLAIN ", stale_after_secs, "")
-        .load::<PlanLine>(conn)?
+        .load::<crate::PlanLine>(conn)?
         .into_iter()
         .map(|p| p.line)
         .collect::<Vec<_>>();
@@ -109,7 +109,7 @@ pub fn explain_analyze_sweep(
     let mut lines = Vec::new();
     let rolled_back = conn.transaction::<(), diesel::result::Error, _>(|conn| {
         lines = sweep_query("EXPLAIN (ANALYZE, BUFFERS) ", stale_after_secs, "explain")
-            .load::<PlanLine>(conn)?
+            .load::<crate::PlanLine>(conn)?
             .into_iter()
             .map(|p| p.line)
             .collect();
@@ -274,12 +274,6 @@ pub fn heartbeat_ages(conn: &mut PgConnection, limit: i64) -> Result<Vec<(Uuid, 
 struct DegradedId {
     #[diesel(sql_type = SqlUuid)]
     id: Uuid,
-}
-
-#[derive(QueryableByName)]
-struct PlanLine {
-    #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
-    line: String,
 }
 
 diesel::define_sql_function! {
